@@ -1,0 +1,60 @@
+"""The architecture contract every registered model follows.
+
+    model = archbench.build_architecture("tcn", vocab_size=16, causal=True, levels=4)
+    logits = model(tokens)               # (B, T) int64 -> (B, T, V)
+    model.receptive_field(seq_len=512)   # closed form, from the model's own parameters
+    model.flops(batch=8, seq_len=512)    # analytic forward FLOPs, 2 per multiply-add
+
+FLOPs count the matrix products and convolutions only (the convention of
+torch.utils.flop_counter): elementwise work, softmax and normalisation are left out.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from torch import nn
+
+from archbench import registry
+from archbench.errors import BadInput
+
+
+class Architecture(nn.Module):
+    """Token ids (B, T) -> logits (B, T, vocab_size); ``causal`` means output t sees inputs <= t."""
+
+    causal: bool
+    vocab_size: int
+
+    def receptive_field(self, seq_len: int) -> int:
+        """Input positions one output position can depend on, in a sequence of ``seq_len``."""
+        raise NotImplementedError
+
+    def flops(self, batch: int, seq_len: int) -> int:
+        """Analytic forward FLOPs (2 per multiply-add) of matrix products and convolutions."""
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def head_flops(batch: int, seq_len: int, d_in: int, vocab: int) -> int:
+    """The output projection shared by every built-in: (B, T, d_in) @ (d_in, V)."""
+    return 2 * batch * seq_len * d_in * vocab
+
+
+def build_architecture(kind: str, **params: Any) -> nn.Module:
+    """Build a registered architecture by name: ``vocab_size`` and ``causal`` plus its own parameters."""
+    factory = registry.architectures.get(kind)
+    vocab_size = params.pop("vocab_size", None)
+    if vocab_size is None:
+        raise BadInput(f"build_architecture({kind!r}) needs vocab_size=<positive int>")
+    causal = params.pop("causal", True)
+    try:
+        values = registry.architectures.validate(kind, params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BadInput(f"{kind}.{where}: {err['msg']} (got {err.get('input')!r})") from None
+    except ValueError as exc:
+        raise BadInput(f"{kind}: {exc}") from None
+    return factory(vocab_size=vocab_size, causal=causal, **values)

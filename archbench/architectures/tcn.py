@@ -1,0 +1,78 @@
+"""Temporal convolutional network (Bai, Kolter & Koltun 2018): stacked dilated causal convolutions.
+
+``dilation_base: 1`` gives the plain stacked CNN; ``causal: false`` pads each convolution
+centred instead of on the left. Weight normalisation of the reference code is left out: it
+changes training, not the shape of the computation this harness measures.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from typing import Annotated
+
+from archbench.architectures.base import Architecture, head_flops
+from archbench.parameters import PositiveInt, Probability
+from archbench.registry import register_architecture
+
+
+class TemporalBlock(nn.Module):
+    """Two dilated convolutions, each ReLU + dropout, and a residual connection (Bai et al., Fig. 1b)."""
+
+    def __init__(self, d: int, kernel_size: int, dilation: int, causal: bool, dropout: float):
+        super().__init__()
+        pad = (kernel_size - 1) * dilation
+        self.pad = (pad, 0) if causal else (pad // 2, pad - pad // 2)
+        self.conv1 = nn.Conv1d(d, d, kernel_size, dilation=dilation)
+        self.conv2 = nn.Conv1d(d, d, kernel_size, dilation=dilation)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:       # x: (B, D, T)
+        h = self.drop(F.relu(self.conv1(F.pad(x, self.pad))))  # (B, D, T)
+        h = self.drop(F.relu(self.conv2(F.pad(h, self.pad))))  # (B, D, T)
+        return F.relu(x + h)
+
+
+@register_architecture("tcn")
+class TCN(Architecture):
+    """Embedding -> ``levels`` temporal blocks with dilation ``dilation_base**i`` -> linear head."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        causal: bool = True,
+        d_model: PositiveInt = 64,
+        kernel_size: Annotated[int, Field(ge=2)] = 3,
+        levels: PositiveInt = 4,
+        dilation_base: PositiveInt = 2,
+        dropout: Probability = 0.0,
+    ):
+        super().__init__()
+        self.vocab_size, self.causal, self.d_model = vocab_size, causal, d_model
+        self.kernel_size, self.levels, self.dilation_base = kernel_size, levels, dilation_base
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.blocks = nn.ModuleList(
+            TemporalBlock(d_model, kernel_size, dilation_base**i, causal, dropout) for i in range(levels)
+        )
+        self.head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
+        h = self.embed(x).transpose(1, 2)                  # (B, D, T)
+        for block in self.blocks:
+            h = block(h)                                   # (B, D, T)
+        return self.head(h.transpose(1, 2))                # (B, T, V)
+
+    def dilations(self) -> list[int]:
+        return [self.dilation_base**i for i in range(self.levels)]
+
+    def receptive_field(self, seq_len: int) -> int:
+        # Two convolutions per level, each widening the field by (k - 1) * dilation:
+        # 1 + 2 (k - 1) (b^L - 1) / (b - 1), and 1 + 2 L (k - 1) when b = 1.
+        span = 1 + 2 * (self.kernel_size - 1) * sum(self.dilations())
+        return min(span, seq_len)
+
+    def flops(self, batch: int, seq_len: int) -> int:
+        d, k = self.d_model, self.kernel_size
+        convs = 2 * self.levels * 2 * batch * seq_len * d * d * k
+        return convs + head_flops(batch, seq_len, d, self.vocab_size)

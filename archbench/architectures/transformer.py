@@ -1,0 +1,111 @@
+"""Transformer (Vaswani et al. 2017), pre-norm, attention through ``F.scaled_dot_product_attention``."""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archbench.architectures.base import Architecture, head_flops
+from archbench.parameters import PositiveInt
+from archbench.registry import register_architecture
+
+
+def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(...): (T, D)."""
+    t = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(seq_len, d, device=device)
+    pe[:, 0::2] = torch.sin(t * freq)
+    pe[:, 1::2] = torch.cos(t * freq[: d // 2])
+    return pe.to(dtype)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention, softmax(QK^T / sqrt(d_h)) V, per head."""
+
+    def __init__(self, d: int, heads: int, causal: bool):
+        super().__init__()
+        self.heads, self.causal = heads, causal
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, D)
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)                        # (B, H, T, Dh)
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))                                      # (B, T, D)
+
+
+class Block(nn.Module):
+    """x + attention(norm(x)), then x + MLP(norm(x))."""
+
+    def __init__(self, d: int, heads: int, causal: bool):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = SelfAttention(d, heads, causal)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D)
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+@register_architecture("transformer")
+class Transformer(Architecture):
+    """Embedding + positional encoding -> ``layers`` pre-norm blocks -> norm -> linear head."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        causal: bool = True,
+        d_model: PositiveInt = 64,
+        heads: PositiveInt = 4,
+        layers: PositiveInt = 2,
+        positional: Literal["sinusoidal", "learned", "none"] = "sinusoidal",
+        max_len: PositiveInt = 8192,
+    ):
+        super().__init__()
+        self.vocab_size, self.causal, self.d_model = vocab_size, causal, d_model
+        self.heads, self.layers, self.positional, self.max_len = heads, layers, positional, max_len
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.pos_table = nn.Embedding(max_len, d_model) if positional == "learned" else None
+        self.blocks = nn.ModuleList(Block(d_model, heads, causal) for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size)
+
+    @staticmethod
+    def check_params(p: dict[str, Any]) -> None:
+        if p["d_model"] % p["heads"]:
+            raise ValueError(f"d_model {p['d_model']} is not divisible by heads {p['heads']}")
+        if p["positional"] == "sinusoidal" and p["d_model"] % 2:
+            raise ValueError(f"sinusoidal positions need an even d_model, got {p['d_model']}")
+
+    def pos(self, x: torch.Tensor) -> torch.Tensor | float:  # (T, D), or 0 without positions
+        T = x.shape[1]
+        if self.positional == "none":
+            return 0.0
+        if T > self.max_len and self.pos_table is not None:
+            raise ValueError(f"seq_len {T} exceeds the learned positional table (max_len {self.max_len})")
+        if self.pos_table is not None:
+            return self.pos_table.weight[:T]
+        return sinusoidal(T, self.d_model, x.device, self.embed.weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
+        h = self.embed(x) + self.pos(x)                  # (B, T, D)
+        for block in self.blocks:
+            h = block(h)                                 # (B, T, D), causal when self.causal
+        return self.head(self.norm(h))                   # (B, T, V)
+
+    def receptive_field(self, seq_len: int) -> int:
+        # Every position attends to every earlier one (causal) or to all (not causal), in one layer.
+        return seq_len
+
+    def flops(self, batch: int, seq_len: int) -> int:
+        b, n, d = batch, seq_len, self.d_model
+        projections = 2 * b * n * d * (3 * d + d)  # Q, K, V and the output projection
+        attention = 2 * 2 * b * n * n * d           # QK^T and AV over all heads (mask not discounted)
+        mlp = 2 * 2 * b * n * d * 4 * d
+        return self.layers * (projections + attention + mlp) + head_flops(b, n, d, self.vocab_size)

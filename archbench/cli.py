@@ -1,0 +1,122 @@
+"""The command line, one verb each: run, plan, ls, env.
+
+    archbench run suites/quick.yaml        # measure, write results/<suite>/<stamp>/
+    archbench plan suites/quick.yaml       # the points it would run
+    archbench ls                           # architectures, tasks, metrics and their parameters
+    archbench env                          # this machine, paste-able
+
+Bad input exits with code 2 and one line on stderr.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from archbench.errors import BadInput
+
+
+class Group(click.Group):
+    """Turn BadInput anywhere below into `error: ...` and exit code 2."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except BadInput as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="archbench")
+def cli() -> None:
+    """Benchmark and compare sequence architectures: LSTM, dilated CNN, Transformer."""
+
+
+@cli.command()
+@click.argument("suite_path", metavar="SUITE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Root folder; the run goes to OUT/<suite>/<timestamp>/.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Override the suite's device.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
+def run(suite_path: Path, out: Path, device: str | None, progress: bool) -> None:
+    """Run SUITE and write its results folder."""
+    from archbench import environment, flags
+    from archbench.config import load_suite
+    from archbench.plan import expand, resolve_device
+    from archbench.results import ResultStore, now_iso
+    from archbench.runner import run_points
+
+    suite = load_suite(suite_path)
+    resolved = resolve_device(device or suite.device)
+    points = expand(suite, source=str(suite_path), device=resolved)
+    store = ResultStore.create(out, suite.name)
+    meta = {"suite": suite.name, "suite_path": str(suite_path), "points": len(points), "device": resolved,
+            "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
+            "started": now_iso(), "ended": None, "environment": environment.collect(),
+            "flags": flags.pinned_snapshot(suite.threads),
+            "command": " ".join(sys.argv)}
+    store.start(suite.text, meta)
+    click.echo(f"{suite.name}: {len(points)} points on {resolved} -> {store.folder}", err=True)
+    summary = run_points(points, suite.timing.rule(), store, suite.name, progress=progress)
+    store.consolidate()
+    store.write_meta({**store.read_meta(), "ended": now_iso(), "statuses": dict(summary.statuses)})
+    click.echo(f"{summary.line()}")
+    click.echo(f"results: {store.folder}")
+
+
+@cli.command()
+@click.argument("suite_path", metavar="SUITE", type=click.Path(dir_okay=False, path_type=Path))
+def plan(suite_path: Path) -> None:
+    """List the points SUITE would run, without running them."""
+    from archbench.config import load_suite
+    from archbench.plan import expand
+
+    suite = load_suite(suite_path)
+    points = expand(suite, source=str(suite_path))
+    click.echo(f"{'id':12}  {'experiment':14} {'arch':12} {'seq_len':>7} {'batch':>5} {'pass':10} {'seed':>4}  params")
+    for p in points:
+        params = " ".join(f"{k}={v}" for k, v in p.arch_params)
+        click.echo(f"{p.id:12}  {p.experiment:14} {p.arch:12} {p.seq_len:>7} {p.batch:>5} {p.pass_:10} {p.seed:>4}  {params}")
+    click.echo(f"{len(points)} points, metrics per point: {', '.join(sorted({m for p in points for m in p.metrics}))}")
+
+
+@cli.command("ls")
+def list_registered() -> None:
+    """Architectures, tasks and metrics, with their parameters and defaults."""
+    from archbench import registry
+    from archbench.passes import PASSES
+
+    for reg in (registry.architectures, registry.tasks):
+        click.echo(f"{reg.kind}s:")
+        for entry in reg:
+            doc = (entry.obj.__doc__ or "").strip().splitlines()[0] if entry.obj.__doc__ else ""
+            click.echo(f"  {entry.name:14} {doc}  [{entry.source}]")
+            for p in reg.parameters(entry.name):
+                default = "required" if p["required"] else f"default {p['default']!r}"
+                constraint = f" ({p['constraints']})" if p["constraints"] else ""
+                click.echo(f"      {p['name']:14} {p['type']:10} {default}{constraint}")
+    click.echo("metrics:")
+    for entry in registry.metrics:
+        m = entry.obj
+        direction = "higher is better" if m.higher_is_better else "lower is better"
+        click.echo(f"  {entry.name:14} [{m.unit}, {direction}] {m.description}")
+    click.echo(f"passes: {', '.join(PASSES)}")
+
+
+@cli.command()
+def env() -> None:
+    """Describe this machine (versions, CPU, threads, flags, NVIDIA GPUs)."""
+    from archbench import environment
+
+    click.echo(environment.describe(environment.collect()))
+
+
+def main() -> None:
+    cli(prog_name="archbench")
+
+
+if __name__ == "__main__":
+    main()

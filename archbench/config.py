@@ -1,0 +1,235 @@
+"""The suite file: a pydantic model that refuses typos and bad values before anything runs.
+
+    suite = archbench.load_suite("suites/quick.yaml")
+
+A suite names experiments; each crosses architectures with a sweep of sequence lengths,
+batch sizes and shared architecture parameters (``d_model``), passes and seeds::
+
+    name: quick
+    experiments:
+      - name: latency
+        architectures: [lstm, tcn, {kind: transformer, heads: 4}]
+        metrics: [latency, peak_memory]
+        passes: [forward, train_step]
+        sweep: {seq_len: [64, 256], batch: 8, d_model: 64}
+
+A value given as a list is swept; a scalar is one value. Errors name the path to the bad value.
+"""
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from archbench.errors import BadInput
+from archbench.timing import StopRule
+
+Pass = Literal["forward", "backward", "train_step"]
+PositiveInt = Annotated[int, Field(gt=0)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+
+
+def _as_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timing(Strict):
+    """The stop rule of the timer (see archbench.timing.StopRule)."""
+
+    min_samples: PositiveInt = 10
+    min_time: Annotated[float, Field(ge=0)] = 0.1
+    max_time: Annotated[float, Field(gt=0)] = 2.0
+    target: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    warmup: Annotated[float, Field(ge=0)] = 0.05
+
+    def rule(self) -> StopRule:
+        return StopRule(**self.model_dump())
+
+
+class Component(BaseModel):
+    """A registered name and its parameters: ``tcn`` or ``{kind: tcn, label: cnn, dilation_base: 1}``.
+
+    A parameter given as a list is swept.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    label: Name | None = None
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"kind": data}
+        if isinstance(data, dict):
+            own = {k: data[k] for k in ("kind", "label") if k in data}
+            return {**own, "params": {k: v for k, v in data.items() if k not in own}}
+        return data
+
+    @property
+    def name(self) -> str:
+        return self.label or self.kind
+
+
+class Sweep(BaseModel):
+    """Sequence lengths, batch sizes, and any parameter every architecture of the experiment takes."""
+
+    model_config = ConfigDict(extra="allow")
+    seq_len: list[PositiveInt] = Field(min_length=1)
+    batch: list[PositiveInt] = Field(default=[1], min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: _as_list(v) for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> "Sweep":
+        for key, values in (self.model_extra or {}).items():
+            if not values:
+                raise ValueError(f"sweep.{key} is empty; give at least one value")
+        return self
+
+    def shared(self) -> dict[str, list[Any]]:
+        return dict(self.model_extra or {})
+
+
+class Experiment(Strict):
+    name: Name
+    architectures: list[Component] = Field(min_length=1)
+    task: Component = Component(kind="uniform")
+    metrics: list[str] = Field(min_length=1)
+    passes: list[Pass] = Field(default=["forward"], min_length=1)
+    causal: list[bool] = Field(default=[True], min_length=1)
+    seeds: list[int] | None = None
+    sweep: Sweep
+
+    _lists = field_validator("architectures", "metrics", "passes", "causal", "seeds", mode="before")(
+        classmethod(lambda cls, v: v if v is None else _as_list(v))
+    )
+
+
+class Suite(Strict):
+    name: Name
+    description: str = ""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    threads: PositiveInt = 1
+    seeds: list[int] = Field(default=[0], min_length=1)
+    timing: Timing = Timing()
+    experiments: list[Experiment] = Field(min_length=1)
+    _text: str = PrivateAttr(default="")
+    _path: str | None = PrivateAttr(default=None)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, v: Any) -> Any:
+        return _as_list(v)
+
+    @model_validator(mode="after")
+    def _unique_experiments(self) -> "Suite":
+        seen: set[str] = set()
+        for exp in self.experiments:
+            if exp.name in seen:
+                raise ValueError(f"duplicate experiment name {exp.name!r}; each experiment needs its own")
+            seen.add(exp.name)
+        return self
+
+    @property
+    def text(self) -> str:
+        """The suite file as written (the exact text is kept in results for provenance)."""
+        return self._text
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the model that ``loc`` points into, for an "unknown key" message."""
+    model: Any = Suite
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            args = [a for a in get_args(model) if a is not type(None)]
+            model = args[0] if args else model
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = model.model_fields[part].annotation
+        while get_origin(model) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            model = next(a for a in get_args(model) if a is not type(None))
+        if get_origin(model) is list:
+            model = get_args(model)[0]
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [k for k in model.model_fields if not k.startswith("_")]
+    return None
+
+
+def format_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line: the path to the first bad value, the value and what is allowed."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = tuple(p for p in err["loc"] if p not in ("function-after[_split(), Component]",))
+    path = format_path(loc) or "suite"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return f"{path}: unknown key{hint}{more}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing{more}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "value_error" or "input" not in err:
+        return f"{path}: {msg}{more}"
+    return f"{path}: {msg}, got {err['input']!r}{more}"
+
+
+def parse_suite(text: str, source: str = "<suite>") -> Suite:
+    """Validate suite text; raise BadInput with one line naming the bad key or value."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise BadInput(f"{source}: YAML syntax error{where}: {problem}") from None
+    if data is None:
+        raise BadInput(f"{source}: the suite is empty; it needs at least 'name' and 'experiments'")
+    if not isinstance(data, dict):
+        raise BadInput(f"{source}: a suite must be a mapping of keys, got a {type(data).__name__}")
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"{source}: {describe_error(exc)}") from None
+    suite._text = text
+    from archbench.plan import expand  # names and parameters are checked by expanding
+
+    expand(suite, source=source)
+    return suite
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file (see the module docstring for the format)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"suite file {str(path)!r} does not exist")
+    suite = parse_suite(path.read_text(encoding="utf-8"), source=str(path))
+    suite._path = str(path)
+    return suite

@@ -1,0 +1,60 @@
+"""The metric contract: given a built model and its point, return rows.
+
+    @register_metric("latency")
+    class Latency(Metric):
+        unit, higher_is_better = "s", False
+        def run(self, ctx): ...
+
+A metric produces one or more rows, each named after a metric of the results schema.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from archbench.plan import Point
+from archbench.tasks.base import Batch, Task
+from archbench.timing import StopRule
+
+
+@dataclass
+class Row:
+    """One (point, metric) value; ``stats`` and ``samples`` when it was timed."""
+
+    metric: str
+    value: float
+    unit: str
+    higher_is_better: bool
+    status: str = "ok"
+    error: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    samples: list[float] | None = None
+
+
+@dataclass
+class Context:
+    """What a metric gets: the built model and task, a batch on the device, and the point."""
+
+    point: Point
+    model: nn.Module
+    task: Task
+    batch: Batch
+    device: torch.device
+    rule: StopRule
+
+
+class Metric:
+    name: ClassVar[str]
+    unit: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    description: ClassVar[str] = ""
+
+    def produces(self) -> list[tuple[str, str, bool]]:
+        """(metric, unit, higher_is_better) of each row ``run`` returns, for failure rows."""
+        return [(self.name, self.unit, self.higher_is_better)]
+
+    def run(self, ctx: Context) -> list[Row]:
+        raise NotImplementedError

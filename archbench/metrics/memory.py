@@ -1,0 +1,99 @@
+"""``peak_memory``: the most bytes one pass holds allocated above what was allocated when it began.
+
+Weights, optimiser state and inputs already resident are not counted; activations, gradients
+created by the pass and workspaces are. On CUDA this is ``max_memory_allocated`` after a peak
+reset, minus ``memory_allocated`` at the start. On CPU, where torch keeps no peak, the
+allocation and free events of the pass are recorded by the profiler and summed in order.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Callable, Iterator
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from archbench.metrics.base import Context, Metric, Row
+from archbench.passes import PASSES
+from archbench.registry import register_metric
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Kineto prints a line on each profiler start and stop, at the C level; hide those alone."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+WINDOW = "archbench.peak_memory"
+
+
+def peak_bytes(fn: Callable[[], object], device: torch.device | str = "cpu") -> int:
+    """Peak bytes allocated by one call of ``fn`` above the allocation when it began.
+
+    Call ``fn`` once beforehand so that state it creates lazily (optimiser moments) is resident.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
+        out = fn()
+        torch.cuda.synchronize(device)
+        del out
+        return int(torch.cuda.max_memory_allocated(device) - start)
+    return _host_peak_bytes(fn)
+
+
+def _host_peak_bytes(fn: Callable[[], object]) -> int:
+    # The profiler only knows the size of blocks allocated while it runs, so a free of an older
+    # block (last step's gradients) would go uncounted. The call is therefore profiled twice,
+    # and the peak is read from the second call, by which time every block it frees is known.
+    with _quiet_stderr():
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = fn()
+            del out
+            with torch.profiler.record_function(WINDOW):
+                out = fn()
+                del out
+    events = prof.profiler.kineto_results.events()
+    window = next(e for e in events if e.name() == WINDOW)
+    memory = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in events
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+    )
+    current = start = peak = 0
+    for t, nbytes in memory:
+        if t < window.start_ns():
+            current += nbytes
+            start = peak = current
+        elif t <= window.end_ns():
+            current += nbytes
+            peak = max(peak, current)
+    return int(peak - start)
+
+
+@register_metric("peak_memory")
+class PeakMemory(Metric):
+    name, unit, higher_is_better = "peak_memory", "B", False
+    description = "peak bytes allocated by one pass above those resident before it"
+
+    def run(self, ctx: Context) -> list[Row]:
+        fn = PASSES[ctx.point.pass_](ctx.model, ctx.batch)
+        fn()  # once first, so lazily created state (optimiser moments) is resident, not counted
+        return [Row(self.name, float(peak_bytes(fn, ctx.device)), self.unit, self.higher_is_better)]

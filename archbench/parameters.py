@@ -1,0 +1,97 @@
+"""The parameters of a registered architecture or task, read from its constructor's signature.
+
+One source of truth: the built-ins declare types, ranges and defaults in ``__init__``
+(``d_model: PositiveInt = 64``), and the suite validator, ``archbench ls`` and
+``build_architecture`` all read them from there. A plugin factory with plain annotations
+works the same way.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Annotated, Any, Callable, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+def _signature_params(factory: Callable, skip: tuple[str, ...]) -> list[inspect.Parameter]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = list(inspect.signature(target).parameters.values())
+    if inspect.isclass(factory):
+        params = params[1:]  # self
+    return [
+        p
+        for p in params
+        if p.name not in skip
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+
+
+@functools.lru_cache(maxsize=None)
+def params_model(factory: Callable, skip: tuple[str, ...]) -> type[BaseModel]:
+    """A pydantic model (extra="forbid") of the factory's own parameters.
+
+    ``skip`` names the keyword arguments the harness passes itself (``vocab_size`` and
+    ``causal`` for an architecture, ``seq_len`` for a task): a suite does not set them.
+    """
+    fields: dict[str, Any] = {}
+    hints = inspect.get_annotations(
+        factory.__init__ if inspect.isclass(factory) else factory, eval_str=True
+    )
+    for p in _signature_params(factory, skip):
+        annotation = hints.get(p.name, Any)
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (annotation, default)
+    model = create_model(
+        f"{getattr(factory, '__name__', 'factory')}Params",
+        __config__=ConfigDict(extra="forbid", strict=False),
+        **fields,
+    )
+    return model
+
+
+def validate_params(factory: Callable, skip: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
+    """Return the full parameter dict (defaults filled in), or raise ValidationError / ValueError."""
+    values = params_model(factory, skip)(**params).model_dump()
+    check = getattr(factory, "check_params", None)
+    if check is not None:
+        check(values)  # cross-parameter rules, e.g. d_model divisible by heads
+    return values
+
+
+_BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _bound(meta: Any) -> str:
+    for attr, sign in _BOUNDS.items():
+        if getattr(meta, attr, None) is not None:
+            return f"{sign}{getattr(meta, attr)}"
+    return str(meta)
+
+
+def describe(factory: Callable, skip: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Name, type, default and constraints of each parameter, for `archbench ls`."""
+    rows = []
+    for name, field in params_model(factory, skip).model_fields.items():
+        annotation = field.annotation
+        if get_origin(annotation) is Literal:
+            type_name = "|".join(str(a) for a in get_args(annotation))
+        else:
+            type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        constraints = " ".join(_bound(m) for m in field.metadata)
+        rows.append(
+            {
+                "name": name,
+                "type": type_name,
+                "default": None if field.is_required() else field.default,
+                "required": field.is_required(),
+                "constraints": constraints,
+            }
+        )
+    return rows
+
+
+__all__ = ["PositiveInt", "Probability", "params_model", "validate_params", "describe"]

@@ -1,0 +1,77 @@
+"""The three passes a point can time: ``forward``, ``backward`` and ``train_step``.
+
+Each returns a zero-argument callable that runs one pass, ready for ``measure``; whatever the
+pass needs beforehand (a retained graph, an optimiser) is built outside the timed call.
+
+- forward: inference, ``model.eval()`` under ``torch.inference_mode``.
+- backward: the backward of the training loss alone, on a graph built once and retained.
+- train_step: zero_grad, forward, cross-entropy on the scored positions, backward, gradient
+  clipping at norm 1, AdamW step.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archbench.tasks.base import Batch
+
+IGNORE = -100
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over scored positions; ``targets`` holds IGNORE elsewhere (no host sync)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+
+
+def scored_targets(batch: Batch) -> torch.Tensor:
+    return batch.targets.masked_fill(~batch.mask, IGNORE)
+
+
+def forward(model: nn.Module, batch: Batch) -> Callable[[], object]:
+    model.eval()
+    x = batch.inputs
+
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def backward(model: nn.Module, batch: Batch) -> Callable[[], object]:
+    model.train()
+    targets = scored_targets(batch)
+    loss = loss_fn(model(batch.inputs), targets)
+
+    def run() -> object:
+        loss.backward(retain_graph=True)
+        return None
+
+    return run
+
+
+def train_step(model: nn.Module, batch: Batch) -> Callable[[], object]:
+    model.train()
+    targets = scored_targets(batch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-3)
+
+    def run() -> object:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(batch.inputs), targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        return loss
+
+    return run
+
+
+PASSES: dict[str, Callable[[nn.Module, Batch], Callable[[], object]]] = {
+    "forward": forward,
+    "backward": backward,
+    "train_step": train_step,
+}

@@ -1,0 +1,175 @@
+"""Expand a suite into its points: frozen, ordered, each with a stable id.
+
+    for point in archbench.expand(archbench.load_suite("suites/quick.yaml")):
+        print(point.id, point.arch, point.seq_len, point.pass_)
+
+The order is deterministic: experiments in file order; within one, the sweep (seq_len, batch,
+shared parameters), then pass, seed and causal, and the architectures innermost, so that the
+architectures of one shape sit side by side.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterable
+
+import torch
+from pydantic import ValidationError
+
+from archbench import registry
+from archbench.config import Component, Experiment, Suite, format_path
+from archbench.errors import BadInput
+
+Params = tuple[tuple[str, Any], ...]
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measurement to make. ``id`` hashes everything that changes the numbers, nothing else."""
+
+    experiment: str
+    arch: str               # the label (the kind unless the suite names it)
+    arch_kind: str
+    arch_params: Params     # every constructor parameter, defaults filled in
+    task: str
+    task_params: Params
+    metrics: tuple[str, ...]
+    seq_len: int
+    batch: int
+    pass_: str
+    seed: int
+    causal: bool
+    device: str
+    dtype: str
+    threads: int
+    id: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", hashlib.sha256(canonical_json(self.key()).encode()).hexdigest()[:12])
+
+    def key(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
+        d["arch_params"], d["task_params"] = dict(self.arch_params), dict(self.task_params)
+        d["metrics"] = list(self.metrics)
+        d["pass"] = d.pop("pass_")
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **self.key()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Point":
+        d = dict(d)
+        d.pop("id", None)
+        d["pass_"] = d.pop("pass")
+        d["arch_params"] = tuple(sorted(d["arch_params"].items()))
+        d["task_params"] = tuple(sorted(d["task_params"].items()))
+        d["metrics"] = tuple(d["metrics"])
+        return cls(**d)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.arch_params)
+
+    def describe(self) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in self.arch_params if k == "d_model")
+        return f"{self.experiment}/{self.arch} n={self.seq_len} b={self.batch} {self.pass_} {extra}".strip()
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise BadInput("device 'cuda' requested but this machine has no CUDA device; allowed here: auto, cpu")
+    return requested
+
+
+def _grid(params: dict[str, list[Any]]) -> Iterable[dict[str, Any]]:
+    keys = list(params)
+    for values in itertools.product(*(params[k] for k in keys)):
+        yield dict(zip(keys, values))
+
+
+def _swept(component: Component) -> dict[str, list[Any]]:
+    return {k: v if isinstance(v, list) else [v] for k, v in component.params.items()}
+
+
+def _validated(reg: registry.Registry, comp: Component, params: dict[str, Any], origin: dict[str, str], where: str) -> dict[str, Any]:
+    """The component's full parameters, or BadInput naming the suite path of the bad one."""
+    try:
+        return reg.validate(comp.kind, params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else ""
+        path = origin.get(key, f"{where}.{key}")
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(p["name"] for p in reg.parameters(comp.kind)) or "none"
+            raise BadInput(f"{path}: {comp.kind!r} has no parameter {key!r}; its parameters: {allowed}") from None
+        raise BadInput(f"{path}: {err['msg']}, got {err.get('input')!r}") from None
+    except ValueError as exc:
+        raise BadInput(f"{where}: {exc}") from None
+
+
+def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str, source: str) -> list[Point]:
+    at = f"experiments[{i}]"
+    for j, name in enumerate(exp.metrics):
+        if name not in registry.metrics:
+            raise BadInput(f"{source}: {at}.metrics[{j}]: {registry.metrics.unknown_message(name)}")
+    for j, arch in enumerate(exp.architectures):
+        if arch.kind not in registry.architectures:
+            raise BadInput(f"{source}: {at}.architectures[{j}]: {registry.architectures.unknown_message(arch.kind)}")
+    if exp.task.kind not in registry.tasks:
+        raise BadInput(f"{source}: {at}.task: {registry.tasks.unknown_message(exp.task.kind)}")
+
+    shared = exp.sweep.shared()
+    seeds = exp.seeds if exp.seeds is not None else suite.seeds
+    points: list[Point] = []
+    for base in _grid({"seq_len": exp.sweep.seq_len, "batch": exp.sweep.batch, **shared}):
+        seq_len, batch = base.pop("seq_len"), base.pop("batch")
+        for pass_, seed, causal in itertools.product(exp.passes, seeds, exp.causal):
+            for task_params in _grid(_swept(exp.task)):
+                task_origin = {k: f"{at}.task.{k}" for k in task_params}
+                task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
+                for j, arch in enumerate(exp.architectures):
+                    for own in _grid(_swept(arch)):
+                        origin = {k: f"{at}.sweep.{k}" for k in base}
+                        origin.update({k: f"{at}.architectures[{j}].{k}" for k in own})
+                        params = _validated(registry.architectures, arch, {**base, **own}, origin, f"{at}.architectures[{j}]")
+                        points.append(
+                            Point(
+                                experiment=exp.name, arch=arch.name, arch_kind=arch.kind,
+                                arch_params=tuple(sorted(params.items())),
+                                task=exp.task.name, task_params=tuple(sorted(task_full.items())),
+                                metrics=tuple(exp.metrics), seq_len=seq_len, batch=batch, pass_=pass_,
+                                seed=seed, causal=causal, device=device, dtype=suite.dtype,
+                                threads=suite.threads,
+                            )
+                        )
+    return points
+
+
+def expand(suite: Suite, source: str = "suite", device: str | None = None) -> list[Point]:
+    """Every point of the suite, in run order; BadInput on unknown names or bad parameters."""
+    device = device or ("cuda" if suite.device == "auto" and torch.cuda.is_available() else
+                        "cpu" if suite.device == "auto" else suite.device)
+    points: list[Point] = []
+    seen: dict[str, Point] = {}
+    for i, exp in enumerate(suite.experiments):
+        for p in _experiment_points(suite, i, exp, device, source):
+            if p.id in seen:
+                raise BadInput(
+                    f"{source}: experiments[{i}]: point {p.describe()!r} appears twice; "
+                    "give the architectures distinct labels or parameters"
+                )
+            seen[p.id] = p
+            points.append(p)
+    return points
+
+
+__all__ = ["Point", "expand", "resolve_device", "canonical_json", "format_path"]

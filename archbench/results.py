@@ -1,0 +1,183 @@
+"""The results folder: append a line per finished point, consolidate to a tidy table.
+
+    results/<suite>/<stamp>/
+        records.jsonl   one JSON line per finished point (appended and flushed as it ends)
+        samples.jsonl   raw timing samples: point_id, metric, samples (s per call), calls
+        results.csv     long form, one row per (point, metric): COLUMNS, then param.<name>
+        meta.json       provenance (environment, suite hash, start and end)
+        suite.yaml      the suite as written
+
+    df = archbench.load_results("results/quick/20261127-101500")
+
+This module reads and writes files only; it never imports torch, so a report can use it alone.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from archbench.errors import BadInput
+
+COLUMNS = [
+    "suite", "experiment", "point_id", "arch", "task", "metric", "value", "unit", "higher_is_better",
+    "status", "error", "seq_len", "batch", "d_model", "pass", "seed", "device", "dtype",
+    "median", "iqr", "p20", "p80", "n", "ci_low", "ci_high",
+    # added after the stable schema, in this order
+    "noisy", "cold", "calls", "mean", "std", "threads", "causal", "arch_kind", "host",
+]
+STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")
+
+
+def stamp(now: dt.datetime | None = None) -> str:
+    return (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+class ResultStore:
+    """One run's folder. Created empty; every finished point is appended at once."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    @classmethod
+    def create(cls, root: str | Path, suite_name: str) -> "ResultStore":
+        base = Path(root) / suite_name
+        name = stamp()
+        folder = base / name
+        k = 1
+        while folder.exists():
+            k += 1
+            folder = base / f"{name}-{k}"
+        folder.mkdir(parents=True)
+        return cls(folder)
+
+    @property
+    def records_path(self) -> Path:
+        return self.folder / "records.jsonl"
+
+    def start(self, suite_text: str, meta: dict[str, Any]) -> None:
+        _write_atomic(self.folder / "suite.yaml", suite_text)
+        meta = {**meta, "suite_sha256": hashlib.sha256(suite_text.encode()).hexdigest(), "suite_text": suite_text}
+        self.write_meta(meta)
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        _write_atomic(self.folder / "meta.json", json.dumps(meta, indent=2, default=_json_default) + "\n")
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads((self.folder / "meta.json").read_text())
+
+    def append(self, record: dict[str, Any]) -> None:
+        """One finished point: its record line, and its raw samples, each flushed to disk."""
+        samples = [
+            {"point_id": record["point"]["id"], "metric": r["metric"], "calls": r.get("stats", {}).get("calls"),
+             "samples": r["samples"]}
+            for r in record["rows"] if r.get("samples") is not None
+        ]
+        record = {**record, "rows": [{k: v for k, v in r.items() if k != "samples"} for r in record["rows"]]}
+        with open(self.folder / "samples.jsonl", "a", encoding="utf-8") as f:
+            for s in samples:
+                f.write(json.dumps(s) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with open(self.records_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=_json_default) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_records(self.records_path)
+
+    def consolidate(self) -> pd.DataFrame:
+        """Write results.csv from records.jsonl (atomically) and return it."""
+        frame = records_to_frame(self.records())
+        _write_atomic(self.folder / "results.csv", frame.to_csv(index=False))
+        return frame
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash; the points before it are intact
+    return out
+
+
+def _rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    p = record["point"]
+    arch_params, task_params = p.get("arch_params", {}), p.get("task_params", {})
+    params = {f"param.{k}": v for k, v in arch_params.items()}
+    for k, v in task_params.items():
+        params[f"param.{k}" if f"param.{k}" not in params else f"param.task.{k}"] = v
+    for r in record["rows"]:
+        stats = r.get("stats") or {}
+        row = {
+            "suite": record.get("suite"), "experiment": p["experiment"], "point_id": p["id"],
+            "arch": p["arch"], "task": p["task"], "metric": r["metric"],
+            "value": r["value"] if r["value"] is not None else math.nan,
+            "unit": r["unit"], "higher_is_better": r["higher_is_better"],
+            "status": r["status"], "error": r.get("error"),
+            "seq_len": p["seq_len"], "batch": p["batch"], "d_model": arch_params.get("d_model"),
+            "pass": p["pass"], "seed": p["seed"], "device": record.get("device", p["device"]),
+            "dtype": p["dtype"], "threads": p["threads"], "causal": p["causal"],
+            "arch_kind": p["arch_kind"], "host": record.get("host"),
+        }
+        for key in ("median", "iqr", "p20", "p80", "n", "ci_low", "ci_high", "noisy", "cold", "calls", "mean", "std"):
+            row[key] = stats.get(key)
+        row.update(params)
+        yield row
+
+
+def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [row for record in records for row in _rows(record)]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    params = sorted(c for c in frame.columns if c.startswith("param."))
+    return frame.reindex(columns=COLUMNS + params)
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """The results table of a run folder (or of a results.csv) as a DataFrame."""
+    path = Path(path)
+    csv = path / "results.csv" if path.is_dir() else path
+    if csv.is_file():
+        return pd.read_csv(csv)
+    records = path / "records.jsonl" if path.is_dir() else None
+    if records is not None and records.is_file():
+        return records_to_frame(read_records(records))  # a run cut short before consolidating
+    raise BadInput(f"no results at {str(path)!r}: expected a run folder with results.csv or records.jsonl")
+
+
+def load_samples(path: str | Path) -> list[dict[str, Any]]:
+    return read_records(Path(path) / "samples.jsonl")
