@@ -58,7 +58,7 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
         cdf += math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + log_half_n)
         if 2 * cdf > alpha:
             break
-        k = j + 2  # P(B <= k - 1) = cdf is still small enough
+        k = j + 1  # P(B <= k - 1) = cdf is still small enough
     return k - 1, n - k
 
 
@@ -182,7 +182,7 @@ def _measure_host(fn: Callable[[], object], rule: StopRule, clock: Callable[[], 
         if clock() - w0 >= rule.warmup * 1e9:
             break
     per_call = (clock() - w0) / 1e9 / calls
-    block = max(1, math.ceil(rule.min_sample_time / per_call)) if per_call > 0 else 1
+    block = max(1, math.ceil(rule.min_sample_time / per_call - 1e-9)) if per_call > 0 else 1
 
     samples: list[float] = []
     start = clock()

@@ -1,0 +1,144 @@
+"""The architecture contract, run over every registered architecture (plugins included)."""
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+import archbench
+from archbench import registry
+
+VOCAB, B, T = 11, 2, 24
+KINDS = registry.architectures.names()
+
+
+def build(kind, causal, **params):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return archbench.build_architecture(kind, vocab_size=VOCAB, causal=causal, **params).eval()
+
+
+def tokens(seed=0):
+    return torch.randint(VOCAB, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("kind", KINDS)
+def test_shape_and_dtype(kind, causal):
+    out = build(kind, causal)(tokens())
+    assert out.shape == (B, T, VOCAB)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_causal_output_ignores_the_future(kind):
+    model, t = build(kind, causal=True), T // 2
+    x = tokens()
+    y = x.clone()
+    y[:, t] = (y[:, t] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    assert torch.equal(a[:, :t], b[:, :t]), "an output before t changed when only input t changed"
+    assert not torch.allclose(a[:, t], b[:, t]), "output t did not see input t"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_causal_output_sees_the_future(kind):
+    model, t = build(kind, causal=False), T // 2
+    x = tokens()
+    y = x.clone()
+    y[:, t] = (y[:, t] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    assert not torch.allclose(a[:, :t], b[:, :t]), "no output before t saw input t"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_receptive_field_and_flops_are_positive_and_bounded(kind):
+    model = build(kind, causal=True)
+    assert 1 <= model.receptive_field(T) <= T
+    assert model.flops(B, T) > 0
+    assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+
+
+def counted(model, x):
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("dilation_base", [1, 2])
+def test_tcn_flops_match_the_flop_counter(causal, dilation_base):
+    model = build("tcn", causal, kernel_size=3, levels=3, dilation_base=dilation_base, d_model=16)
+    assert model.flops(B, T) == counted(model, tokens())
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_transformer_flops_match_the_flop_counter_on_unfused_attention(causal):
+    # The fused CPU kernel counts 0 in FlopCounterMode; the math kernel is counted matmul by matmul.
+    model = build("transformer", causal, d_model=32, heads=4, layers=2)
+    with sdpa_kernel(SDPBackend.MATH):
+        assert model.flops(B, T) == counted(model, tokens())
+
+
+def lstm_by_cells(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The same LSTM, unrolled step by step with LSTMCell (which FlopCounterMode does count)."""
+    rnn, h = model.rnn, model.embed(x)
+    for layer in range(rnn.num_layers):
+        outs = []
+        for direction in range(model.directions):
+            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            cell = torch.nn.LSTMCell(rnn.input_size if layer == 0 else rnn.hidden_size * model.directions, rnn.hidden_size)
+            cell.weight_ih.data, cell.weight_hh.data = getattr(rnn, "weight_ih" + sfx), getattr(rnn, "weight_hh" + sfx)
+            cell.bias_ih.data, cell.bias_hh.data = getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)
+            state, steps = None, range(h.shape[1])
+            seq = [None] * h.shape[1]
+            for t in (reversed(steps) if direction else steps):
+                state = cell(h[:, t], state)
+                seq[t] = state[0]
+            outs.append(torch.stack(seq, dim=1))
+        h = torch.cat(outs, dim=-1)
+    return model.head(h)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_lstm_flops_match_an_unrolled_cell_loop(causal):
+    # nn.LSTM counts 0 in FlopCounterMode (one fused kernel); the cell loop is the independent count.
+    model = build("lstm", causal, d_model=16, layers=2)
+    x = tokens()
+    with torch.no_grad():
+        assert torch.allclose(lstm_by_cells(model, x), model(x), atol=1e-5)  # it is the same network
+        assert model.flops(B, T) == counted(lambda_module(lstm_by_cells, model), x)
+
+
+def lambda_module(fn, model):
+    class Wrapped(torch.nn.Module):
+        def forward(self, x):
+            return fn(model, x)
+
+    return Wrapped()
+
+
+def test_build_architecture_refuses_bad_parameters():
+    with pytest.raises(archbench.BadInput, match="kernel_size"):
+        archbench.build_architecture("tcn", vocab_size=5, kernel_size=1)
+    with pytest.raises(archbench.BadInput, match="divisible"):
+        archbench.build_architecture("transformer", vocab_size=5, d_model=30, heads=4)
+    with pytest.raises(archbench.BadInput, match="did you mean 'lstm'"):
+        archbench.build_architecture("lstn", vocab_size=5)
+
+
+def test_learned_positions_refuse_a_sequence_longer_than_the_table():
+    model = build("transformer", True, positional="learned", max_len=T - 1)
+    with pytest.raises(ValueError, match="max_len"):
+        model(tokens())
+
+
+def test_without_positions_attention_cannot_tell_order():
+    # Non-causal attention with no positional encoding is permutation-equivariant.
+    model = build("transformer", causal=False, positional="none")
+    x = tokens()
+    perm = torch.randperm(T, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(model(x)[:, perm], model(x[:, perm]), atol=1e-5)

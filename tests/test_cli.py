@@ -1,0 +1,165 @@
+"""The command line end to end, through click's CliRunner, on a tiny suite."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+import archbench
+from archbench.cli import cli
+from archbench.results import COLUMNS
+
+TINY = """
+name: tiny
+threads: 1
+timing: {min_samples: 3, min_time: 0.0, max_time: 0.02, warmup: 0.0}
+experiments:
+  - name: lat
+    architectures:
+      - lstm
+      - {kind: tcn, levels: 2}
+      - {kind: transformer, heads: 2, layers: 1}
+    task: {kind: uniform, vocab_size: 8}
+    metrics: [latency, peak_memory]
+    passes: [forward, train_step]
+    sweep: {seq_len: [8, 16], batch: 2, d_model: 16}
+"""
+POINTS = 3 * 2 * 2  # architectures x lengths x passes
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def folder_of(result) -> Path:
+    line = next(line for line in result.output.splitlines() if line.startswith("results: "))
+    return Path(line.removeprefix("results: "))
+
+
+def test_run_writes_every_file_of_the_results_folder(suite_file, tmp_path):
+    result = run("run", suite_file, "--out", tmp_path / "out", "--no-progress")
+    assert result.exit_code == 0, result.output
+    folder = folder_of(result)
+    assert folder.parent == tmp_path / "out" / "tiny"
+    assert f"{POINTS} points, {2 * POINTS} rows ({POINTS} ok)" in result.output
+
+    records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+    assert len(records) == POINTS
+    assert {r["point"]["id"] for r in records} == {p.id for p in archbench.expand(archbench.load_suite(suite_file))}
+
+    df = pd.read_csv(folder / "results.csv")
+    assert list(df.columns[: len(COLUMNS)]) == COLUMNS
+    assert {"param.d_model", "param.levels", "param.heads", "param.vocab_size"} <= set(df.columns)
+    assert len(df) == 2 * POINTS and (df.status == "ok").all()
+    lat = df[df.metric == "latency"]
+    assert (lat.value > 0).all() and (lat.unit == "s").all() and (lat.n >= 3).all()
+    assert (lat.ci_low <= lat["median"]).all() and (lat["median"] <= lat.ci_high).all()
+    mem = df[df.metric == "peak_memory"]
+    assert (mem.value > 0).all() and (mem.unit == "B").all()
+    assert df.equals(archbench.load_results(folder))
+
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == POINTS and all(len(s["samples"]) == s_n for s, s_n in zip(samples, lat.n))
+
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["suite"] == "tiny" and meta["ended"] and meta["suite_text"] == TINY
+    assert meta["flags"]["threads"] == 1 and meta["flags"]["tf32_matmul"] is False
+    assert {"torch", "git", "cpu", "host", "python"} <= set(meta["environment"])
+    assert (folder / "suite.yaml").read_text() == TINY
+
+
+def test_failures_become_statuses_and_the_run_goes_on(suite_file, tmp_path, monkeypatch):
+    import archbench.metrics.latency as latency
+
+    real = latency.measure
+
+    def flaky(fn, device, rule):
+        flaky.count = getattr(flaky, "count", 0) + 1
+        if flaky.count == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+        if flaky.count == 3:
+            raise RuntimeError("boom\nsecond line")
+        return real(fn, device, rule)
+
+    monkeypatch.setattr(latency, "measure", flaky)
+    result = run("run", suite_file, "--out", tmp_path, "--no-progress")
+    assert result.exit_code == 0
+    df = archbench.load_results(folder_of(result))
+    lat = df[df.metric == "latency"].reset_index()
+    assert list(lat.status[:4]) == ["ok", "oom", "error", "ok"]
+    assert lat.error[1].startswith("OutOfMemoryError: CUDA out of memory")
+    assert lat.error[2] == "RuntimeError: boom"
+    assert pd.isna(lat.value[1])
+    assert (df[df.metric == "peak_memory"].status == "ok").all()  # the other metric of the point still ran
+    assert "1 error" in result.output and "1 oom" in result.output
+
+
+def test_bad_suite_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("seq_len: [8, 16]", "seq_len: [8, -16]"))
+    result = CliRunner().invoke(cli, ["run", str(bad), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "experiments[0].sweep.seq_len[1]" in result.output and "-16" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_suite_exits_2(tmp_path):
+    result = CliRunner().invoke(cli, ["plan", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_cuda_on_a_cpu_machine_is_refused_before_running(suite_file, tmp_path):
+    result = CliRunner().invoke(cli, ["run", str(suite_file), "--device", "cuda", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no CUDA device" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_plan_lists_the_points_without_running(suite_file):
+    result = run("plan", suite_file)
+    assert result.exit_code == 0
+    ids = [p.id for p in archbench.expand(archbench.load_suite(suite_file))]
+    assert all(i in result.output for i in ids)
+    assert f"{POINTS} points" in result.output
+
+
+def test_ls_shows_every_registered_name_with_its_parameters():
+    result = run("ls")
+    assert result.exit_code == 0
+    for name in ("lstm", "tcn", "transformer", "uniform", "latency", "peak_memory", "dilation_base", "train_step"):
+        assert name in result.output
+    assert "sinusoidal|learned|none" in result.output
+
+
+def test_env_describes_the_machine():
+    result = run("env")
+    assert result.exit_code == 0
+    assert "torch" in result.output and "threads" in result.output
+    if not torch.cuda.is_available():
+        assert "no NVIDIA GPU" in result.output
+
+
+def test_python_dash_m_works():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "archbench", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and archbench.__version__ in out.stdout
+
+
+def test_quick_suite_is_valid_and_covers_the_three_architectures():
+    suite = archbench.load_suite(Path(__file__).parents[1] / "suites" / "quick.yaml")
+    points = archbench.expand(suite)
+    assert {p.arch_kind for p in points} == {"lstm", "tcn", "transformer"}
+    assert len({p.seq_len for p in points}) >= 3

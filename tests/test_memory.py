@@ -1,0 +1,46 @@
+"""peak_memory on CPU, checked against allocations of known size."""
+import pytest
+import torch
+
+import archbench
+from archbench.metrics.memory import peak_bytes
+from archbench.passes import PASSES
+from archbench.tasks.uniform import Uniform
+
+MB = 2**20
+
+
+def test_peak_of_known_allocations():
+    held = torch.ones(4 * MB, dtype=torch.uint8)  # resident before: not counted
+
+    def fn():
+        a = torch.ones(16 * MB, dtype=torch.uint8)
+        b = torch.ones(8 * MB, dtype=torch.uint8)  # peak: a + b = 24 MB
+        del a
+        c = torch.ones(4 * MB, dtype=torch.uint8)
+        return b[0] + c[0] + held[0]  # (summing a uint8 tensor would copy it to int64: 8x bigger)
+
+    assert peak_bytes(fn) == pytest.approx(24 * MB, rel=0.10)
+
+
+def test_frees_of_blocks_from_the_previous_call_are_counted():
+    state = {"grad": torch.ones(8 * MB, dtype=torch.uint8)}
+
+    def step():  # like a training step: drop the old gradient, make a new one
+        state["grad"] = None
+        state["grad"] = torch.ones(8 * MB, dtype=torch.uint8)
+
+    assert peak_bytes(step) == pytest.approx(0, abs=0.1 * MB)  # swapped in place, never 16 MB
+
+
+@pytest.mark.parametrize("pass_", list(PASSES))
+def test_pass_memory_grows_with_sequence_length(pass_):
+    model = archbench.build_architecture("tcn", vocab_size=16, d_model=32, levels=2)
+    peaks = []
+    for n in (64, 256):
+        batch = Uniform(seq_len=n, vocab_size=16).sample(4, torch.Generator().manual_seed(0))
+        fn = PASSES[pass_](model, batch)
+        fn()
+        peaks.append(peak_bytes(fn))
+    assert peaks[0] > 0
+    assert 3.0 < peaks[1] / peaks[0] < 5.0  # activations are linear in n for a TCN

@@ -1,0 +1,127 @@
+"""The timer: statistics against numpy, the stopping rule on a fake clock, agreement with torch's Timer."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.utils.benchmark as tb
+
+import archbench
+from archbench.timing import Measurement, StopRule, median_ci_ranks, should_stop
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+def test_statistics_match_numpy():
+    rng = np.random.default_rng(0)
+    xs = rng.lognormal(mean=-6, sigma=0.3, size=37)
+    m = Measurement(tuple(xs))
+    assert m.median == pytest.approx(np.median(xs))
+    assert m.iqr == pytest.approx(np.percentile(xs, 75) - np.percentile(xs, 25))
+    assert m.p20 == pytest.approx(np.percentile(xs, 20))
+    assert m.p80 == pytest.approx(np.percentile(xs, 80))
+    assert m.mean == pytest.approx(xs.mean())
+    assert m.std == pytest.approx(xs.std(ddof=1))
+    assert m.n == 37
+
+
+@pytest.mark.parametrize("n, ranks", [(10, (1, 8)), (20, (5, 14)), (50, (17, 32)), (100, (39, 60))])
+def test_median_ci_ranks_match_the_binomial_table(n, ranks):
+    # 1-based ranks from the standard table: n=10 -> x(2), x(9); n=20 -> x(6), x(15);
+    # n=50 -> x(18), x(33); n=100 -> x(40), x(61).
+    assert median_ci_ranks(n) == ranks
+
+
+@pytest.mark.parametrize("n", range(6, 200, 7))
+def test_median_ci_is_the_tightest_with_95_percent_coverage(n):
+    lo, _ = median_ci_ranks(n)
+    k = lo + 1  # interval [x(k), x(n-k+1)], 1-based
+    cdf = lambda j: sum(math.comb(n, i) for i in range(j + 1)) / 2**n  # noqa: E731
+    assert 1 - 2 * cdf(k - 1) >= 0.95
+    assert 1 - 2 * cdf(k) < 0.95  # one rank tighter would miss 95 %
+
+
+def test_tiny_samples_get_the_full_range():
+    m = Measurement((3.0, 1.0, 2.0))
+    assert (m.ci_low, m.ci_high) == (1.0, 3.0)
+
+
+# -- the stopping rule, on a fake clock ------------------------------------------------------------
+
+class FakeClock:
+    """A nanosecond clock that only moves when the timed function runs."""
+
+    def __init__(self, durations):
+        self.now, self.durations, self.calls = 0, durations, 0
+
+    def __call__(self):
+        return self.now
+
+    def fn(self):
+        self.now += int(self.durations(self.calls) * 1e9)
+        self.calls += 1
+
+
+def test_steady_function_stops_at_min_samples_and_min_time():
+    clock = FakeClock(lambda i: 1e-3)
+    rule = StopRule(min_samples=10, min_time=0.05, max_time=1.0, warmup=0.005, min_sample_time=1e-3)
+    m = archbench.measure(clock.fn, "cpu", rule, clock=clock)
+    assert m.cold == pytest.approx(1e-3)
+    assert m.calls == 1
+    assert m.n == 50  # 50 samples of 1 ms reach min_time; the CI is already 0 wide
+    assert not m.noisy
+    assert m.median == pytest.approx(1e-3)
+
+
+def test_noisy_function_stops_at_the_cap_and_says_so():
+    clock = FakeClock(lambda i: 1e-3 if i % 2 else 3e-3)  # the median's CI never narrows
+    rule = StopRule(min_samples=10, min_time=0.05, max_time=0.2, warmup=0.004, min_sample_time=1e-4)
+    m = archbench.measure(clock.fn, "cpu", rule, clock=clock)
+    assert m.noisy
+    assert sum(m.samples) * m.calls >= 0.2 - 3e-3  # ran to the cap
+    assert m.rel_ci > rule.target
+
+
+def test_fast_function_is_batched_to_dwarf_the_clock():
+    clock = FakeClock(lambda i: 2e-6)
+    rule = StopRule(min_samples=5, min_time=0.01, max_time=0.1, warmup=1e-3, min_sample_time=1e-3)
+    m = archbench.measure(clock.fn, "cpu", rule, clock=clock)
+    assert m.calls == 500
+    assert m.median == pytest.approx(2e-6)
+
+
+def test_should_stop_needs_min_samples_and_min_time():
+    rule = StopRule(min_samples=5, min_time=1.0, max_time=10.0)
+    assert should_stop([1.0] * 4, 2.0, rule) == (False, False)
+    assert should_stop([1.0] * 5, 0.5, rule) == (False, False)
+    assert should_stop([1.0] * 5, 1.0, rule) == (True, False)
+    assert should_stop([1.0, 2.0] * 5, 10.0, rule) == (True, True)
+
+
+# -- agreement with torch.utils.benchmark ----------------------------------------------------------
+
+def agreement(fn, rounds=3):
+    """Ratio of archbench's median to torch Timer's, each the median over interleaved rounds."""
+    ours, theirs = [], []
+    timer = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=1)
+    rule = StopRule(min_samples=10, min_time=0.2, max_time=0.6, target=0.01)
+    for _ in range(rounds):
+        ours.append(archbench.measure(fn, "cpu", rule).median)
+        theirs.append(timer.blocked_autorange(min_run_time=0.3).median)
+    return float(np.median(ours) / np.median(theirs))
+
+
+def test_measure_agrees_with_torch_timer_on_a_matmul():
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    assert agreement(lambda: a @ b) == pytest.approx(1.0, abs=0.10)
+
+
+def test_measure_agrees_with_torch_timer_on_an_lstm_forward():
+    model = archbench.build_architecture("lstm", vocab_size=32, d_model=64).eval()
+    x = torch.randint(32, (8, 64))
+
+    def fn():
+        with torch.inference_mode():
+            model(x)
+
+    assert agreement(fn) == pytest.approx(1.0, abs=0.10)
