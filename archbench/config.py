@@ -37,7 +37,8 @@ def _as_list(value: Any) -> Any:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: YAML's `yes` is not the integer 1, and "3" is not 3
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Timing(Strict):
@@ -59,7 +60,7 @@ class Component(BaseModel):
     A parameter given as a list is swept.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     kind: str
     label: Name | None = None
     params: dict[str, Any] = {}
@@ -82,7 +83,7 @@ class Component(BaseModel):
 class Sweep(BaseModel):
     """Sequence lengths, batch sizes, and any parameter every architecture of the experiment takes."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     seq_len: list[PositiveInt] = Field(min_length=1)
     batch: list[PositiveInt] = Field(default=[1], min_length=1)
 
@@ -97,7 +98,7 @@ class Sweep(BaseModel):
     def _non_empty(self) -> "Sweep":
         for key, values in (self.model_extra or {}).items():
             if not values:
-                raise ValueError(f"sweep.{key} is empty; give at least one value")
+                raise ValueError(f"{key} is empty; give at least one value")
         return self
 
     def shared(self) -> dict[str, list[Any]]:
@@ -111,7 +112,7 @@ class Experiment(Strict):
     metrics: list[str] = Field(min_length=1)
     passes: list[Pass] = Field(default=["forward"], min_length=1)
     causal: list[bool] = Field(default=[True], min_length=1)
-    seeds: list[int] | None = None
+    seeds: list[int] | None = Field(default=None, min_length=1)
     sweep: Sweep
 
     _lists = field_validator("architectures", "metrics", "passes", "causal", "seeds", mode="before")(
@@ -135,15 +136,6 @@ class Suite(Strict):
     @classmethod
     def _seed_list(cls, v: Any) -> Any:
         return _as_list(v)
-
-    @model_validator(mode="after")
-    def _unique_experiments(self) -> "Suite":
-        seen: set[str] = set()
-        for exp in self.experiments:
-            if exp.name in seen:
-                raise ValueError(f"duplicate experiment name {exp.name!r}; each experiment needs its own")
-            seen.add(exp.name)
-        return self
 
     @property
     def text(self) -> str:
@@ -175,6 +167,21 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str] | None:
     return None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key written twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (each key once per mapping)", key_node.start_mark
+                )
+            seen[key] = True
+        return super().construct_mapping(node, deep=deep)
+
+
 def format_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -204,12 +211,13 @@ def describe_error(exc: ValidationError) -> str:
 def parse_suite(text: str, source: str = "<suite>") -> Suite:
     """Validate suite text; raise BadInput with one line naming the bad key or value."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BadInput(f"{source}: YAML syntax error{where}: {problem}") from None
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise BadInput(f"{source}: {kind}{where}: {problem}") from None
     if data is None:
         raise BadInput(f"{source}: the suite is empty; it needs at least 'name' and 'experiments'")
     if not isinstance(data, dict):
@@ -228,8 +236,14 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file (see the module docstring for the format)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise BadInput(f"suite file {str(path)!r} does not exist")
-    suite = parse_suite(path.read_text(encoding="utf-8"), source=str(path))
+    if not path.is_file():
+        raise BadInput(f"suite {str(path)!r} is not a file; give the path of a .yaml suite")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text (byte {exc.start}); a suite is a YAML text file") from None
+    suite = parse_suite(text, source=str(path))
     suite._path = str(path)
     return suite

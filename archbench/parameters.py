@@ -47,7 +47,7 @@ def params_model(factory: Callable, skip: tuple[str, ...]) -> type[BaseModel]:
         fields[p.name] = (annotation, default)
     model = create_model(
         f"{getattr(factory, '__name__', 'factory')}Params",
-        __config__=ConfigDict(extra="forbid", strict=False),
+        __config__=ConfigDict(extra="forbid", strict=True),
         **fields,
     )
     return model

@@ -96,18 +96,24 @@ def _grid(params: dict[str, list[Any]]) -> Iterable[dict[str, Any]]:
         yield dict(zip(keys, values))
 
 
-def _swept(component: Component) -> dict[str, list[Any]]:
-    return {k: v if isinstance(v, list) else [v] for k, v in component.params.items()}
+def _swept(component: Component, where: str) -> dict[str, list[Any]]:
+    swept = {k: v if isinstance(v, list) else [v] for k, v in component.params.items()}
+    for key, values in swept.items():
+        if not values:
+            raise BadInput(f"{where}.{key}: the list is empty; give at least one value")
+    return swept
 
 
-def _validated(reg: registry.Registry, comp: Component, params: dict[str, Any], origin: dict[str, str], where: str) -> dict[str, Any]:
+def _validated(
+    reg: registry.Registry, comp: Component, params: dict[str, Any], origin: dict[str, str], where: str
+) -> dict[str, Any]:
     """The component's full parameters, or BadInput naming the suite path of the bad one."""
     try:
         return reg.validate(comp.kind, params)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else ""
-        path = origin.get(key, f"{where}.{key}")
+        key = ".".join(str(p) for p in err["loc"])
+        path = origin.get(str(err["loc"][0]) if err["loc"] else "", f"{where}.{key}")
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(p["name"] for p in reg.parameters(comp.kind)) or "none"
             raise BadInput(f"{path}: {comp.kind!r} has no parameter {key!r}; its parameters: {allowed}") from None
@@ -116,28 +122,35 @@ def _validated(reg: registry.Registry, comp: Component, params: dict[str, Any], 
         raise BadInput(f"{where}: {exc}") from None
 
 
-def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str, source: str) -> list[Point]:
+def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> list[Point]:
     at = f"experiments[{i}]"
     for j, name in enumerate(exp.metrics):
         if name not in registry.metrics:
-            raise BadInput(f"{source}: {at}.metrics[{j}]: {registry.metrics.unknown_message(name)}")
+            raise BadInput(f"{at}.metrics[{j}]: {registry.metrics.unknown_message(name)}")
     for j, arch in enumerate(exp.architectures):
         if arch.kind not in registry.architectures:
-            raise BadInput(f"{source}: {at}.architectures[{j}]: {registry.architectures.unknown_message(arch.kind)}")
+            raise BadInput(f"{at}.architectures[{j}]: {registry.architectures.unknown_message(arch.kind)}")
+        both = sorted(set(arch.params) & set(exp.sweep.shared()))
+        if both:
+            raise BadInput(
+                f"{at}.architectures[{j}].{both[0]}: also set in {at}.sweep; set it in one place"
+            )
     if exp.task.kind not in registry.tasks:
-        raise BadInput(f"{source}: {at}.task: {registry.tasks.unknown_message(exp.task.kind)}")
+        raise BadInput(f"{at}.task: {registry.tasks.unknown_message(exp.task.kind)}")
 
     shared = exp.sweep.shared()
+    task_grid = _swept(exp.task, f"{at}.task")
+    arch_grids = [_swept(arch, f"{at}.architectures[{j}]") for j, arch in enumerate(exp.architectures)]
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
     points: list[Point] = []
     for base in _grid({"seq_len": exp.sweep.seq_len, "batch": exp.sweep.batch, **shared}):
         seq_len, batch = base.pop("seq_len"), base.pop("batch")
         for pass_, seed, causal in itertools.product(exp.passes, seeds, exp.causal):
-            for task_params in _grid(_swept(exp.task)):
+            for task_params in _grid(task_grid):
                 task_origin = {k: f"{at}.task.{k}" for k in task_params}
                 task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
                 for j, arch in enumerate(exp.architectures):
-                    for own in _grid(_swept(arch)):
+                    for own in _grid(arch_grids[j]):
                         origin = {k: f"{at}.sweep.{k}" for k in base}
                         origin.update({k: f"{at}.architectures[{j}].{k}" for k in own})
                         params = _validated(registry.architectures, arch, {**base, **own}, origin, f"{at}.architectures[{j}]")
@@ -156,16 +169,24 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str, sourc
 
 def expand(suite: Suite, source: str = "suite", device: str | None = None) -> list[Point]:
     """Every point of the suite, in run order; BadInput on unknown names or bad parameters."""
-    device = device or ("cuda" if suite.device == "auto" and torch.cuda.is_available() else
-                        "cpu" if suite.device == "auto" else suite.device)
+    if device is None:
+        device = suite.device if suite.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     points: list[Point] = []
     seen: dict[str, Point] = {}
+    names: set[str] = set()
     for i, exp in enumerate(suite.experiments):
-        for p in _experiment_points(suite, i, exp, device, source):
+        if exp.name in names:
+            raise BadInput(f"{source}: experiments[{i}].name: duplicate experiment name {exp.name!r}; each needs its own")
+        names.add(exp.name)
+        try:
+            expanded = _experiment_points(suite, i, exp, device)
+        except BadInput as exc:
+            raise BadInput(f"{source}: {exc}") from None
+        for p in expanded:
             if p.id in seen:
                 raise BadInput(
-                    f"{source}: experiments[{i}]: point {p.describe()!r} appears twice; "
-                    "give the architectures distinct labels or parameters"
+                    f"{source}: experiments[{i}]: point {p.describe()!r} appears twice; remove the repeated "
+                    "value, or give two architectures of one kind distinct labels"
                 )
             seen[p.id] = p
             points.append(p)
