@@ -46,8 +46,9 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool) -> None
     from archbench import environment, flags
     from archbench.config import load_suite
     from archbench.plan import expand, resolve_device
+    from archbench.peak import matmul_peak
     from archbench.results import ResultStore, now_iso
-    from archbench.runner import run_points
+    from archbench.runner import DTYPES, Settings, run_points
 
     suite = load_suite(suite_path)
     resolved = resolve_device(device or suite.device)
@@ -56,11 +57,17 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool) -> None
     meta = {"suite": suite.name, "suite_path": str(suite_path), "points": len(points), "device": resolved,
             "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
             "started": now_iso(), "ended": None, "environment": environment.collect(),
-            "flags": flags.pinned_snapshot(suite.threads),
-            "command": " ".join(sys.argv)}
+            "flags": flags.pinned_snapshot(suite.threads, suite.tf32, suite.cudnn_benchmark),
+            "command": " ".join(sys.argv), "device_peak": None}
     store.start(suite.text, meta)
     click.echo(f"{suite.name}: {len(points)} points on {resolved} -> {store.folder}", err=True)
-    summary = run_points(points, suite.timing.rule(), store, suite.name, progress=progress)
+    peak = None
+    if any("latency" in p.metrics for p in points):
+        peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
+        store.write_meta({**store.read_meta(), "device_peak": peak})
+        click.echo(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)", err=True)
+    settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
+    summary = run_points(points, settings, store, suite.name, progress=progress)
     store.consolidate()
     store.write_meta({**store.read_meta(), "ended": now_iso(), "statuses": dict(summary.statuses)})
     click.echo(f"{summary.line()}")

@@ -49,9 +49,11 @@ class Timing(Strict):
     max_time: Annotated[float, Field(gt=0)] = 2.0
     target: Annotated[float, Field(gt=0, lt=1)] = 0.01
     warmup: Annotated[float, Field(ge=0)] = 0.05
+    interleave: bool = True     # time the architectures of one shape in rounds, A B C A B C
+    cold_cache: bool = False    # CUDA: clear L2 before each call, outside the timed interval
 
     def rule(self) -> StopRule:
-        return StopRule(**self.model_dump())
+        return StopRule(**self.model_dump(exclude={"interleave", "cold_cache"}))
 
 
 class Component(BaseModel):
@@ -126,6 +128,8 @@ class Suite(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     threads: PositiveInt = 1
+    tf32: bool = False              # TF32 matmul and cuDNN; off, so float32 means float32 everywhere
+    cudnn_benchmark: bool = False
     seeds: list[int] = Field(default=[0], min_length=1)
     timing: Timing = Timing()
     experiments: list[Experiment] = Field(min_length=1)

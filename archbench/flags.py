@@ -47,7 +47,7 @@ def pinned(threads: int, tf32: bool = False, cudnn_benchmark: bool = False) -> I
         torch.backends.cudnn.benchmark = before[3]
 
 
-def pinned_snapshot(threads: int) -> dict[str, object]:
+def pinned_snapshot(threads: int, tf32: bool = False, cudnn_benchmark: bool = False) -> dict[str, object]:
     """The settings a measurement runs under (what ``pinned`` sets, read back)."""
-    with pinned(threads):
-        return snapshot()
+    with pinned(threads, tf32, cudnn_benchmark):
+        return {**snapshot(), "autocast": False}

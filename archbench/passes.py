@@ -75,3 +75,7 @@ PASSES: dict[str, Callable[[nn.Module, Batch], Callable[[], object]]] = {
     "backward": backward,
     "train_step": train_step,
 }
+
+# FLOPs of each pass in forwards: the backward costs about twice the forward (the gradients with
+# respect to the inputs and to the weights), so a training step is three forwards.
+FLOP_FACTOR: dict[str, int] = {"forward": 1, "backward": 2, "train_step": 3}

@@ -31,7 +31,12 @@ COLUMNS = [
     "median", "iqr", "p20", "p80", "n", "ci_low", "ci_high",
     # added after the stable schema, in this order
     "noisy", "cold", "calls", "mean", "std", "threads", "causal", "arch_kind", "host",
+    "reserved", "sm_clock_mhz", "mem_clock_mhz", "throttled", "throttle_reasons", "gpu_util",
 ]
+STAT_COLUMNS = (
+    "median", "iqr", "p20", "p80", "n", "ci_low", "ci_high", "noisy", "cold", "calls", "mean", "std",
+    "reserved", "sm_clock_mhz", "mem_clock_mhz", "throttled", "throttle_reasons", "gpu_util",
+)
 STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")
 
 
@@ -152,7 +157,7 @@ def _rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "dtype": p["dtype"], "threads": p["threads"], "causal": p["causal"],
             "arch_kind": p["arch_kind"], "host": record.get("host"),
         }
-        for key in ("median", "iqr", "p20", "p80", "n", "ci_low", "ci_high", "noisy", "cold", "calls", "mean", "std"):
+        for key in STAT_COLUMNS:
             row[key] = stats.get(key)
         row.update(params)
         yield row

@@ -19,7 +19,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -161,77 +161,136 @@ def measure(
     device: str | torch.device = "cpu",
     rule: StopRule | None = None,
     clock: Callable[[], int] = time.perf_counter_ns,
+    cold_cache: bool = False,
 ) -> Measurement:
-    """Time ``fn()`` on ``device`` (see the module docstring). ``clock`` is for tests: a fake one."""
+    """Time ``fn()`` on ``device`` (see the module docstring). ``clock`` is for tests: a fake one.
+
+    ``cold_cache`` (CUDA only) clears the L2 cache before each call, outside the timed interval.
+    """
+    result = measure_interleaved([fn], device, rule, clock, cold_cache)[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def measure_interleaved(
+    fns: Sequence[Callable[[], object]],
+    device: str | torch.device = "cpu",
+    rule: StopRule | None = None,
+    clock: Callable[[], int] = time.perf_counter_ns,
+    cold_cache: bool = False,
+) -> list[Measurement | BaseException]:
+    """Time several callables in rounds (A B C A B C ...), so that drift of a shared machine falls
+    on all of them alike. Each stops by the rule on its own samples and its own sampling time.
+    A callable that raises gets its exception in its place; the others go on.
+    """
     rule = rule or StopRule()
     device = torch.device(device)
-    if device.type == "cuda":
-        return _measure_cuda(fn, device, rule)
-    return _measure_host(fn, rule, clock)
+    block_timer = _CudaBlockTimer(device, cold_cache) if device.type == "cuda" else _HostBlockTimer(clock)
+    samplers = [_Sampler(fn, block_timer, rule) for fn in fns]
+    results: list[Measurement | BaseException | None] = [None] * len(fns)
+    for i, sampler in enumerate(samplers):
+        try:
+            sampler.start()
+        except Exception as exc:  # noqa: BLE001 - reported in this callable's place
+            results[i] = exc
+    active = [i for i in range(len(fns)) if results[i] is None]
+    while active:
+        for i in list(active):
+            try:
+                done = samplers[i].sample()
+            except Exception as exc:  # noqa: BLE001
+                results[i], done = exc, True
+            if done:
+                active.remove(i)
+                if results[i] is None:
+                    results[i] = samplers[i].result()
+    return results  # type: ignore[return-value]
 
 
-def _measure_host(fn: Callable[[], object], rule: StopRule, clock: Callable[[], int]) -> Measurement:
-    t0 = clock()
-    fn()
-    cold = (clock() - t0) / 1e9
+class _HostBlockTimer:
+    """``calls`` back-to-back calls between two reads of a host clock (CPU work is synchronous)."""
 
-    calls, w0 = 0, clock()
-    while True:
-        fn()
-        calls += 1
-        if clock() - w0 >= rule.warmup * 1e9:
-            break
-    per_call = (clock() - w0) / 1e9 / calls
-    block = max(1, math.ceil(rule.min_sample_time / per_call - 1e-9)) if per_call > 0 else 1
+    clock_name = "perf_counter"
 
-    samples: list[float] = []
-    start = clock()
-    while True:
-        t0 = clock()
-        for _ in range(block):
-            fn()
-        t1 = clock()
-        samples.append((t1 - t0) / 1e9 / block)
-        stop, noisy = should_stop(samples, (t1 - start) / 1e9, rule)
-        if stop:
-            return Measurement(tuple(samples), block, cold, noisy, "perf_counter", None, rule.confidence)
+    def __init__(self, clock: Callable[[], int]):
+        self.clock = clock
 
-
-def _measure_cuda(fn: Callable[[], object], device: torch.device, rule: StopRule) -> Measurement:
-    min_event_time = min(rule.min_sample_time, 50e-6)
-
-    def timed(calls: int) -> tuple[float, float]:
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize(device)
-        h0 = time.perf_counter_ns()
-        begin.record()
+    def __call__(self, fn: Callable[[], object], calls: int) -> tuple[float, float]:
+        t0 = self.clock()
         for _ in range(calls):
             fn()
-        end.record()
-        end.synchronize()
-        h1 = time.perf_counter_ns()
-        return begin.elapsed_time(end) / 1e3 / calls, (h1 - h0) / 1e9 / calls
+        elapsed = (self.clock() - t0) / 1e9
+        return elapsed / calls, elapsed
 
-    with torch.cuda.device(device):
-        cold, _ = timed(1)
-        calls, w0 = 0, time.perf_counter_ns()
-        per_call = 0.0
+
+class _CudaBlockTimer:
+    """CUDA events around ``calls`` calls, and the host wall time of the same block after a synchronise."""
+
+    clock_name = "cuda_event"
+
+    def __init__(self, device: torch.device, cold_cache: bool):
+        self.device = device
+        self.flush = None
+        if cold_cache:
+            l2 = torch.cuda.get_device_properties(device).L2_cache_size
+            self.flush = torch.empty(max(2 * l2, 1 << 20), dtype=torch.int8, device=device)
+
+    def __call__(self, fn: Callable[[], object], calls: int) -> tuple[float, float]:
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.device(self.device):
+            if self.flush is not None:
+                self.flush.zero_()  # evict L2, outside the timed interval
+            torch.cuda.synchronize(self.device)
+            h0 = time.perf_counter_ns()
+            begin.record()
+            for _ in range(calls):
+                fn()
+            end.record()
+            end.synchronize()
+            host = (time.perf_counter_ns() - h0) / 1e9
+        return begin.elapsed_time(end) / 1e3 / calls, host
+
+
+class _Sampler:
+    """The samples of one callable: cold call, warm-up, block size, then one sample per ``sample()``."""
+
+    def __init__(self, fn: Callable[[], object], timer: _HostBlockTimer | _CudaBlockTimer, rule: StopRule):
+        self.fn, self.timer, self.rule = fn, timer, rule
+        self.samples: list[float] = []
+        self.host: list[float] = []
+        self.spent = 0.0  # host seconds spent sampling
+        self.cold = math.nan
+        self.calls = 1
+        self.noisy = False
+
+    def start(self) -> None:
+        self.cold, _ = self.timer(self.fn, 1)
+        warm_calls, warm_time, per_call = 0, 0.0, 0.0
         while True:
-            per_call = timed(1)[0]
-            calls += 1
-            if time.perf_counter_ns() - w0 >= rule.warmup * 1e9:
+            per_call, host = self.timer(self.fn, 1)
+            warm_calls, warm_time = warm_calls + 1, warm_time + host
+            if warm_time >= self.rule.warmup:
                 break
-        block = max(1, math.ceil(min_event_time / per_call)) if per_call > 0 else 1
+        per_call = warm_time / warm_calls if isinstance(self.timer, _HostBlockTimer) else per_call
+        min_block = self.rule.min_sample_time
+        if isinstance(self.timer, _CudaBlockTimer):
+            min_block = min(min_block, 50e-6)
+            if self.timer.flush is not None:
+                min_block = 0.0  # one call per flush, or the later calls run warm
+        self.calls = max(1, math.ceil(min_block / per_call - 1e-9)) if per_call > 0 else 1
 
-        samples: list[float] = []
-        host: list[float] = []
-        start = time.perf_counter_ns()
-        while True:
-            event_s, host_s = timed(block)
-            samples.append(event_s)
-            host.append(host_s)
-            stop, noisy = should_stop(samples, (time.perf_counter_ns() - start) / 1e9, rule)
-            if stop:
-                return Measurement(
-                    tuple(samples), block, cold, noisy, "cuda_event", tuple(host), rule.confidence
-                )
+    def sample(self) -> bool:
+        """Take one sample; True when this callable is done."""
+        per_call, host = self.timer(self.fn, self.calls)
+        self.samples.append(per_call)
+        self.host.append(host / self.calls)
+        self.spent += host
+        stop, self.noisy = should_stop(self.samples, self.spent, self.rule)
+        return stop
+
+    def result(self) -> Measurement:
+        host = tuple(self.host) if isinstance(self.timer, _CudaBlockTimer) else None
+        return Measurement(
+            tuple(self.samples), self.calls, self.cold, self.noisy, self.timer.clock_name, host, self.rule.confidence
+        )

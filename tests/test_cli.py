@@ -50,7 +50,8 @@ def test_run_writes_every_file_of_the_results_folder(suite_file, tmp_path):
     assert result.exit_code == 0, result.output
     folder = folder_of(result)
     assert folder.parent == tmp_path / "out" / "tiny"
-    assert f"{POINTS} points, {2 * POINTS} rows ({POINTS} ok)" in result.output
+    rows_per_point = 5  # latency, throughput, achieved_flops, mfu; peak_memory
+    assert f"{POINTS} points, {rows_per_point * POINTS} rows ({POINTS} ok)" in result.output
 
     records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
     assert len(records) == POINTS
@@ -59,18 +60,30 @@ def test_run_writes_every_file_of_the_results_folder(suite_file, tmp_path):
     df = pd.read_csv(folder / "results.csv")
     assert list(df.columns[: len(COLUMNS)]) == COLUMNS
     assert {"param.d_model", "param.levels", "param.heads", "param.vocab_size"} <= set(df.columns)
-    assert len(df) == 2 * POINTS and (df.status == "ok").all()
-    lat = df[df.metric == "latency"]
+    assert len(df) == rows_per_point * POINTS and (df.status == "ok").all()
+    lat = df[df.metric == "latency"].set_index("point_id")
     assert (lat.value > 0).all() and (lat.unit == "s").all() and (lat.n >= 3).all()
     assert (lat.ci_low <= lat["median"]).all() and (lat["median"] <= lat.ci_high).all()
     mem = df[df.metric == "peak_memory"]
     assert (mem.value > 0).all() and (mem.unit == "B").all()
     assert df.equals(archbench.load_results(folder))
 
-    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == POINTS and all(len(s["samples"]) == s_n for s, s_n in zip(samples, lat.n))
-
+    # what follows from the latency: tokens/s, FLOP/s from the analytic count, and MFU against the peak
     meta = json.loads((folder / "meta.json").read_text())
+    peak = meta["device_peak"]["flops_per_s"]
+    assert peak > 0
+    for pid, row in lat.iterrows():
+        point = archbench.Point.from_dict(next(r["point"] for r in records if r["point"]["id"] == pid))
+        model = archbench.build_architecture(point.arch_kind, vocab_size=8, causal=True, **point.params)
+        flops = model.flops(point.batch, point.seq_len) * {"forward": 1, "train_step": 3}[point.pass_]
+        value = df[(df.point_id == pid)].set_index("metric").value
+        assert value["throughput"] == pytest.approx(point.batch * point.seq_len / row.value)
+        assert value["achieved_flops"] == pytest.approx(flops / row.value)
+        assert value["mfu"] == pytest.approx(flops / row.value / peak)
+
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == POINTS and all(len(s["samples"]) == lat.n[s["point_id"]] for s in samples)
+
     assert meta["suite"] == "tiny" and meta["ended"] and meta["suite_text"] == TINY
     assert meta["flags"]["threads"] == 1 and meta["flags"]["tf32_matmul"] is False
     assert {"torch", "git", "cpu", "host", "python"} <= set(meta["environment"])
@@ -80,19 +93,21 @@ def test_run_writes_every_file_of_the_results_folder(suite_file, tmp_path):
 def test_failures_become_statuses_and_the_run_goes_on(suite_file, tmp_path, monkeypatch):
     import archbench.metrics.latency as latency
 
-    real = latency.measure
+    real = latency.measure_interleaved
+    calls = []
 
-    def flaky(fn, device, rule):
-        flaky.count = getattr(flaky, "count", 0) + 1
-        if flaky.count == 2:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
-        if flaky.count == 3:
-            raise RuntimeError("boom\nsecond line")
-        return real(fn, device, rule)
+    def flaky(fns, device, rule, **kw):
+        out = real(fns, device, rule, **kw)
+        calls.append(len(fns))
+        if len(calls) == 1:  # the first shape: lstm ok, tcn out of memory, transformer raises
+            out[1] = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+            out[2] = RuntimeError("boom\nsecond line")
+        return out
 
-    monkeypatch.setattr(latency, "measure", flaky)
+    monkeypatch.setattr(latency, "measure_interleaved", flaky)
     result = run("run", suite_file, "--out", tmp_path, "--no-progress")
     assert result.exit_code == 0
+    assert calls == [3, 3, 3, 3]  # the three architectures of each shape, timed together
     df = archbench.load_results(folder_of(result))
     lat = df[df.metric == "latency"].reset_index()
     assert list(lat.status[:4]) == ["ok", "oom", "error", "ok"]

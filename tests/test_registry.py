@@ -28,7 +28,7 @@ def test_unknown_name_suggests_the_closest():
     with pytest.raises(BadInput) as exc:
         registry.architectures.get("lstn")
     assert str(exc.value) == "unknown architecture 'lstn'; did you mean 'lstm'? known: lstm, tcn, transformer"
-    with pytest.raises(BadInput, match=r"unknown metric 'zzz'; known: latency"):
+    with pytest.raises(BadInput, match=r"unknown metric 'zzz'; known: flops, latency, peak_memory"):
         registry.metrics.get("zzz")
 
 

@@ -44,6 +44,8 @@ class Context:
     batch: Batch
     device: torch.device
     rule: StopRule
+    peak_flops: float | None = None  # the device's measured matmul FLOP/s in this dtype
+    cold_cache: bool = False
 
 
 class Metric:
@@ -58,3 +60,16 @@ class Metric:
 
     def run(self, ctx: Context) -> list[Row]:
         raise NotImplementedError
+
+    def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
+        """Run on the points of one shape (one per architecture); a failure takes only its own place.
+
+        The default runs them one after the other; a timed metric interleaves them.
+        """
+        out: list[list[Row] | BaseException] = []
+        for ctx in ctxs:
+            try:
+                out.append(self.run(ctx))
+            except Exception as exc:  # noqa: BLE001 - recorded as this point's status
+                out.append(exc)
+        return out

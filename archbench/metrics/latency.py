@@ -1,18 +1,93 @@
-"""``latency``: seconds per call of the point's pass, from archbench.timing.measure."""
+"""``latency`` of the point's pass, and what follows from it: ``throughput``, ``achieved_flops``, ``mfu``.
+
+The architectures of one shape are timed together, in rounds (A B C A B C ...), so that drift of
+a shared machine falls on all of them alike. On a GPU, NVML clocks and throttle reasons are read
+around the measurement, and utilisation is sampled while each pass runs on its own.
+"""
 from __future__ import annotations
 
+import time
+
 from archbench.metrics.base import Context, Metric, Row
-from archbench.passes import PASSES
+from archbench.monitor import GpuMonitor
+from archbench.passes import FLOP_FACTOR, PASSES
 from archbench.registry import register_metric
-from archbench.timing import measure
+from archbench.timing import Measurement, measure_interleaved
+
+UTILISATION_WINDOW = 0.3  # s of running one pass alone while NVML samples utilisation
+
+
+def model_flops(ctx: Context) -> int | None:
+    """Analytic FLOPs of the point's pass, or None where the architecture does not provide them."""
+    try:
+        forward = ctx.model.flops(ctx.point.batch, ctx.point.seq_len)
+    except (AttributeError, NotImplementedError):
+        return None
+    return FLOP_FACTOR[ctx.point.pass_] * forward
 
 
 @register_metric("latency")
 class Latency(Metric):
     name, unit, higher_is_better = "latency", "s", False
-    description = "median seconds per call of the pass (forward, backward or train_step)"
+    description = "median seconds per call of the pass; with throughput (tokens/s), achieved_flops and mfu"
+
+    def produces(self) -> list[tuple[str, str, bool]]:
+        return [("latency", "s", False), ("throughput", "tokens/s", True)]
 
     def run(self, ctx: Context) -> list[Row]:
-        fn = PASSES[ctx.point.pass_](ctx.model, ctx.batch)
-        m = measure(fn, ctx.device, ctx.rule)
-        return [Row(self.name, m.median, self.unit, self.higher_is_better, stats=m.stats(), samples=list(m.samples))]
+        out = self.run_group([ctx])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
+        fns: list = []
+        for ctx in ctxs:
+            try:
+                fns.append(PASSES[ctx.point.pass_](ctx.model, ctx.batch))
+            except Exception as exc:  # noqa: BLE001
+                fns.append(exc)
+        live = [i for i, f in enumerate(fns) if not isinstance(f, BaseException)]
+        device, rule = ctxs[0].device, ctxs[0].rule
+        monitor = GpuMonitor(device.index or 0) if device.type == "cuda" else None
+        if monitor is not None:
+            monitor.__enter__()
+        try:
+            timed = measure_interleaved([fns[i] for i in live], device, rule, cold_cache=ctxs[0].cold_cache)
+        finally:
+            if monitor is not None:
+                monitor.__exit__(None, None, None)
+        gpu = monitor.stats() if monitor is not None else {}
+        results: list[list[Row] | BaseException] = list(fns)
+        for i, m in zip(live, timed):
+            if isinstance(m, BaseException):
+                results[i] = m
+                continue
+            extra = dict(gpu)
+            if monitor is not None and monitor.available:
+                extra["gpu_util"] = self._utilisation(fns[i], device.index or 0)
+            results[i] = self._rows(ctxs[i], m, extra)
+        return results
+
+    @staticmethod
+    def _utilisation(fn, index: int) -> float | None:
+        with GpuMonitor(index) as mon:
+            end = time.perf_counter() + UTILISATION_WINDOW
+            while time.perf_counter() < end:
+                fn()
+        return mon.stats().get("gpu_util")
+
+    def _rows(self, ctx: Context, m: Measurement, extra: dict) -> list[Row]:
+        stats = {**m.stats(), **extra}
+        tokens = ctx.point.batch * ctx.point.seq_len
+        rows = [
+            Row("latency", m.median, "s", False, stats=stats, samples=list(m.samples)),
+            Row("throughput", tokens / m.median, "tokens/s", True),
+        ]
+        flops = model_flops(ctx)
+        if flops is not None:
+            achieved = flops / m.median
+            rows.append(Row("achieved_flops", achieved, "FLOP/s", True))
+            if ctx.peak_flops:
+                rows.append(Row("mfu", achieved / ctx.peak_flops, "fraction", True))
+        return rows

@@ -23,13 +23,13 @@ from archbench.registry import register_metric
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """Kineto prints a line on each profiler start and stop, at the C level; hide those alone."""
+    fd = 2  # the C library's stderr, whatever Python's sys.stderr has become
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+        saved = os.dup(fd)
+    except OSError:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), fd)
@@ -49,14 +49,22 @@ def peak_bytes(fn: Callable[[], object], device: torch.device | str = "cpu") -> 
     """
     device = torch.device(device)
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
-        out = fn()
-        torch.cuda.synchronize(device)
-        del out
-        return int(torch.cuda.max_memory_allocated(device) - start)
+        return cuda_peaks(fn, device)[0]
     return _host_peak_bytes(fn)
+
+
+def cuda_peaks(fn: Callable[[], object], device: torch.device) -> tuple[int, int]:
+    """(allocated, reserved): peak bytes above the start, by tensors and by the caching allocator."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    start, start_reserved = torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)
+    out = fn()
+    torch.cuda.synchronize(device)
+    del out
+    return (
+        int(torch.cuda.max_memory_allocated(device) - start),
+        int(torch.cuda.max_memory_reserved(device) - start_reserved),
+    )
 
 
 def _host_peak_bytes(fn: Callable[[], object]) -> int:
@@ -96,4 +104,7 @@ class PeakMemory(Metric):
     def run(self, ctx: Context) -> list[Row]:
         fn = PASSES[ctx.point.pass_](ctx.model, ctx.batch)
         fn()  # once first, so lazily created state (optimiser moments) is resident, not counted
+        if ctx.device.type == "cuda":
+            allocated, reserved = cuda_peaks(fn, ctx.device)
+            return [Row(self.name, float(allocated), self.unit, self.higher_is_better, stats={"reserved": reserved})]
         return [Row(self.name, float(peak_bytes(fn, ctx.device)), self.unit, self.higher_is_better)]
