@@ -142,3 +142,14 @@ def test_without_positions_attention_cannot_tell_order():
     perm = torch.randperm(T, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.allclose(model(x)[:, perm], model(x[:, perm]), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind, params", [("tcn", {"levels": 2, "d_model": 16}), ("transformer", {"d_model": 32})])
+def test_a_training_step_is_three_forwards(kind, params):
+    # FLOP_FACTOR["train_step"] = 3: forward + backward counted by FlopCounterMode.
+    from archbench.passes import FLOP_FACTOR
+
+    model = build(kind, True, **params).train()
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(tokens()).sum().backward()
+    assert counter.get_total_flops() == pytest.approx(FLOP_FACTOR["train_step"] * model.flops(B, T), rel=0.01)
