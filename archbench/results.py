@@ -3,6 +3,7 @@
     results/<suite>/<stamp>/
         records.jsonl   one JSON line per finished point (appended and flushed as it ends)
         samples.jsonl   raw timing samples: point_id, metric, samples (s per call), calls
+        artifacts.jsonl arrays for the report: point_id, metric, name, data (gradient profiles, ...)
         results.csv     long form, one row per (point, metric): COLUMNS, then param.<name>
         meta.json       provenance (environment, suite hash, start and end)
         suite.yaml      the suite as written
@@ -98,21 +99,20 @@ class ResultStore:
 
     def append(self, record: dict[str, Any]) -> None:
         """One finished point: its record line, and its raw samples, each flushed to disk."""
+        pid = record["point"]["id"]
         samples = [
-            {"point_id": record["point"]["id"], "metric": r["metric"], "calls": r.get("stats", {}).get("calls"),
-             "samples": r["samples"]}
+            {"point_id": pid, "metric": r["metric"], "calls": r.get("stats", {}).get("calls"), "samples": r["samples"]}
             for r in record["rows"] if r.get("samples") is not None
         ]
-        record = {**record, "rows": [{k: v for k, v in r.items() if k != "samples"} for r in record["rows"]]}
-        with open(self.folder / "samples.jsonl", "a", encoding="utf-8") as f:
-            for s in samples:
-                f.write(json.dumps(s) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        with open(self.records_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        artifacts = [
+            {"point_id": pid, "metric": r["metric"], "name": name, "data": data}
+            for r in record["rows"] for name, data in (r.get("artifacts") or {}).items()
+        ]
+        record = {**record, "rows": [{k: v for k, v in r.items() if k not in ("samples", "artifacts")}
+                                     for r in record["rows"]]}
+        _append_lines(self.folder / "samples.jsonl", samples)
+        _append_lines(self.folder / "artifacts.jsonl", artifacts)
+        _append_lines(self.records_path, [record])
 
     def records(self) -> list[dict[str, Any]]:
         return read_records(self.records_path)
@@ -122,6 +122,17 @@ class ResultStore:
         frame = records_to_frame(self.records())
         _write_atomic(self.folder / "results.csv", frame.to_csv(index=False))
         return frame
+
+
+def _append_lines(path: Path, items: list[dict[str, Any]]) -> None:
+    """Append one JSON line per item and flush it to disk before returning."""
+    if not items:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        for item in items:
+            f.write(json.dumps(item, default=_json_default) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -186,3 +197,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 def load_samples(path: str | Path) -> list[dict[str, Any]]:
     return read_records(Path(path) / "samples.jsonl")
+
+
+def load_artifacts(path: str | Path) -> list[dict[str, Any]]:
+    """Arrays saved per point for the report: point_id, metric, name, data (nested lists)."""
+    return read_records(Path(path) / "artifacts.jsonl")

@@ -32,6 +32,7 @@ class Row:
     error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     samples: list[float] | None = None
+    artifacts: dict[str, Any] | None = None  # arrays for the report (profiles, matrices), as lists
 
 
 @dataclass
