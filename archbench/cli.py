@@ -5,7 +5,7 @@
     archbench ls                           # architectures, tasks, metrics and their parameters
     archbench env                          # this machine, paste-able
 
-Bad input exits with code 2 and one line on stderr.
+Bad input exits with code 2 and one line on stderr, before anything is written.
 """
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from pathlib import Path
 
 import click
 
+from archbench.config import MAX_POINTS
 from archbench.errors import BadInput
+
+# Paths are checked by archbench itself, so that a bad one is one line (click's checks print usage).
+SUITE = click.Path(path_type=Path)
+YES = click.option("--yes", "-y", is_flag=True, default=False,
+                   help=f"Go ahead with a suite of more than {MAX_POINTS:,} points.")
 
 
 class Group(click.Group):
@@ -35,13 +41,14 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("suite_path", metavar="SUITE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out", default="results", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Root folder; the run goes to OUT/<suite>/<timestamp>/.")
+@click.argument("suite_path", metavar="SUITE", type=SUITE)
+@click.option("--out", "out", default="results", show_default=True, type=click.Path(path_type=Path),
+              help="Root folder; the run goes to OUT/<suite>/<timestamp>/ and nowhere else.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Override the suite's device.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
-def run(suite_path: Path, out: Path, device: str | None, progress: bool) -> None:
+@YES
+def run(suite_path: Path, out: Path, device: str | None, progress: bool, yes: bool) -> None:
     """Run SUITE and write its results folder."""
     from archbench import environment, flags
     from archbench.config import load_suite
@@ -50,7 +57,7 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool) -> None
     from archbench.results import ResultStore, now_iso
     from archbench.runner import DTYPES, Settings, run_points
 
-    suite = load_suite(suite_path)
+    suite = load_suite(suite_path, max_points=None if yes else MAX_POINTS)
     resolved = resolve_device(device or suite.device)
     points = expand(suite, source=str(suite_path), device=resolved)
     store = ResultStore.create(out, suite.name)
@@ -75,13 +82,14 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool) -> None
 
 
 @cli.command()
-@click.argument("suite_path", metavar="SUITE", type=click.Path(dir_okay=False, path_type=Path))
-def plan(suite_path: Path) -> None:
+@click.argument("suite_path", metavar="SUITE", type=SUITE)
+@YES
+def plan(suite_path: Path, yes: bool) -> None:
     """List the points SUITE would run, without running them."""
     from archbench.config import load_suite
     from archbench.plan import expand
 
-    suite = load_suite(suite_path)
+    suite = load_suite(suite_path, max_points=None if yes else MAX_POINTS)
     points = expand(suite, source=str(suite_path))
     click.echo(f"{'id':12}  {'experiment':14} {'arch':12} {'seq_len':>7} {'batch':>5} {'pass':10} {'seed':>4}  params")
     for p in points:
@@ -109,7 +117,9 @@ def list_registered() -> None:
     for entry in registry.metrics:
         m = entry.obj
         direction = "higher is better" if m.higher_is_better else "lower is better"
-        click.echo(f"  {entry.name:14} [{m.unit}, {direction}] {m.description}")
+        tasks = getattr(m, "tasks", None)
+        only = f" (tasks: {', '.join(tasks)})" if tasks is not None else ""
+        click.echo(f"  {entry.name:14} [{m.unit}, {direction}] {m.description}{only}")
     click.echo(f"passes: {', '.join(PASSES)}")
 
 

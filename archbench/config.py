@@ -14,9 +14,11 @@ batch sizes and shared architecture parameters (``d_model``), passes and seeds::
         sweep: {seq_len: [64, 256], batch: 8, d_model: 64}
 
 A value given as a list is swept; a scalar is one value. Errors name the path to the bad value.
+YAML is read with the safe loader: a suite is data, it never names Python code to run.
 """
 from __future__ import annotations
 
+import reprlib
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -29,6 +31,9 @@ from archbench.timing import StopRule
 
 Pass = Literal["forward", "backward", "train_step"]
 PositiveInt = Annotated[int, Field(gt=0)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+MAX_POINTS = 10_000  # more points than this in one suite needs --yes (max_points=None)
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 
 
@@ -45,10 +50,10 @@ class Timing(Strict):
     """The stop rule of the timer (see archbench.timing.StopRule)."""
 
     min_samples: PositiveInt = 10
-    min_time: Annotated[float, Field(ge=0)] = 0.1
-    max_time: Annotated[float, Field(gt=0)] = 2.0
+    min_time: Seconds = 0.1
+    max_time: PositiveSeconds = 2.0     # finite: it is what ends a noisy measurement
     target: Annotated[float, Field(gt=0, lt=1)] = 0.01
-    warmup: Annotated[float, Field(ge=0)] = 0.05
+    warmup: Seconds = 0.05
     interleave: bool = True     # time the architectures of one shape in rounds, A B C A B C
     cold_cache: bool = False    # CUDA: clear L2 before each call, outside the timed interval
 
@@ -178,12 +183,28 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a plain value, not a {type(key).__name__}", key_node.start_mark
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (each key once per mapping)", key_node.start_mark
                 )
             seen[key] = True
         return super().construct_mapping(node, deep=deep)
+
+
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxlist, _short.maxtuple, _short.maxdict = 2, 4, 4, 4
+_short.maxstring = _short.maxother = 80
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut to a readable length: a message quotes the bad value, not a megabyte of it."""
+    return _short.repr(value)
 
 
 def format_path(loc: tuple[Any, ...]) -> str:
@@ -209,13 +230,19 @@ def describe_error(exc: ValidationError) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "value_error" or "input" not in err:
         return f"{path}: {msg}{more}"
-    return f"{path}: {msg}, got {err['input']!r}{more}"
+    return f"{path}: {msg}, got {short_repr(err['input'])}{more}"
 
 
-def parse_suite(text: str, source: str = "<suite>") -> Suite:
-    """Validate suite text; raise BadInput with one line naming the bad key or value."""
+def parse_suite(text: str, source: str = "<suite>", max_points: int | None = MAX_POINTS) -> Suite:
+    """Validate suite text; raise BadInput with one line naming the bad key or value.
+
+    A suite that expands to more than ``max_points`` points is refused (``None``: no limit; the
+    CLI's ``--yes``).
+    """
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise BadInput(f"{source}: the YAML is nested too deeply to read") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -230,15 +257,20 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
         raise BadInput(f"{source}: {describe_error(exc)}") from None
+    except RecursionError:
+        raise BadInput(f"{source}: the suite is nested too deeply (or refers to itself)") from None
     suite._text = text
     from archbench.plan import expand  # names and parameters are checked by expanding
 
-    expand(suite, source=source)
+    expand(suite, source=source, max_points=max_points)
     return suite
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file (see the module docstring for the format)."""
+def load_suite(path: str | Path, max_points: int | None = MAX_POINTS) -> Suite:
+    """Read and validate a suite file (see the module docstring for the format).
+
+    More than ``max_points`` points is refused unless ``max_points`` is None (``--yes``).
+    """
     path = Path(path)
     if not path.exists():
         raise BadInput(f"suite file {str(path)!r} does not exist")
@@ -248,6 +280,6 @@ def load_suite(path: str | Path) -> Suite:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 text (byte {exc.start}); a suite is a YAML text file") from None
-    suite = parse_suite(text, source=str(path))
+    suite = parse_suite(text, source=str(path), max_points=max_points)
     suite._path = str(path)
     return suite

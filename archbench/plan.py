@@ -6,12 +6,21 @@
 The order is deterministic: experiments in file order; within one, the sweep (seq_len, batch,
 shared parameters), then pass, seed and causal, and the architectures innermost, so that the
 architectures of one shape sit side by side.
+
+Beyond each parameter's own type and range, expanding asks the registered classes themselves:
+
+- ``check_params(params)`` (architecture or task): rules across parameters (``heads`` divides
+  ``d_model``); raise ValueError.
+- ``check_shape(params, seq_len)`` (architecture or task): whether it can take a sequence of this
+  length at all (a learned positional table of ``max_len`` rows); raise ValueError.
+- ``tasks`` (metric, a tuple of task names): the tasks the metric applies to; absent, every task.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
@@ -19,7 +28,7 @@ import torch
 from pydantic import ValidationError
 
 from archbench import registry
-from archbench.config import Component, Experiment, Suite, format_path
+from archbench.config import Component, Experiment, Suite, format_path, short_repr
 from archbench.errors import BadInput
 
 Params = tuple[tuple[str, Any], ...]
@@ -117,9 +126,28 @@ def _validated(
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(p["name"] for p in reg.parameters(comp.kind)) or "none"
             raise BadInput(f"{path}: {comp.kind!r} has no parameter {key!r}; its parameters: {allowed}") from None
-        raise BadInput(f"{path}: {err['msg']}, got {err.get('input')!r}") from None
+        raise BadInput(f"{path}: {err['msg']}, got {short_repr(err.get('input'))}") from None
     except ValueError as exc:
         raise BadInput(f"{where}: {exc}") from None
+
+
+def _check_shape(reg: registry.Registry, kind: str, params: dict[str, Any], seq_len: int, at: str, where: str) -> None:
+    """The registered class's own ``check_shape(params, seq_len)``, where it has one."""
+    check = getattr(reg.get(kind), "check_shape", None)
+    if check is None:
+        return
+    try:
+        check(params, seq_len)
+    except ValueError as exc:
+        raise BadInput(f"{at}.sweep.seq_len: {seq_len} does not fit {where} ({kind}): {exc}") from None
+
+
+def _check_metric_applies(metric: str, task: str, where: str) -> None:
+    tasks = getattr(registry.metrics.get(metric), "tasks", None)
+    if tasks is not None and task not in tasks:
+        raise BadInput(
+            f"{where}: metric {metric!r} does not apply to task {task!r}; it applies to: {', '.join(tasks)}"
+        )
 
 
 def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> list[Point]:
@@ -137,6 +165,8 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
             )
     if exp.task.kind not in registry.tasks:
         raise BadInput(f"{at}.task: {registry.tasks.unknown_message(exp.task.kind)}")
+    for j, name in enumerate(exp.metrics):
+        _check_metric_applies(name, exp.task.kind, f"{at}.metrics[{j}]")
 
     shared = exp.sweep.shared()
     task_grid = _swept(exp.task, f"{at}.task")
@@ -149,11 +179,14 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
             for task_params in _grid(task_grid):
                 task_origin = {k: f"{at}.task.{k}" for k in task_params}
                 task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
+                _check_shape(registry.tasks, exp.task.kind, task_full, seq_len, at, f"{at}.task")
                 for j, arch in enumerate(exp.architectures):
                     for own in _grid(arch_grids[j]):
                         origin = {k: f"{at}.sweep.{k}" for k in base}
                         origin.update({k: f"{at}.architectures[{j}].{k}" for k in own})
-                        params = _validated(registry.architectures, arch, {**base, **own}, origin, f"{at}.architectures[{j}]")
+                        where = f"{at}.architectures[{j}]"
+                        params = _validated(registry.architectures, arch, {**base, **own}, origin, where)
+                        _check_shape(registry.architectures, arch.kind, params, seq_len, at, where)
                         points.append(
                             Point(
                                 experiment=exp.name, arch=arch.name, arch_kind=arch.kind,
@@ -167,8 +200,33 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     return points
 
 
-def expand(suite: Suite, source: str = "suite", device: str | None = None) -> list[Point]:
-    """Every point of the suite, in run order; BadInput on unknown names or bad parameters."""
+def _count(values: dict[str, Any]) -> int:
+    return math.prod(len(v) if isinstance(v, list) else 1 for v in values.values())
+
+
+def count_points(suite: Suite) -> int:
+    """How many points ``expand`` gives, counted without making them (a product per experiment)."""
+    total = 0
+    for exp in suite.experiments:
+        seeds = exp.seeds if exp.seeds is not None else suite.seeds
+        shape = len(exp.sweep.seq_len) * len(exp.sweep.batch) * _count(exp.sweep.shared())
+        runs = len(exp.passes) * len(seeds) * len(exp.causal) * _count(exp.task.params)
+        total += shape * runs * sum(_count(arch.params) for arch in exp.architectures)
+    return total
+
+
+def expand(
+    suite: Suite, source: str = "suite", device: str | None = None, max_points: int | None = None
+) -> list[Point]:
+    """Every point of the suite, in run order; BadInput on unknown names or bad parameters, and on
+    more than ``max_points`` points (counted before any is made)."""
+    if max_points is not None:
+        n = count_points(suite)
+        if n > max_points:
+            raise BadInput(
+                f"{source}: the suite expands to {n:,} points, more than the limit of {max_points:,}; "
+                "pass --yes to go ahead, or make the sweep smaller"
+            )
     if device is None:
         device = suite.device if suite.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     points: list[Point] = []
@@ -193,4 +251,4 @@ def expand(suite: Suite, source: str = "suite", device: str | None = None) -> li
     return points
 
 
-__all__ = ["Point", "expand", "resolve_device", "canonical_json", "format_path"]
+__all__ = ["Point", "count_points", "expand", "resolve_device", "canonical_json", "format_path"]

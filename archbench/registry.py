@@ -50,6 +50,11 @@ class Registry(Generic[T]):
         module = source or getattr(inspect.getmodule(obj), "__name__", "?")
         self._entries[name] = Entry(name, obj, module)
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` and return what it named (for tests that register a stand-in)."""
+        self.entry(name)  # BadInput, with did-you-mean, when it is not there
+        return self._entries.pop(name).obj
+
     def get(self, name: str) -> T:
         return self.entry(name).obj
 

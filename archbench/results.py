@@ -64,23 +64,43 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _plain_name(name: str) -> bool:
+    """One ordinary path component: no separator, not ``.`` or ``..``, not absolute."""
+    return (
+        isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+        and not Path(name).is_absolute()
+    )
+
+
 class ResultStore:
-    """One run's folder. Created empty; every finished point is appended at once."""
+    """One run's folder. Created empty; every finished point is appended at once.
+
+    The folder is always ``root/<suite>/<stamp>``, and never anywhere else: a suite name that is
+    not one plain path component, or a folder that resolves outside ``root`` (a symlink), is refused.
+    """
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
     @classmethod
     def create(cls, root: str | Path, suite_name: str) -> "ResultStore":
-        base = Path(root) / suite_name
-        name = stamp()
-        folder = base / name
-        k = 1
-        while folder.exists():
-            k += 1
-            folder = base / f"{name}-{k}"
-        folder.mkdir(parents=True)
-        return cls(folder)
+        if not _plain_name(suite_name):
+            raise BadInput(f"suite name {suite_name!r} is not a plain folder name; results go to <out>/<suite>/")
+        root = Path(root)
+        name, k = stamp(), 1
+        while True:
+            folder = root / suite_name / (name if k == 1 else f"{name}-{k}")
+            if not folder.resolve().is_relative_to(root.resolve()):
+                raise BadInput(f"results folder {str(folder)!r} resolves outside the results root {str(root)!r}")
+            try:
+                folder.mkdir(parents=True)
+                return cls(folder)
+            except FileExistsError:
+                if not folder.is_dir():  # a file where a folder should be, on the way
+                    raise BadInput(f"cannot create the results folder {str(folder)!r}: a file is in the way") from None
+                k += 1  # a run of the same suite started in the same second
+            except OSError as exc:
+                raise BadInput(f"cannot create the results folder {str(folder)!r}: {exc.strerror or exc}") from None
 
     @property
     def records_path(self) -> Path:
