@@ -137,6 +137,7 @@ class Suite(Strict):
     cudnn_benchmark: bool = False
     seeds: list[int] = Field(default=[0], min_length=1)
     timing: Timing = Timing()
+    timeout: PositiveSeconds | None = None  # s one point may take (all its metrics); over it: `timeout`
     experiments: list[Experiment] = Field(min_length=1)
     _text: str = PrivateAttr(default="")
     _path: str | None = PrivateAttr(default=None)

@@ -4,35 +4,41 @@
 
 Points that differ only in their architecture (one shape, side by side in the plan) run as a
 group, so a timed metric can interleave them. A failed point is a row with its status and
-message, never a crash of the run: out of memory is ``oom``, a non-finite value ``diverged``,
-any other exception ``error``.
+message, never a crash of the run: out of memory is ``oom``, a non-finite value or loss
+``diverged``, a point over the suite's ``timeout`` ``timeout``, any other exception ``error``.
+After an ``oom``, the points of the same architecture that are at least as large (seq_len and
+batch) are not run: ``skipped``, naming the point that ran out of memory.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import gc
+import inspect
 import itertools
 import math
+import os
+import signal
 import socket
 import sys
+import threading
 import time
+import types
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
-from archbench import flags, registry
+from archbench import flags, passes, registry, timing
+from archbench.errors import Diverged, PointTimeout
 from archbench.metrics.base import Context, Row
 from archbench.plan import Point
-from archbench.results import ResultStore, now_iso
+from archbench.results import STATUSES, ResultStore, now_iso
 from archbench.timing import StopRule
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class Diverged(ArithmeticError):
-    """A metric produced NaN or infinity."""
 
 
 @dataclass
@@ -45,7 +51,11 @@ class PointResult:
 
     @property
     def status(self) -> str:
-        return next((r.status for r in self.rows if r.status not in ("ok", "skipped")), "ok")
+        """The first failure among the rows; ``skipped`` when no row ran; else ``ok``."""
+        failed = next((r.status for r in self.rows if r.status not in ("ok", "skipped")), None)
+        if failed is not None:
+            return failed
+        return "skipped" if self.rows and all(r.status == "skipped" for r in self.rows) else "ok"
 
     def to_record(self, suite: str) -> dict[str, Any]:
         return {
@@ -65,32 +75,159 @@ class Settings:
     tf32: bool = False
     cudnn_benchmark: bool = False
     peak_flops: float | None = None
+    timeout: float | None = None  # s one point may take, all its metrics together
 
     @classmethod
     def of(cls, suite: Any, peak_flops: float | None = None) -> "Settings":
         t = suite.timing
-        return cls(t.rule(), t.interleave, t.cold_cache, suite.tf32, suite.cudnn_benchmark, peak_flops)
+        return cls(t.rule(), t.interleave, t.cold_cache, suite.tf32, suite.cudnn_benchmark, peak_flops,
+                   suite.timeout)
+
+
+# What torch's CPU allocator says when the operating system refuses memory: a RuntimeError, not a
+# MemoryError (CUDA raises torch.OutOfMemoryError).
+_CPU_OOM = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory")
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """(status, one-line message) for an exception raised while running a point."""
-    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or (
+        isinstance(exc, RuntimeError) and any(m in str(exc) for m in _CPU_OOM)
+    ):
         status = "oom"
     elif isinstance(exc, Diverged):
         status = "diverged"
+    elif isinstance(exc, PointTimeout):
+        status = "timeout"
     else:
         status = "error"
     first = (str(exc).strip().splitlines() or [""])[0]
     return status, f"{type(exc).__name__}: {first}"[:500]
 
 
+def _forget(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and its chain: their frames hold the point's tensors."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+
+
 def failed_rows(metric_names: Iterable[str], exc: BaseException) -> list[Row]:
+    _forget(exc)
     status, message = classify(exc)
     rows = []
     for name in metric_names:
         for produced, unit, hib in registry.metrics.get(name)().produces():
             rows.append(Row(produced, math.nan, unit, hib, status=status, error=message))
     return rows
+
+
+class Watchdog:
+    """The suite's ``timeout``, per point, for the points of one group, in this process.
+
+    A SIGALRM tick (10 a second; faster for a short limit) charges the time since the last tick
+    to the point whose work is running: the point the runner is building, or else the point whose
+    model, or pass callable (``fn.model``, see archbench.passes), is on the interrupted call stack.
+    Time in the harness between calls is nobody's. A point over the limit gets one PointTimeout,
+    raised only where its own code runs (its architecture's source file, passes.py, the timer loop),
+    never inside torch or the standard library, so no context manager of theirs is cut in half.
+
+    A kernel that never returns to Python cannot be interrupted: the point stops when it does.
+    Without SIGALRM (Windows) or outside the main thread the limit is not enforced, with a warning.
+    """
+
+    def __init__(self, limit: float | None):
+        self.limit = limit
+        self.spent: dict[int, float] = collections.defaultdict(float)
+        self.expired: set[int] = set()
+        self._models: dict[int, int] = {}           # id(model) -> index of its point
+        self._safe: dict[int, frozenset[str]] = {}  # index -> files where raising is safe
+        self._building: int | None = None
+        self._armed = False
+
+    def __enter__(self) -> "Watchdog":
+        if self.limit is None:
+            return self
+        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            warnings.warn("timeout is not enforced: it needs SIGALRM, in the main thread", RuntimeWarning)
+            return self
+        self.tick = max(min(0.1, self.limit / 10), 0.001)
+        self._last = self._entered = time.monotonic()
+        self._previous = signal.signal(signal.SIGALRM, self._on_tick)
+        self._previous_timer = signal.setitimer(signal.ITIMER_REAL, self.tick, self.tick)
+        self._armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._armed:
+            return
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous)
+        delay, interval = self._previous_timer
+        if delay > 0:  # someone else's timer: put it back, less the time we held it
+            signal.setitimer(signal.ITIMER_REAL, max(delay - (time.monotonic() - self._entered), 1e-6), interval)
+        self._armed = False
+
+    def watch(self, index: int, model: torch.nn.Module, factory: Any) -> None:
+        if self._armed:
+            self._models[id(model)] = index
+            self._safe[index] = _source_files(factory)
+
+    @contextlib.contextmanager
+    def building(self, index: int, factory: Any) -> Iterator[None]:
+        """Charge the time to point ``index`` while the runner builds its model."""
+        if not self._armed:
+            yield
+            return
+        self._safe[index] = _source_files(factory)
+        self._building = index
+        try:
+            yield
+        finally:
+            self._building = None
+
+    def _owner(self, frame: types.FrameType | None) -> int | None:
+        if self._building is not None:
+            return self._building
+        while frame is not None and frame.f_code is not run_group.__code__:
+            for value in frame.f_locals.values():
+                index = self._models.get(id(value))
+                if index is None and isinstance(value, types.FunctionType):
+                    index = self._models.get(id(value.__dict__.get("model")))
+                if index is not None:
+                    return index
+            frame = frame.f_back
+        return None
+
+    def _on_tick(self, signum: int, frame: types.FrameType | None) -> None:
+        now = time.monotonic()
+        elapsed, self._last = now - self._last, now
+        index = self._owner(frame)
+        if index is None or index in self.expired:
+            return
+        self.spent[index] += elapsed
+        if self.spent[index] <= self.limit:  # type: ignore[operator]
+            return
+        if frame is None or frame.f_code.co_filename not in self._safe.get(index, ()):
+            signal.setitimer(signal.ITIMER_REAL, 0.002, self.tick)  # not here: try again soon
+            return
+        self.expired.add(index)
+        raise PointTimeout(f"over the time limit of {self.limit:g} s")
+
+
+def _source_files(factory: Any) -> frozenset[str]:
+    """Where a PointTimeout may be raised for a point of ``factory``: its own code, the pass, the timer."""
+    files = set()
+    for obj in (factory, passes, timing):
+        try:
+            path = inspect.getsourcefile(obj)
+        except TypeError:
+            path = None
+        if path:
+            files.update((path, os.path.abspath(path), os.path.realpath(path)))
+    return frozenset(files)
 
 
 def build(point: Point, device: torch.device) -> tuple[Any, torch.nn.Module]:
@@ -111,11 +248,14 @@ def _context(point: Point, settings: Settings) -> Context:
     return Context(point, model, task, batch, device, settings.rule, settings.peak_flops, settings.cold_cache)
 
 
-def _checked(rows: list[Row]) -> list[Row]:
-    for row in rows:
+def _rows_of(name: str, outcome: list[Row] | BaseException) -> list[Row]:
+    """A metric's rows for one point, or its failure rows; a non-finite value is ``diverged``."""
+    if isinstance(outcome, BaseException):
+        return failed_rows([name], outcome)
+    for row in outcome:
         if row.status == "ok" and not math.isfinite(row.value):
-            raise Diverged(f"{row.metric} is {row.value}")
-    return rows
+            return failed_rows([name], Diverged(f"{row.metric} is {row.value}"))
+    return outcome
 
 
 def run_group(points: list[Point], settings: Settings) -> list[PointResult]:
@@ -123,28 +263,40 @@ def run_group(points: list[Point], settings: Settings) -> list[PointResult]:
     started, t0 = now_iso(), time.perf_counter()
     rows: dict[int, list[Row]] = {i: [] for i in range(len(points))}
     ctxs: dict[int, Context] = {}
-    with flags.pinned(points[0].threads, settings.tf32, settings.cudnn_benchmark):
+    grad_enabled = torch.is_grad_enabled()
+    with flags.pinned(points[0].threads, settings.tf32, settings.cudnn_benchmark), \
+            Watchdog(settings.timeout) as watchdog:
         try:
             for i, point in enumerate(points):
                 try:
-                    ctxs[i] = _context(point, settings)
+                    factory = registry.architectures.get(point.arch_kind)
+                    with watchdog.building(i, factory):
+                        ctxs[i] = _context(point, settings)
+                    watchdog.watch(i, ctxs[i].model, factory)
                 except Exception as exc:  # noqa: BLE001 - a bad point must not end the run
                     rows[i] = failed_rows(point.metrics, exc)
+            stopped: set[int] = set()  # over the time limit: nothing more runs for them
             for name in points[0].metrics:
+                for i in sorted(watchdog.expired & ctxs.keys()):
+                    del ctxs[i]
+                    stopped.add(i)
+                for i in sorted(stopped):
+                    late = PointTimeout(f"not run: the point was over its time limit of {settings.timeout:g} s")
+                    rows[i].extend(failed_rows([name], late))
                 live = list(ctxs)
                 if not live:
-                    break
-                outcomes = registry.metrics.get(name)().run_group([ctxs[i] for i in live])
-                for i, out in zip(live, outcomes):
-                    try:
-                        if isinstance(out, BaseException):
-                            raise out
-                        rows[i].extend(_checked(out))
-                    except Exception as exc:  # noqa: BLE001
-                        rows[i].extend(failed_rows([name], exc))
+                    continue
+                try:
+                    outcomes = registry.metrics.get(name)().run_group([ctxs[i] for i in live])
+                except Exception as exc:  # noqa: BLE001 - the metric failed as a whole: on every point
+                    outcomes = [exc] * len(live)
+                for i, outcome in zip(live, outcomes):
+                    rows[i].extend(_rows_of(name, outcome))
+                outcomes = outcome = None  # type: ignore[assignment]  # let go of failed frames' tensors
         finally:
             ctxs.clear()
             gc.collect()
+            torch.set_grad_enabled(grad_enabled)  # in case a timeout cut a no_grad block short
             if points[0].device.startswith("cuda"):
                 torch.cuda.empty_cache()
     seconds = time.perf_counter() - t0
@@ -167,6 +319,44 @@ def groups(points: list[Point], interleave: bool = True) -> list[list[Point]]:
     return [list(g) for _, g in itertools.groupby(points, key=_shape)]
 
 
+def _family(point: Point) -> tuple:
+    """Everything but the size (and seed): one architecture, its parameters, pass, task and form."""
+    size = ("seq_len", "batch", "seed", "id")
+    return tuple(getattr(point, f.name) for f in dataclasses.fields(point) if f.name not in size)
+
+
+class OomSkips:
+    """The points that ran out of memory, and which later points they rule out.
+
+    A point is skipped when a point of its family (``_family``) ran out of memory at a length and a
+    batch no larger than its own: it would need at least as much.
+    """
+
+    def __init__(self) -> None:
+        self._ooms: dict[tuple, list[Point]] = collections.defaultdict(list)
+
+    def record(self, result: PointResult) -> None:
+        if result.status == "oom":
+            self._ooms[_family(result.point)].append(result.point)
+
+    def cause(self, point: Point) -> Point | None:
+        """The point whose ``oom`` rules ``point`` out, or None."""
+        return next(
+            (p for p in self._ooms.get(_family(point), ()) if point.seq_len >= p.seq_len and point.batch >= p.batch),
+            None,
+        )
+
+    @staticmethod
+    def skipped(point: Point, cause: Point) -> PointResult:
+        message = f"not run: {cause.describe()} (point {cause.id}) ran out of memory"
+        rows = [
+            Row(produced, math.nan, unit, hib, status="skipped", error=message)
+            for name in point.metrics
+            for produced, unit, hib in registry.metrics.get(name)().produces()
+        ]
+        return PointResult(point, rows, now_iso(), 0.0)
+
+
 @dataclass
 class Summary:
     points: int = 0
@@ -174,7 +364,8 @@ class Summary:
     statuses: collections.Counter = field(default_factory=collections.Counter)
 
     def line(self) -> str:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items()))
+        order = {s: k for k, s in enumerate(STATUSES)}
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items(), key=lambda x: order.get(x[0], 99)))
         return f"{self.points} points, {self.rows} rows ({counts})"
 
 
@@ -186,15 +377,23 @@ def run_points(
     progress: bool = True,
     on_result: Callable[[PointResult], None] | None = None,
 ) -> Summary:
-    """Run the points in plan order, appending each finished one to the store."""
+    """Run the points in plan order, appending each finished one to the store.
+
+    Points ruled out by an earlier ``oom`` (see OomSkips) are recorded ``skipped`` without running.
+    """
     from tqdm import tqdm
 
     summary = Summary()
+    skips = OomSkips()
     bar = tqdm(total=len(points), desc=suite_name, unit="pt", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     for group in groups(points, settings.interleave):
         bar.set_postfix_str(group[0].describe() + (f" (+{len(group) - 1})" if len(group) > 1 else ""))
-        for result in run_group(group, settings):
+        causes = [skips.cause(p) for p in group]
+        ran = iter(run_group([p for p, c in zip(group, causes) if c is None], settings) if None in causes else [])
+        for point, cause in zip(group, causes):
+            result = next(ran) if cause is None else skips.skipped(point, cause)
+            skips.record(result)
             store.append(result.to_record(suite_name))
             summary.points += 1
             summary.rows += len(result.rows)

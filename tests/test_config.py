@@ -98,7 +98,7 @@ BAD = {
     # unknown keys: the message lists the allowed ones
     "unknown-top-key": (
         text(top={"colour": "red"}),
-        ["s.yaml: colour: unknown key; allowed: name, description, device, dtype, threads, tf32, cudnn_benchmark, seeds, timing, experiments"],
+        ["s.yaml: colour: unknown key; allowed: name, description, device, dtype, threads, tf32, cudnn_benchmark, seeds, timing, timeout, experiments"],
     ),
     "unknown-timing-key": (
         text(top={"timing": {"min_sample": 3}}),
