@@ -5,7 +5,9 @@
     archbench ls                           # architectures, tasks, metrics and their parameters
     archbench env                          # this machine, paste-able
 
-Bad input exits with code 2 and one line on stderr, before anything is written.
+Bad input exits with code 2 and one line on stderr, before anything is written. A run that
+completes exits 0 whatever its points' statuses; one interrupted (Ctrl-C) keeps and consolidates
+the points it finished and exits 130.
 """
 from __future__ import annotations
 
@@ -68,13 +70,22 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool, yes: bo
             "command": " ".join(sys.argv), "device_peak": None}
     store.start(suite.text, meta)
     click.echo(f"{suite.name}: {len(points)} points on {resolved} -> {store.folder}", err=True)
-    peak = None
-    if any("latency" in p.metrics for p in points):
-        peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
-        store.write_meta({**store.read_meta(), "device_peak": peak})
-        click.echo(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)", err=True)
-    settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
-    summary = run_points(points, settings, store, suite.name, progress=progress)
+    try:
+        peak = None
+        if any("latency" in p.metrics for p in points):
+            peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
+            store.write_meta({**store.read_meta(), "device_peak": peak})
+            click.echo(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)",
+                       err=True)
+        settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
+        summary = run_points(points, settings, store, suite.name, progress=progress)
+    except KeyboardInterrupt:
+        # what finished is on disk already: make it a table, say so, and stop
+        frame = store.consolidate()
+        store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
+        click.echo(f"interrupted: {frame.point_id.nunique()} of {len(points)} points finished", err=True)
+        click.echo(f"results: {store.folder}")
+        click.get_current_context().exit(130)
     store.consolidate()
     store.write_meta({**store.read_meta(), "ended": now_iso(), "statuses": dict(summary.statuses)})
     click.echo(f"{summary.line()}")

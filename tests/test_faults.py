@@ -12,6 +12,7 @@ import time
 import weakref
 from typing import Annotated
 
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -86,7 +87,15 @@ class Sleeper(Tiny):
         return super().forward(x)
 
 
-STAND_INS = {"tiny": Tiny, "raises": Raises, "nan_loss": NaNLoss, "greedy": Greedy, "sleeper": Sleeper}
+class Interrupts(Tiny):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] >= 16:
+            raise KeyboardInterrupt
+        return super().forward(x)
+
+
+STAND_INS = {"tiny": Tiny, "raises": Raises, "nan_loss": NaNLoss, "greedy": Greedy, "sleeper": Sleeper,
+             "interrupts": Interrupts}
 
 
 @pytest.fixture(autouse=True)
@@ -329,3 +338,16 @@ def test_status_of_a_point():
     assert status("skipped", "skipped") == "skipped"
     assert status("ok", "oom", "error") == "oom"
     assert status() == "ok"
+
+
+def test_an_interrupted_run_keeps_what_finished_and_exits_130(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.replace("timeout: 0.3\n", "").replace("[tiny, raises, nan_loss, greedy, sleeper]", "[tiny, interrupts]")
+                    .replace("passes: [forward, train_step]", "passes: forward"))
+    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: 2 of 6 points finished" in result.stderr
+    folder = next((tmp_path / "out" / "faults").iterdir())
+    df = pd.read_csv(folder / "results.csv")
+    assert set(df.seq_len) == {8} and (df.status == "ok").all() and df.point_id.nunique() == 2
+    assert json.loads((folder / "meta.json").read_text())["interrupted"] is True
