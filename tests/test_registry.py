@@ -28,8 +28,9 @@ def test_unknown_name_suggests_the_closest():
     with pytest.raises(BadInput) as exc:
         registry.architectures.get("lstn")
     assert str(exc.value) == "unknown architecture 'lstn'; did you mean 'lstm'? known: lstm, tcn, transformer"
-    with pytest.raises(BadInput, match=r"unknown metric 'zzz'; known: flops, latency, peak_memory"):
+    with pytest.raises(BadInput) as exc:
         registry.metrics.get("zzz")
+    assert str(exc.value) == "unknown metric 'zzz'; known: " + ", ".join(registry.metrics.names())
 
 
 def test_builtins_are_registered_through_the_public_decorators():

@@ -2,7 +2,7 @@
 
     model = archbench.build_architecture("tcn", vocab_size=16, causal=True, levels=4)
     logits = model(tokens)               # (B, T) int64 -> (B, T, V)
-    model.receptive_field(seq_len=512)   # closed form, from the model's own parameters
+    model.receptive_field(seq_len=512)   # closed form, from the model's own parameters, at probe_position
     model.flops(batch=8, seq_len=512)    # analytic forward FLOPs, 2 per multiply-add
 
 FLOPs count the matrix products and convolutions only (the convention of
@@ -10,7 +10,7 @@ torch.utils.flop_counter): elementwise work, softmax and normalisation are left 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 from torch import nn
@@ -24,9 +24,15 @@ class Architecture(nn.Module):
 
     causal: bool
     vocab_size: int
+    # The parameter that counts layers (levels), for "layers needed to cover n"; None if there is none.
+    depth_parameter: ClassVar[str | None] = None
+
+    def probe_position(self, seq_len: int) -> int:
+        """The output position whose receptive field is reported: the last (causal) or the middle."""
+        return seq_len - 1 if self.causal else seq_len // 2
 
     def receptive_field(self, seq_len: int) -> int:
-        """Input positions one output position can depend on, in a sequence of ``seq_len``."""
+        """Input positions that output ``probe_position(seq_len)`` depends on (closed form)."""
         raise NotImplementedError
 
     def flops(self, batch: int, seq_len: int) -> int:

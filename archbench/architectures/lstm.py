@@ -13,6 +13,8 @@ from archbench.registry import register_architecture
 class LSTM(Architecture):
     """Embedding -> ``layers`` stacked LSTM layers of width ``d_model`` (per direction) -> linear head."""
 
+    depth_parameter = "layers"
+
     def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, layers: PositiveInt = 2):
         super().__init__()
         self.vocab_size, self.causal, self.d_model, self.layers = vocab_size, causal, d_model, layers
@@ -27,7 +29,7 @@ class LSTM(Architecture):
 
     def receptive_field(self, seq_len: int) -> int:
         # The state carries every earlier input (the whole prefix); the backward direction the rest.
-        return seq_len
+        return seq_len if not self.causal else self.probe_position(seq_len) + 1
 
     def flops(self, batch: int, seq_len: int) -> int:
         d, steps = self.d_model, batch * seq_len

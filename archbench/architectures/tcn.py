@@ -38,6 +38,8 @@ class TemporalBlock(nn.Module):
 class TCN(Architecture):
     """Embedding -> ``levels`` temporal blocks with dilation ``dilation_base**i`` -> linear head."""
 
+    depth_parameter = "levels"
+
     def __init__(
         self,
         vocab_size: int,
@@ -66,11 +68,40 @@ class TCN(Architecture):
     def dilations(self) -> list[int]:
         return [self.dilation_base**i for i in range(self.levels)]
 
+    def reach(self) -> tuple[int, int]:
+        """How far (left, right) one output sees: each of the two convolutions per level adds
+        (k - 1) * dilation, on the left when causal, split left p // 2, right p - p // 2 when not."""
+        pads = [(self.kernel_size - 1) * d for d in self.dilations() for _ in range(2)]
+        if self.causal:
+            return sum(pads), 0
+        return sum(p // 2 for p in pads), sum(p - p // 2 for p in pads)
+
     def receptive_field(self, seq_len: int) -> int:
-        # Two convolutions per level, each widening the field by (k - 1) * dilation:
-        # 1 + 2 (k - 1) (b^L - 1) / (b - 1), and 1 + 2 L (k - 1) when b = 1.
-        span = 1 + 2 * (self.kernel_size - 1) * sum(self.dilations())
-        return min(span, seq_len)
+        # Well inside the sequence: 1 + 2 (k - 1) (b^L - 1) / (b - 1), and 1 + 2 L (k - 1) when b = 1.
+        left, right = self.reach()
+        t = self.probe_position(seq_len)
+        if t - left >= 0 and t + right <= seq_len - 1:
+            return left + 1 + right
+        # Cut by an end of the sequence: a path may not leave it (zero padding carries nothing), and
+        # with an even kernel centred taps are lopsided, so walk the taps back from t, convolution
+        # by convolution, keeping only positions inside [0, seq_len).
+        seen = torch.zeros(seq_len, dtype=torch.bool)
+        seen[t] = True
+        for block in reversed(self.blocks):
+            for _ in range(2):
+                d = block.conv1.dilation[0]
+                reached = torch.zeros_like(seen)
+                for tap in range(self.kernel_size):
+                    shift = tap * d - block.pad[0]  # output u reads input u + shift
+                    if abs(shift) >= seq_len:
+                        continue
+                    if shift >= 0:
+                        reached[shift:] |= seen[: seq_len - shift]
+                    else:
+                        reached[: seq_len + shift] |= seen[-shift:]
+                seen = reached
+        where = seen.nonzero().flatten()
+        return int(where.max() - where.min() + 1)
 
     def flops(self, batch: int, seq_len: int) -> int:
         d, k = self.d_model, self.kernel_size

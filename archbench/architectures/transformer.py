@@ -57,6 +57,8 @@ class Block(nn.Module):
 class Transformer(Architecture):
     """Embedding + positional encoding -> ``layers`` pre-norm blocks -> norm -> linear head."""
 
+    depth_parameter = "layers"
+
     def __init__(
         self,
         vocab_size: int,
@@ -101,7 +103,7 @@ class Transformer(Architecture):
 
     def receptive_field(self, seq_len: int) -> int:
         # Every position attends to every earlier one (causal) or to all (not causal), in one layer.
-        return seq_len
+        return seq_len if not self.causal else self.probe_position(seq_len) + 1
 
     def flops(self, batch: int, seq_len: int) -> int:
         b, n, d = batch, seq_len, self.d_model
