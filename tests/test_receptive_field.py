@@ -29,7 +29,7 @@ def empirical(m, seq_len, probes=4):
     return support_span(gradient_mass(m, tokens, m.probe_position(seq_len), g))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     k=st.integers(2, 7), levels=st.integers(1, 8), base=st.integers(1, 3), causal=st.booleans(),
     clip=st.sampled_from([None, 0.5]),

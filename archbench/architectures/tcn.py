@@ -84,10 +84,12 @@ class TCN(Architecture):
             return left + 1 + right
         # Cut by an end of the sequence: a path may not leave it (zero padding carries nothing), and
         # with an even kernel centred taps are lopsided, so walk the taps back from t, convolution
-        # by convolution, keeping only positions inside [0, seq_len).
+        # by convolution, keeping only positions inside [0, seq_len); each block also passes its
+        # input straight through (the residual connection).
         seen = torch.zeros(seq_len, dtype=torch.bool)
         seen[t] = True
         for block in reversed(self.blocks):
+            skip = seen
             for _ in range(2):
                 d = block.conv1.dilation[0]
                 reached = torch.zeros_like(seen)
@@ -100,6 +102,7 @@ class TCN(Architecture):
                     else:
                         reached[: seq_len + shift] |= seen[-shift:]
                 seen = reached
+            seen = seen | skip
         where = seen.nonzero().flatten()
         return int(where.max() - where.min() + 1)
 
