@@ -163,6 +163,8 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
             raise BadInput(
                 f"{at}.architectures[{j}].{both[0]}: also set in {at}.sweep; set it in one place"
             )
+    if exp.task.label is not None:
+        raise BadInput(f"{at}.task.label: a task takes no label (got {exp.task.label!r}); name it by its kind")
     if exp.task.kind not in registry.tasks:
         raise BadInput(f"{at}.task: {registry.tasks.unknown_message(exp.task.kind)}")
     for j, name in enumerate(exp.metrics):

@@ -39,7 +39,8 @@ def test_quick_yaml_parses():
     assert suite.name == "quick"
     assert suite.path == str(path)
     assert suite.text == path.read_text(encoding="utf-8")
-    [exp] = suite.experiments
+    exp = suite.experiments[0]
+    assert [e.name for e in suite.experiments] == ["latency", "receptive_field", "layers_to_cover"]
     assert [a.kind for a in exp.architectures] == ["lstm", "tcn", "transformer"]
     assert exp.architectures[2].params == {"heads": 4, "layers": 2}
     assert exp.sweep.seq_len == [64, 128, 256, 512]

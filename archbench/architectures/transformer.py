@@ -85,6 +85,11 @@ class Transformer(Architecture):
         if p["positional"] == "sinusoidal" and p["d_model"] % 2:
             raise ValueError(f"sinusoidal positions need an even d_model, got {p['d_model']}")
 
+    @staticmethod
+    def check_shape(p: dict[str, Any], seq_len: int) -> None:
+        if p["positional"] == "learned" and seq_len > p["max_len"]:
+            raise ValueError(f"seq_len {seq_len} exceeds the learned positional table (max_len {p['max_len']})")
+
     def pos(self, x: torch.Tensor) -> torch.Tensor | float:  # (T, D), or 0 without positions
         T = x.shape[1]
         if self.positional == "none":
