@@ -2,7 +2,8 @@
 
 The architectures of one shape are timed together, in rounds (A B C A B C ...), so that drift of
 a shared machine falls on all of them alike. On a GPU, NVML clocks and throttle reasons are read
-around the measurement, and utilisation is sampled while each pass runs on its own.
+around the measurement and utilisation is sampled during the timed window; when that window was
+shared by several architectures, each pass's utilisation is sampled again while it runs alone.
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ class Latency(Metric):
                 results[i] = m
                 continue
             extra = dict(gpu)
-            if monitor is not None and monitor.available:
+            if monitor is not None and monitor.available and len(live) > 1:
+                # The timed window was shared by the group: sample this pass running on its own.
                 extra["gpu_util"] = self._utilisation(fns[i], device.index or 0)
             results[i] = self._rows(ctxs[i], m, extra)
         return results
