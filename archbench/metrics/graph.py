@@ -1,0 +1,124 @@
+"""``graph``: work, depth and parallelism of one forward pass, from a trace of its aten ops.
+
+    trace = trace_forward(model, tokens)   # every aten op of model(tokens), with its producers
+    trace.depth                            # ops on the longest chain of dependent ops
+    rows = Graph().run(ctx)                # graph_work, graph_depth, parallelism
+
+Work is the architecture's analytic forward FLOPs at the point's shape (what the ``flops``
+metric reports); depth is measured. Every aten op of one forward on a batch of one sequence
+(depth does not depend on the batch) is recorded by a ``TorchDispatchMode``, with the ops that
+produced its inputs; an op's depth is one more than the deepest of them, so the depth of the
+output is the critical path, each op counting 1 whatever its size (a matmul of n x d by d x n is
+one step: work done in parallel). Producers are tracked per storage: a view (``transpose``,
+``select``, ``split``) costs nothing and carries its base's depth, and an in-place op (``add_``,
+``sigmoid_``) sets the depth of the storage it writes.
+
+The fused kernels are opened up while tracing, so the trace shows the dependence structure and
+not one opaque call: ``nn.LSTM`` runs with oneDNN off (aten::lstm then decomposes into the gate
+products and nonlinearities of each step) and attention with the math SDPA kernel (matmul,
+softmax, matmul). The trace runs on a float32 copy of the model on the CPU, where these
+decompositions exist (cuDNN's LSTM would again be one op).
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from archbench.metrics.base import Context, Metric, Row
+from archbench.registry import register_metric
+
+
+def _key(t: torch.Tensor) -> int:
+    """A storage's identity while the trace keeps it alive (so its address is not reused)."""
+    return t.untyped_storage().data_ptr()
+
+
+class DepthTracer(TorchDispatchMode):
+    """Record each aten op with its depth: 1 + the deepest producer of its tensor inputs.
+
+    Tensors no op produced (inputs, parameters) have depth 0. Views and other aliasing ops that
+    write nothing take their input's depth and do not count.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[tuple[str, int]] = []      # (op name, depth), in call order
+        self._depth: dict[int, int] = {}          # storage key -> depth of its last write
+        self._alive: list[torch.Tensor] = []      # keeps traced storages from being reused
+
+    def depth_of(self, t: torch.Tensor) -> int:
+        return self._depth.get(_key(t), 0)
+
+    @property
+    def depth(self) -> int:
+        return max((d for _, d in self.ops), default=0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+        kwargs = kwargs or {}
+        inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        out = func(*args, **kwargs)
+        outputs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        in_keys = {_key(t) for t in inputs}
+        before = max((self.depth_of(t) for t in inputs), default=0)
+        writes = func._schema.is_mutable
+        if outputs and not writes and all(_key(o) in in_keys for o in outputs):
+            return out  # a view: same storage, nothing computed
+        depth = before + 1
+        self.ops.append((str(func.overloadpacket), depth))
+        written = outputs + [t for t, a in zip(inputs, _mutated(func, inputs)) if a]
+        for t in written:
+            self._depth[_key(t)] = depth
+            self._alive.append(t)
+        return out
+
+
+def _mutated(func, inputs: list[torch.Tensor]) -> list[bool]:  # noqa: ANN001
+    """Which tensor inputs an op writes (in place or out=), by its schema; conservatively all if unsure."""
+    if not func._schema.is_mutable:
+        return [False] * len(inputs)
+    tensor_args = [a for a in func._schema.arguments if "Tensor" in str(a.type)]
+    if len(tensor_args) == len(inputs):
+        return [a.alias_info is not None and a.alias_info.is_write for a in tensor_args]
+    return [True] * len(inputs)
+
+
+def trace(fn: Callable[..., Any], *args: Any) -> DepthTracer:
+    """Run ``fn(*args)`` under a DepthTracer, with the fused LSTM and attention kernels opened up."""
+    with warnings.catch_warnings():
+        # setting the oneDNN flags warns about TF32 on Intel GPUs, which this does not touch
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False), sdpa_kernel(SDPBackend.MATH):
+            with DepthTracer() as tracer:
+                fn(*args)
+    return tracer
+
+
+def trace_forward(model: nn.Module, tokens: torch.Tensor) -> DepthTracer:
+    """The trace of one forward of a float32 CPU copy of ``model`` in eval mode on ``tokens``."""
+    model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
+    return trace(model, tokens.cpu())
+
+
+@register_metric("graph")
+class Graph(Metric):
+    name, unit, higher_is_better = "graph_depth", "ops", False
+    description = "graph_work (analytic FLOPs), graph_depth (critical path of the traced aten ops), parallelism"
+
+    def produces(self) -> list[tuple[str, str, bool]]:
+        return [("graph_work", "FLOP", False), ("graph_depth", "ops", False), ("parallelism", "FLOP/op", True)]
+
+    def run(self, ctx: Context) -> list[Row]:
+        work = float(ctx.model.flops(ctx.point.batch, ctx.point.seq_len))
+        depth = trace_forward(ctx.model, ctx.batch.inputs[:1]).depth
+        return [
+            Row("graph_work", work, "FLOP", False),
+            Row("graph_depth", float(depth), "ops", False),
+            Row("parallelism", work / depth, "FLOP/op", True),
+        ]

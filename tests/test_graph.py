@@ -1,0 +1,75 @@
+"""The depth tracer on hand-made graphs of known depth, and depth against length per architecture."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import archbench
+from archbench.metrics.graph import trace, trace_forward
+
+
+def test_chain_of_adds_has_depth_k():
+    x = torch.randn(4, 4)
+
+    def chain(x: torch.Tensor, k: int) -> torch.Tensor:
+        for _ in range(k):
+            x = x + 1
+        return x
+
+    for k in (1, 2, 7):
+        assert trace(chain, x, k).depth == k
+
+
+def test_two_branches_joined_have_depth_max_plus_one():
+    a, b = torch.randn(3, 3), torch.randn(3, 3)
+    assert trace(lambda a, b: (a * 2) + (((b + 1) + 1) + 1), a, b).depth == 4
+
+
+def test_matmul_of_two_inputs_is_depth_one():
+    assert trace(torch.matmul, torch.randn(8, 5), torch.randn(5, 8)).depth == 1
+
+
+def test_views_cost_nothing_and_carry_their_producer():
+    x = torch.randn(4, 6)
+    assert trace(lambda x: (x + 1).t()[:2].unsqueeze(0).select(1, 0) * 2, x).depth == 2
+
+
+def test_in_place_writes_carry_depth():
+    def f(x: torch.Tensor) -> torch.Tensor:
+        y = x + 1          # 1
+        y.mul_(2)          # 2
+        y.sigmoid_()       # 3
+        return y + x       # 4
+    assert trace(f, torch.randn(3)).depth == 4
+
+
+def _depths(kind: str, lengths: list[int], **params) -> list[int]:
+    model = archbench.build_architecture(kind, vocab_size=16, causal=True, d_model=16, **params)
+    return [trace_forward(model, torch.randint(16, (1, n))).depth for n in lengths]
+
+
+def test_lstm_depth_grows_linearly_tcn_and_transformer_do_not():
+    n = [8, 16, 32]
+    lstm = _depths("lstm", n, layers=1)
+    slope = np.polyfit(np.log(n), np.log(lstm), 1)[0]
+    assert slope == pytest.approx(1.0, abs=0.1)
+    assert lstm[2] - lstm[1] == 2 * (lstm[1] - lstm[0])  # a fixed number of ops per step
+    assert len(set(_depths("tcn", n, levels=3))) == 1
+    assert len(set(_depths("transformer", n, heads=2, layers=1))) == 1
+
+
+def test_graph_metric_rows(tmp_path):
+    from archbench.metrics.base import Context
+    from archbench.metrics.graph import Graph
+    from archbench.plan import expand
+    from archbench.runner import _context, Settings
+
+    suite = tmp_path / "g.yaml"
+    suite.write_text("name: g\ndevice: cpu\nexperiments:\n  - name: g\n    architectures: [lstm, tcn]\n"
+                     "    metrics: [graph]\n    sweep: {seq_len: 16, batch: 2, d_model: 8}\n")
+    for point in expand(archbench.load_suite(suite), device="cpu"):
+        ctx = _context(point, Settings())
+        rows = {r.metric: r.value for r in Graph().run(ctx)}
+        assert rows["graph_work"] == ctx.model.flops(2, 16)
+        assert rows["parallelism"] == pytest.approx(rows["graph_work"] / rows["graph_depth"])
