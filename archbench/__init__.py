@@ -10,16 +10,27 @@
 __version__ = "0.1.0"
 
 from archbench.registry import register_architecture, register_metric, register_task  # noqa: E402
-from archbench import architectures, metrics, tasks  # noqa: E402,F401  (registers the built-ins)
-from archbench.architectures.base import Architecture, build_architecture  # noqa: E402
-from archbench.config import Suite, load_suite  # noqa: E402
-from archbench.errors import BadInput  # noqa: E402
-from archbench.plan import Point, expand  # noqa: E402
-from archbench.results import load_results  # noqa: E402
-from archbench.timing import Measurement, StopRule, measure  # noqa: E402
 
-__all__ = [
-    "Architecture", "BadInput", "Measurement", "Point", "StopRule", "Suite",
-    "build_architecture", "expand", "load_results", "load_suite", "measure",
-    "register_architecture", "register_metric", "register_task",
-]
+# The rest loads on first use (PEP 562), so that `archbench.report` and `archbench.results` work
+# on a machine without torch, and `import archbench` stays cheap.
+_LAZY = {
+    "Architecture": "archbench.architectures.base", "build_architecture": "archbench.architectures.base",
+    "Suite": "archbench.config", "load_suite": "archbench.config",
+    "BadInput": "archbench.errors",
+    "Point": "archbench.plan", "expand": "archbench.plan",
+    "load_results": "archbench.results",
+    "Measurement": "archbench.timing", "StopRule": "archbench.timing", "measure": "archbench.timing",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archbench' has no attribute {name!r}")
+
+
+__all__ = sorted([*_LAZY, "register_architecture", "register_metric", "register_task"])

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -28,8 +29,9 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A dict with good manners: a decorator to register, an error on a duplicate, did-you-mean."""
 
-    def __init__(self, kind: str, harness_args: tuple[str, ...] = ()):
+    def __init__(self, kind: str, harness_args: tuple[str, ...] = (), builtins: str | None = None):
         self.kind = kind
+        self._builtins = builtins  # the package whose import registers the built-ins, on first use
         self.harness_args = harness_args  # keyword arguments the harness passes, not the suite
         self._entries: dict[str, Entry[T]] = {}
 
@@ -39,6 +41,12 @@ class Registry(Generic[T]):
             return obj
 
         return decorator
+
+    def _load_builtins(self) -> None:
+        # Imported on first use, not with archbench itself: a report reads results without torch.
+        if self._builtins is not None:
+            module, self._builtins = self._builtins, None
+            importlib.import_module(module)
 
     def add(self, name: str, obj: T, source: str | None = None) -> None:
         if not isinstance(name, str) or not name:
@@ -59,6 +67,7 @@ class Registry(Generic[T]):
         return self.entry(name).obj
 
     def entry(self, name: str) -> Entry[T]:
+        self._load_builtins()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
@@ -78,22 +87,26 @@ class Registry(Generic[T]):
         return describe(self.get(name), self.harness_args)
 
     def names(self) -> list[str]:
+        self._load_builtins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_builtins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:
+        self._load_builtins()
         return (self._entries[n] for n in self.names())
 
     def __len__(self) -> int:
+        self._load_builtins()
         return len(self._entries)
 
 
 # The three registries; the built-ins register themselves with the same decorators a plugin uses.
-architectures: Registry[Any] = Registry("architecture", harness_args=("vocab_size", "causal"))
-tasks: Registry[Any] = Registry("task", harness_args=("seq_len",))
-metrics: Registry[Any] = Registry("metric")
+architectures: Registry[Any] = Registry("architecture", ("vocab_size", "causal"), "archbench.architectures")
+tasks: Registry[Any] = Registry("task", ("seq_len",), "archbench.tasks")
+metrics: Registry[Any] = Registry("metric", (), "archbench.metrics")
 
 register_architecture = architectures.register
 register_task = tasks.register
