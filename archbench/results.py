@@ -5,6 +5,7 @@
         samples.jsonl   raw timing samples: point_id, metric, samples (s per call), calls
         artifacts.jsonl arrays for the report: point_id, metric, name, data (gradient profiles, ...)
         results.csv     long form, one row per (point, metric): COLUMNS, then param.<name>
+        fits.csv        power-law exponents in seq_len (and d_model, batch) per arch, metric, pass
         meta.json       provenance (environment, suite hash, start and end)
         suite.yaml      the suite as written
 
@@ -138,9 +139,12 @@ class ResultStore:
         return read_records(self.records_path)
 
     def consolidate(self) -> pd.DataFrame:
-        """Write results.csv from records.jsonl (atomically) and return it."""
+        """Write results.csv and fits.csv from records.jsonl (atomically) and return the results."""
+        from archbench.fits import fit_results
+
         frame = records_to_frame(self.records())
         _write_atomic(self.folder / "results.csv", frame.to_csv(index=False))
+        _write_atomic(self.folder / "fits.csv", fit_results(frame).to_csv(index=False))
         return frame
 
 

@@ -60,3 +60,23 @@ def test_load_results_accepts_the_csv_itself(tmp_path):
 def test_load_results_of_nothing_is_a_clear_error(tmp_path):
     with pytest.raises(BadInput, match="no results"):
         archbench.load_results(tmp_path)
+
+
+def test_consolidate_writes_fits_next_to_results(tmp_path):
+    store = ResultStore.create(tmp_path, "s")
+    for i in range(4):  # latency 0.001 * (i + 1) at seq_len 16 * (i + 1): exponent 1
+        store.append(record(i))
+    store.consolidate()
+    fits = pd.read_csv(store.folder / "fits.csv")
+    assert len(fits) == 1
+    row = fits.iloc[0]
+    assert (row.arch, row.metric, row["pass"], row.x) == ("tcn", "latency", "forward", "seq_len")
+    assert row.exponent == pytest.approx(1.0) and row.n_points == 3 and (row.x_min, row.x_max) == (32, 64)
+
+
+def test_results_and_fits_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, archbench.results, archbench.fits; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
