@@ -1,9 +1,10 @@
-"""The command line, one verb each: run, plan, ls, env.
+"""The command line, one verb each: run, plan, ls, env, report.
 
     archbench run suites/quick.yaml        # measure, write results/<suite>/<stamp>/
     archbench plan suites/quick.yaml       # the points it would run
     archbench ls                           # architectures, tasks, metrics and their parameters
     archbench env                          # this machine, paste-able
+    archbench report RESULTS_DIR           # the report of a results folder, drawn again
 
 Bad input exits with code 2 and one line on stderr, before anything is written. A run that
 completes exits 0 whatever its points' statuses; one interrupted (Ctrl-C) keeps and consolidates
@@ -49,8 +50,12 @@ def cli() -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Override the suite's device.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
+@click.option("--report/--no-report", default=True, show_default=True, help="Write the report when the run ends.")
+@click.option("--reports", "reports", default=None, type=click.Path(path_type=Path),
+              help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT].")
 @YES
-def run(suite_path: Path, out: Path, device: str | None, progress: bool, yes: bool) -> None:
+def run(suite_path: Path, out: Path, device: str | None, progress: bool, report: bool, reports: Path | None,
+        yes: bool) -> None:
     """Run SUITE and write its results folder."""
     from archbench import environment, flags
     from archbench.config import load_suite
@@ -90,6 +95,22 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool, yes: bo
     store.write_meta({**store.read_meta(), "ended": now_iso(), "statuses": dict(summary.statuses)})
     click.echo(f"{summary.line()}")
     click.echo(f"results: {store.folder}")
+    if report:
+        from archbench.report import write_report
+
+        click.echo(f"report: {write_report(store.folder, reports_root=reports) / 'index.html'}")
+
+
+@cli.command("report")
+@click.argument("results_dir", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
+              help="Folder to write the report to (default: reports/<suite>/<timestamp>/).")
+def report_command(results_dir: Path, out: Path | None) -> None:
+    """Write the report of a results folder again, from its files alone (no torch, no re-running)."""
+    from archbench.report import write_report
+
+    folder = write_report(results_dir, out=out)
+    click.echo(f"report: {folder / 'index.html'}")
 
 
 @cli.command()

@@ -1,0 +1,190 @@
+"""The figures of a report, each drawn from the results table (and the saved arrays) alone.
+
+One colour per architecture across every figure (``colours``); axes carry units; matplotlib's
+non-interactive Agg backend, so it runs on a machine with no screen. Each function returns the
+figure's file stem, or None when the results hold nothing for it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
+UNITS = {"s": "seconds per call", "tokens/s": "tokens per second", "B": "bytes", "FLOP/s": "FLOP/s",
+         "fraction": "fraction of measured matmul peak", "positions": "positions", "layers": "layers"}
+
+
+def colours(archs: list[str]) -> dict[str, str]:
+    return {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(sorted(archs))}
+
+
+def _save(fig: plt.Figure, out: Path, stem: str) -> str:
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"{stem}.{ext}", dpi=110)
+    plt.close(fig)
+    return stem
+
+
+def loglog_fit(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Slope of log y on log x over the upper half of the distinct x (at least 3 points)."""
+    order = np.argsort(x)
+    x, y = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    keep = (x > 0) & (y > 0)
+    x, y = x[keep], y[keep]
+    if len(np.unique(x)) < 3:
+        return None
+    upper = x >= np.unique(x)[len(np.unique(x)) // 2 - (1 if len(np.unique(x)) < 6 else 0)]
+    if len(np.unique(x[upper])) < 3:
+        upper = x >= np.unique(x)[-3]
+    return float(np.polyfit(np.log(x[upper]), np.log(y[upper]), 1)[0])
+
+
+def scaling(df: pd.DataFrame, metric: str, pass_: str, colour: dict[str, str], out: Path) -> tuple[str, dict[str, float]] | None:
+    """``metric`` against sequence length, log-log, a line per architecture; failures marked where it stops."""
+    rows = df[(df.metric == metric) & (df["pass"] == pass_)]
+    if rows.empty or rows.seq_len.nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    slopes: dict[str, float] = {}
+    for arch, g in rows.groupby("arch"):
+        ok = g[g.status == "ok"].groupby("seq_len").value.median().sort_index()
+        if ok.empty:
+            continue
+        slope = loglog_fit(ok.index.values, ok.values)
+        label = arch + (f"  (n^{slope:.2f})" if slope is not None else "")
+        if slope is not None:
+            slopes[arch] = slope
+        ax.plot(ok.index, ok.values, "o-", color=colour[arch], label=label)
+        failed = g[(g.status != "ok") & (g.seq_len > ok.index.max())]
+        if not failed.empty:
+            ax.plot([ok.index.max()], [ok.values[-1]], "X", ms=12, color=colour[arch])
+            ax.annotate(f"{failed.status.iloc[0]} at n={int(failed.seq_len.min())}", (ok.index.max(), ok.values[-1]),
+                        textcoords="offset points", xytext=(5, 5), fontsize=8, color=colour[arch])
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    unit = rows.unit.iloc[0]
+    ax.set_xlabel("sequence length n (tokens)")
+    ax.set_ylabel(f"{metric} ({UNITS.get(unit, unit)})")
+    ax.set_title(f"{metric}, {pass_} pass, batch {int(rows.batch.iloc[0])}")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, out, f"scaling_{metric}_{pass_}"), slopes
+
+
+def bars(df: pd.DataFrame, metric: str, colour: dict[str, str], out: Path, title: str) -> str | None:
+    """``metric`` per architecture (the largest length measured), one group per pass."""
+    rows = df[(df.metric == metric) & (df.status == "ok")]
+    if rows.empty:
+        return None
+    rows = rows[rows.seq_len == rows.seq_len.max()]
+    table = rows.groupby(["pass", "arch"]).value.median().unstack("arch")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / max(len(table.columns), 1)
+    for i, arch in enumerate(table.columns):
+        ax.bar(np.arange(len(table)) + i * width, table[arch].values, width, color=colour[arch], label=arch)
+    ax.set_xticks(np.arange(len(table)) + 0.4 - width / 2, table.index)
+    unit = df[df.metric == metric].unit.iloc[0]
+    ax.set_ylabel(f"{metric} ({UNITS.get(unit, unit)})")
+    ax.set_title(f"{title} (n = {int(rows.seq_len.max())})")
+    ax.legend(fontsize=8)
+    return _save(fig, out, f"bars_{metric}")
+
+
+def _first_artifact(artifacts: list[dict[str, Any]], df: pd.DataFrame, name: str, causal: bool) -> dict[str, Any]:
+    """One saved array per architecture (the first seed), of the causal or the non-causal form."""
+    meta = df.drop_duplicates("point_id").set_index("point_id")
+    found: dict[str, Any] = {}
+    for a in artifacts:
+        if a["name"] != name or a["point_id"] not in meta.index:
+            continue
+        row = meta.loc[a["point_id"]]
+        if bool(row.causal) == causal and row.arch not in found:
+            found[row.arch] = a["data"]
+    return dict(sorted(found.items()))
+
+
+def heatmaps(df: pd.DataFrame, artifacts: list[dict[str, Any]], out: Path) -> str | None:
+    maps = _first_artifact(artifacts, df, "heatmap", causal=True) or _first_artifact(artifacts, df, "heatmap", causal=False)
+    if not maps:
+        return None
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.2), squeeze=False)
+    for ax, (arch, data) in zip(axes[0], maps.items()):
+        m = np.asarray(data, float)
+        m = m / np.where(m.max(1, keepdims=True) > 0, m.max(1, keepdims=True), 1)
+        image = ax.imshow(np.log10(m + 1e-12), cmap="viridis", origin="upper", vmin=-4, vmax=0)
+        ax.set_title(arch, fontsize=9)
+        ax.set_xlabel("input position s")
+        ax.set_ylabel("output position t")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="log10 of share of row maximum")
+    fig.suptitle("|∂y_t/∂x_s| at initialisation (black: no dependence, or below 1e-4 of the row's maximum)", fontsize=9)
+    return _save(fig, out, "rf_heatmaps")
+
+
+def gradient_decay(df: pd.DataFrame, artifacts: list[dict[str, Any]], colour: dict[str, str], out: Path) -> str | None:
+    profiles = _first_artifact(artifacts, df, "gradient_profile", causal=True)
+    if not profiles:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arch, data in profiles.items():
+        p = np.asarray(data, float)
+        p = p / p.sum() if p.sum() > 0 else p
+        lag = np.arange(len(p))
+        ax.plot(lag[p > 0], p[p > 0], color=colour[arch], label=arch)
+    ax.set_yscale("log")
+    ax.set_xlabel("lag t − s (positions)")
+    ax.set_ylabel("share of gradient mass")
+    ax.set_title("Gradient mass against lag (causal, at initialisation)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, out, "rf_decay")
+
+
+def field_sizes(df: pd.DataFrame, colour: dict[str, str], out: Path) -> str | None:
+    names = ["rf_theoretical", "rf_empirical", "erf_50", "erf_90", "erf_99"]
+    rows = df[df.metric.isin(names) & (df.status == "ok") & df.causal.astype(bool)]
+    if rows.empty:
+        return None
+    table = rows.groupby(["arch", "metric"]).value.mean().unstack("metric").reindex(columns=names)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    width = 0.8 / len(table)
+    for i, arch in enumerate(table.index):
+        ax.bar(np.arange(len(names)) + i * width, table.loc[arch].values, width, color=colour[arch], label=arch)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
+    ax.set_ylabel("positions")
+    ax.set_yscale("log")
+    ax.set_title(f"Receptive field: theory, gradient support, effective (n = {int(rows.seq_len.max())}, causal)")
+    ax.legend(fontsize=8)
+    return _save(fig, out, "rf_sizes")
+
+
+def layers_to_cover(df: pd.DataFrame, colour: dict[str, str], out: Path) -> str | None:
+    rows = df[df.metric.isin(["layers_to_cover", "layers_to_cover_theory"])]
+    if rows.empty or rows.seq_len.nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arch, g in rows.groupby("arch"):
+        theory = g[g.metric == "layers_to_cover_theory"].sort_values("seq_len")
+        measured = g[(g.metric == "layers_to_cover") & (g.status == "ok")].sort_values("seq_len")
+        ax.plot(theory.seq_len, theory.value, "--", color=colour[arch], alpha=0.6)
+        ax.plot(measured.seq_len, measured.value, "o", color=colour[arch], label=f"{arch} (measured; dashed: closed form)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("sequence length n (tokens)")
+    ax.set_ylabel("layers needed to connect 0 to n−1")
+    ax.set_title("Layers to cover n: plain grows as n/(k−1), dilated as log n")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, out, "rf_layers_to_cover")
+
+
+def finite(x: float) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))

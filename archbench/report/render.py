@@ -1,0 +1,207 @@
+"""Write a report from a results folder: figures (PNG and SVG), report.md, a self-contained index.html.
+
+    write_report("results/quick/20261127-050113")          # -> reports/quick/20261127-050113/
+
+The summary at the top is generated from the numbers; every failed, skipped, noisy or throttled
+point is listed; the environment and the suite that produced the results close the report.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from archbench.errors import BadInput
+from archbench.report import plots
+from archbench.results import load_artifacts, load_results
+
+
+def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:
+    """REPORTS/<suite>/<stamp>/ for RESULTS/<suite>/<stamp>/, REPORTS being 'reports' beside RESULTS."""
+    results_dir = results_dir.resolve()
+    root = Path(reports_root) if reports_root else results_dir.parent.parent.parent / "reports"
+    return root / results_dir.parent.name / results_dir.name
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1e3:.3g} ms"
+    if unit == "B":
+        return f"{value / 2**20:.3g} MiB"
+    if unit in ("tokens/s", "FLOP/s"):
+        return f"{value:.3g} {unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], dict[str, float]]) -> list[tuple[str, str | None]]:
+    """The three or four things a reader should take away, each with the figure that shows it."""
+    out: list[tuple[str, str | None]] = []
+    for (metric, pass_), by_arch in slopes.items():
+        if metric != "latency" or not by_arch:
+            continue
+        parts = ", ".join(f"{a} as n^{s:.2f}" for a, s in sorted(by_arch.items(), key=lambda kv: -kv[1]))
+        out.append((f"{pass_} latency grows with sequence length: {parts} (upper half of the lengths).",
+                    f"scaling_latency_{pass_}"))
+        ok = df[(df.metric == "latency") & (df["pass"] == pass_) & (df.status == "ok")]
+        top = ok[ok.seq_len == ok.seq_len.max()].groupby("arch").value.median().sort_values()
+        if len(top) > 1:
+            out.append((f"At n = {int(ok.seq_len.max())} ({pass_}), {top.index[0]} is the fastest at "
+                        f"{_fmt(top.iloc[0], 's')}, {top.iloc[-1] / top.iloc[0]:.1f}x faster than {top.index[-1]} "
+                        f"({_fmt(top.iloc[-1], 's')}).", f"scaling_latency_{pass_}"))
+        break
+    rf = df[df.metric.isin(["rf_theoretical", "erf_90"]) & (df.status == "ok") & df.causal.astype(bool)]
+    if not rf.empty:
+        t = rf.groupby(["arch", "metric"]).value.mean().unstack("metric").dropna()
+        t = t[t.rf_theoretical < rf.seq_len.max()]  # the fields that do not simply span the sequence
+        for arch, r in t.iterrows():
+            out.append((f"{arch}: 90 % of the gradient mass lies within {r.erf_90:.0f} positions of its "
+                        f"{r.rf_theoretical:.0f}-position theoretical field ({r.erf_90 / r.rf_theoretical:.0%}) at "
+                        "initialisation, as Luo et al. found.", "rf_sizes"))
+    cover = df[(df.metric == "layers_to_cover") & (df.status == "ok")]
+    if not cover.empty and cover.arch.nunique() > 1:
+        n = int(cover.seq_len.max())
+        at = cover[cover.seq_len == n].groupby("arch").value.first()
+        out.append((f"To connect positions 0 and {n - 1}: " + ", ".join(f"{a} needs {v:.0f} layers" for a, v in at.items()) + ".",
+                    "rf_layers_to_cover"))
+    bad = df[df.status != "ok"]
+    if not bad.empty:
+        counts = bad.drop_duplicates("point_id").status.value_counts()
+        out.append((f"{bad.point_id.nunique()} points did not finish ok: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+                    + " (listed below).", None))
+    return out
+
+
+def _problems(df: pd.DataFrame) -> pd.DataFrame:
+    """Every row that failed, was skipped, or was measured noisy or throttled."""
+    noisy = df["noisy"].eq(True) if "noisy" in df else pd.Series(False, index=df.index)
+    throttled = df["throttled"].eq(True) if "throttled" in df else pd.Series(False, index=df.index)
+    rows = df[(df.status != "ok") | noisy | throttled].copy()
+    rows["why"] = rows.status.where(rows.status != "ok", noisy[rows.index].map({True: "noisy", False: "throttled"}))
+    return rows[["arch", "seq_len", "pass", "metric", "why", "error"]]
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in frame.iterrows():
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in r.values) + " |")
+    return "\n".join(lines)
+
+
+def write_report(results_dir: str | Path, out: str | Path | None = None, reports_root: str | Path | None = None) -> Path:
+    """Draw the report of ``results_dir`` into ``out`` (default: reports/<suite>/<stamp>/ beside the results root)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise BadInput(f"results folder {str(results_dir)!r} does not exist")
+    df = load_results(results_dir)
+    meta_path = results_dir / "meta.json"
+    meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    artifacts = load_artifacts(results_dir)
+    folder = Path(out) if out else default_folder(results_dir, Path(reports_root) if reports_root else None)
+    folder.mkdir(parents=True, exist_ok=True)
+    colour = plots.colours(sorted(df.arch.dropna().unique()))
+
+    sections: list[tuple[str, list[str]]] = []
+    slopes: dict[tuple[str, str], dict[str, float]] = {}
+    figs = []
+    for metric in ("latency", "throughput", "peak_memory"):
+        for pass_ in sorted(df[df.metric == metric]["pass"].dropna().unique()):
+            drawn = plots.scaling(df, metric, pass_, colour, folder)
+            if drawn:
+                figs.append(drawn[0])
+                slopes[(metric, pass_)] = drawn[1]
+    figs += [f for f in (plots.bars(df, "mfu", colour, folder, "Model FLOPs utilisation"),
+                         plots.bars(df, "achieved_flops", colour, folder, "Achieved FLOP/s")) if f]
+    if figs:
+        sections.append(("Speed, memory and scaling", figs))
+    rf = [f for f in (plots.field_sizes(df, colour, folder), plots.heatmaps(df, artifacts, folder),
+                      plots.gradient_decay(df, artifacts, colour, folder), plots.layers_to_cover(df, colour, folder)) if f]
+    if rf:
+        sections.append(("Receptive field", rf))
+
+    findings = _findings(df, slopes)
+    problems = _problems(df)
+    env = meta.get("environment", {})
+    suite_name = meta.get("suite") or (df.suite.dropna().iloc[0] if not df.empty else results_dir.parent.name)
+
+    md = [f"# archbench report: {suite_name}", "",
+          f"Results: `{results_dir}` · {df.point_id.nunique()} points, {len(df)} rows · device {meta.get('device', '?')}"
+          f" · started {meta.get('started', '?')}, ended {meta.get('ended') or 'not recorded (partial run)'}", "",
+          "## Summary", ""]
+    md += [f"- {text}" + (f" ([figure](#{fig}))" if fig else "") for text, fig in findings] or ["- No findings: the run holds no finished points."]
+    for title, stems in sections:
+        md += ["", f"## {title}", ""]
+        for stem in stems:
+            md += [f'<a id="{stem}"></a>', f"![{stem}]({stem}.png)", ""]
+    md += ["", "## Failed, skipped, noisy and throttled points", ""]
+    md += [_table(problems)] if not problems.empty else ["None."]
+    md += ["", "## Environment", ""]
+    env_rows = {k: v for k, v in env.items() if not isinstance(v, (dict, list))}
+    env_rows.update({f"flag {k}": v for k, v in (meta.get("flags") or {}).items()})
+    git = env.get("git") or {}
+    env_rows["git commit"] = f"{git.get('commit')} (dirty: {git.get('dirty')})"
+    if meta.get("device_peak"):
+        env_rows["measured matmul peak"] = f"{meta['device_peak']['flops_per_s'] / 1e9:.1f} GFLOP/s"
+    gpus = env.get("gpus")
+    env_rows["gpus"] = gpus if isinstance(gpus, str) else "; ".join(g.get("name", "?") for g in gpus or [])
+    md += ["| key | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in env_rows.items()]
+    md += ["", "## Suite", "", "```yaml", meta.get("suite_text", "(not recorded)").rstrip(), "```", ""]
+    text = "\n".join(md)
+    (folder / "report.md").write_text(text, encoding="utf-8")
+    (folder / "index.html").write_text(_html(text, folder, suite_name), encoding="utf-8")
+    return folder
+
+
+def _html(markdown: str, folder: Path, title: str) -> str:
+    """The same report as one HTML file with the figures inlined: it opens from disk, no network."""
+    body: list[str] = []
+    in_code = in_table = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            body.append("</pre>" if in_code else "<pre>")
+            in_code = not in_code
+            continue
+        if in_code:
+            body.append(html.escape(line))
+            continue
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            stem = line[line.index("(") + 1: line.index(".png")]
+            data = base64.b64encode((folder / f"{stem}.png").read_bytes()).decode()
+            body.append(f'<img alt="{stem}" src="data:image/png;base64,{data}">')
+        elif line.startswith("<a id="):
+            body.append(line)
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.startswith("- "):
+            item = html.escape(line[2:])
+            if "([figure](#" in line:
+                stem = line[line.index("](#") + 3: line.rindex(")")].rstrip(")")
+                item = html.escape(line[2: line.index(" ([figure]")]) + f' (<a href="#{stem}">figure</a>)'
+            body.append(f"<li>{item}</li>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+    if in_table:
+        body.append("</table>")
+    style = ("body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}img{max-width:100%}"
+             "table{border-collapse:collapse;font-size:0.85em}td{border:1px solid #ccc;padding:2px 6px}"
+             "pre{background:#f5f5f5;padding:1em;overflow:auto}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>archbench: {html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

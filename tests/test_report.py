@@ -1,0 +1,89 @@
+"""Reports: drawn from a results folder alone (torch blocked), partial runs included, self-contained HTML."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from archbench.cli import cli
+
+SUITE = """
+name: rep
+threads: 1
+timing: {min_samples: 3, min_time: 0.0, max_time: 0.02, warmup: 0.0}
+experiments:
+  - name: lat
+    architectures: [lstm, {kind: tcn, levels: 2}, {kind: transformer, heads: 2, layers: 1}]
+    metrics: [latency, peak_memory]
+    passes: [forward]
+    sweep: {seq_len: [8, 16, 32], batch: 2, d_model: 16}
+  - name: rf
+    architectures: [lstm, {kind: tcn, levels: 2, d_model: 16}]
+    metrics: [receptive_field]
+    sweep: {seq_len: 40, batch: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    (root / "s.yaml").write_text(SUITE)
+    result = CliRunner().invoke(cli, ["run", str(root / "s.yaml"), "--out", str(root / "results"), "--no-progress"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    folder = Path(next(x for x in result.output.splitlines() if x.startswith("results: ")).removeprefix("results: "))
+    report = Path(next(x for x in result.output.splitlines() if x.startswith("report: ")).removeprefix("report: "))
+    return folder, report
+
+
+def test_run_ends_by_writing_the_report_beside_the_results(results):
+    folder, report = results
+    assert report == (folder.parents[2] / "reports" / "rep" / folder.name / "index.html").resolve()
+    stems = {p.stem for p in report.parent.glob("*.png")}
+    assert {"scaling_latency_forward", "scaling_peak_memory_forward", "rf_heatmaps", "rf_decay", "rf_sizes"} <= stems
+    assert {p.stem for p in report.parent.glob("*.svg")} == stems
+
+
+def test_the_report_is_drawn_from_files_alone_without_torch(results, tmp_path):
+    folder, _ = results
+    code = ("import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
+            "from archbench.report import write_report\n"
+            f"print(write_report({str(folder)!r}, out={str(tmp_path / 'again')!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    md = (tmp_path / "again" / "report.md").read_text()
+    assert md.startswith("# archbench report: rep")
+    assert "forward latency grows with sequence length" in md and "n^" in md
+    assert "## Environment" in md and "## Suite" in md and "name: rep" in md
+
+
+def test_index_html_opens_from_disk(results):
+    _, report = results
+    page = report.read_text()
+    assert page.count("<img") >= 5 and "data:image/png;base64," in page
+    assert "http://" not in page and "https://" not in page and "src=\"" not in page.replace('src="data:', "")
+
+
+def test_a_partial_run_reports_what_finished_and_lists_the_rest(results, tmp_path):
+    folder, _ = results
+    partial = tmp_path / "results" / "rep" / "cut"
+    partial.mkdir(parents=True)
+    lines = (folder / "records.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines[:5]]
+    records[-1]["status"] = "oom"
+    for row in records[-1]["rows"]:
+        row.update(status="oom", value=None, error="OutOfMemoryError: CUDA out of memory")
+    (partial / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))  # no csv, no meta
+    result = CliRunner().invoke(cli, ["report", str(partial)])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "reports" / "rep" / "cut" / "report.md").read_text()
+    assert "1 points did not finish ok: 1 oom" in md
+    assert "OutOfMemoryError: CUDA out of memory" in md
+    assert "not recorded (partial run)" in md
+
+
+def test_report_of_a_missing_folder_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "does not exist" in result.output
