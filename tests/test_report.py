@@ -79,7 +79,7 @@ def test_a_partial_run_reports_what_finished_and_lists_the_rest(results, tmp_pat
     result = CliRunner().invoke(cli, ["report", str(partial)])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "reports" / "rep" / "cut" / "report.md").read_text()
-    assert "1 points did not finish ok: 1 oom" in md
+    assert "of 1 point did not finish ok" in md and " oom" in md
     assert "OutOfMemoryError: CUDA out of memory" in md
     assert "not recorded (partial run)" in md
 

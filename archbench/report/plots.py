@@ -27,7 +27,8 @@ def colours(archs: list[str]) -> dict[str, str]:
 
 
 def _save(fig: plt.Figure, out: Path, stem: str) -> str:
-    fig.tight_layout()
+    if not fig.get_constrained_layout():
+        fig.tight_layout()
     for ext in ("png", "svg"):
         fig.savefig(out / f"{stem}.{ext}", dpi=110)
     plt.close(fig)
@@ -116,7 +117,7 @@ def heatmaps(df: pd.DataFrame, artifacts: list[dict[str, Any]], out: Path) -> st
     maps = _first_artifact(artifacts, df, "heatmap", causal=True) or _first_artifact(artifacts, df, "heatmap", causal=False)
     if not maps:
         return None
-    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps) + 1, 3.4), squeeze=False, layout="constrained")
     for ax, (arch, data) in zip(axes[0], maps.items()):
         m = np.asarray(data, float)
         m = m / np.where(m.max(1, keepdims=True) > 0, m.max(1, keepdims=True), 1)

@@ -61,18 +61,28 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], dict[str, float]])
             out.append((f"{arch}: 90 % of the gradient mass lies within {r.erf_90:.0f} positions of its "
                         f"{r.rf_theoretical:.0f}-position theoretical field ({r.erf_90 / r.rf_theoretical:.0%}) at "
                         "initialisation, as Luo et al. found.", "rf_sizes"))
-    cover = df[(df.metric == "layers_to_cover") & (df.status == "ok")]
+    cover = df[df.metric.isin(["layers_to_cover", "layers_to_cover_theory"])]
     if not cover.empty and cover.arch.nunique() > 1:
         n = int(cover.seq_len.max())
-        at = cover[cover.seq_len == n].groupby("arch").value.first()
-        out.append((f"To connect positions 0 and {n - 1}: " + ", ".join(f"{a} needs {v:.0f} layers" for a, v in at.items()) + ".",
-                    "rf_layers_to_cover"))
+        parts = []
+        for arch, g in cover[cover.seq_len == n].groupby("arch"):
+            measured = g[(g.metric == "layers_to_cover") & (g.status == "ok")].value
+            theory = g[g.metric == "layers_to_cover_theory"].value
+            if len(measured):
+                parts.append(f"{arch} needs {_count(measured.iloc[0], 'layer')}")
+            elif len(theory):
+                parts.append(f"{arch} {_count(theory.iloc[0], 'layer')} by the closed form (too deep to measure)")
+        out.append((f"To connect positions 0 and {n - 1}: " + ", ".join(parts) + ".", "rf_layers_to_cover"))
     bad = df[df.status != "ok"]
     if not bad.empty:
-        counts = bad.drop_duplicates("point_id").status.value_counts()
-        out.append((f"{bad.point_id.nunique()} points did not finish ok: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-                    + " (listed below).", None))
+        counts = bad.status.value_counts()
+        out.append((f"{_count(len(bad), 'row')} of {_count(bad.point_id.nunique(), 'point')} did not finish ok: "
+                    + ", ".join(f"{n} {s}" for s, n in counts.items()) + " (listed below).", None))
     return out
+
+
+def _count(n: float, noun: str) -> str:
+    return f"{n:.0f} {noun}{'' if n == 1 else 's'}"
 
 
 def _problems(df: pd.DataFrame) -> pd.DataFrame:
