@@ -23,7 +23,40 @@ experiments:
     architectures: [lstm, {kind: tcn, levels: 2, d_model: 16}]
     metrics: [receptive_field]
     sweep: {seq_len: 40, batch: 1}
+  - name: cover
+    architectures: [{kind: tcn, label: cnn, dilation_base: 1}, {kind: tcn, label: dilated}]
+    metrics: [layers_to_cover]
+    sweep: {seq_len: [16, 64], batch: 1, d_model: 16}
 """
+ONE_ARCH = """
+name: one
+threads: 1
+timing: {min_samples: 3, min_time: 0.0, max_time: 0.02, warmup: 0.0}
+experiments:
+  - name: lat
+    architectures: [tcn]
+    metrics: [latency]
+    sweep: {seq_len: [8, 16], batch: 1, d_model: 8}
+"""
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def referenced_images_are_valid(report_dir: Path) -> int:
+    """Every figure report.md and index.html name exists and is a readable image; returns the count."""
+    import re
+
+    import matplotlib.image
+
+    md = (report_dir / "report.md").read_text()
+    names = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    for name in names:
+        path = report_dir / name
+        assert path.read_bytes()[:8] == PNG, name
+        assert matplotlib.image.imread(path).shape[0] > 100, name
+        assert path.with_suffix(".svg").read_text().lstrip().startswith("<?xml"), name
+    page = (report_dir / "index.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(names)
+    return len(names)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +75,19 @@ def test_run_ends_by_writing_the_report_beside_the_results(results):
     folder, report = results
     assert report == (folder.parents[2] / "reports" / "rep" / folder.name / "index.html").resolve()
     stems = {p.stem for p in report.parent.glob("*.png")}
-    assert {"scaling_latency_forward", "scaling_peak_memory_forward", "rf_heatmaps", "rf_decay", "rf_sizes"} <= stems
+    assert {"scaling_latency_forward", "scaling_peak_memory_forward", "rf_heatmaps", "rf_decay", "rf_sizes",
+            "rf_layers_to_cover", "bars_mfu"} <= stems
     assert {p.stem for p in report.parent.glob("*.svg")} == stems
+    assert referenced_images_are_valid(report.parent) == len(stems)
+
+
+def test_a_single_architecture_with_one_metric_family(tmp_path):
+    (tmp_path / "one.yaml").write_text(ONE_ARCH)
+    result = CliRunner().invoke(cli, ["run", str(tmp_path / "one.yaml"), "--out", str(tmp_path / "r"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    report = Path(next(x for x in result.output.splitlines() if x.startswith("report: ")).removeprefix("report: "))
+    assert referenced_images_are_valid(report.parent) >= 2
+    assert "Receptive field" not in (report.parent / "report.md").read_text()
 
 
 def test_the_report_is_drawn_from_files_alone_without_torch(results, tmp_path):
@@ -80,6 +124,7 @@ def test_a_partial_run_reports_what_finished_and_lists_the_rest(results, tmp_pat
     assert result.exit_code == 0, result.output
     md = (tmp_path / "reports" / "rep" / "cut" / "report.md").read_text()
     assert "of 1 point did not finish ok" in md and " oom" in md
+    referenced_images_are_valid(tmp_path / "reports" / "rep" / "cut")
     assert "OutOfMemoryError: CUDA out of memory" in md
     assert "not recorded (partial run)" in md
 
