@@ -132,3 +132,26 @@ def test_a_partial_run_reports_what_finished_and_lists_the_rest(results, tmp_pat
 def test_report_of_a_missing_folder_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+CHROMIUM = next((c for c in ("chromium", "chromium-browser", "google-chrome") if __import__("shutil").which(c)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+def test_index_html_renders_in_headless_chromium_with_every_image(results, tmp_path):
+    _, report = results
+    # A copy of the page that, once loaded, writes into its title how many images decoded.
+    check = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+             " const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;"
+             " document.title = `images ${imgs.length} broken ${bad}`; });</script></body>")
+    page = tmp_path / "check.html"
+    page.write_text(report.read_text().replace("</body>", check))
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    title = done.stdout[done.stdout.find("<title>") + 7: done.stdout.find("</title>")]
+    count = len(list(report.parent.glob("*.png")))
+    assert title == f"images {count} broken 0", (title, done.stderr[-500:])
