@@ -57,7 +57,7 @@ def cli() -> None:
 def run(suite_path: Path, out: Path, device: str | None, progress: bool, report: bool, reports: Path | None,
         yes: bool) -> None:
     """Run SUITE and write its results folder."""
-    from archbench import environment, flags
+    from archbench import environment, flags, registry
     from archbench.config import load_suite
     from archbench.plan import expand, resolve_device
     from archbench.peak import matmul_peak
@@ -72,7 +72,10 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool, report:
             "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
             "started": now_iso(), "ended": None, "environment": environment.collect(),
             "flags": flags.pinned_snapshot(suite.threads, suite.tf32, suite.cudnn_benchmark),
-            "command": " ".join(sys.argv), "device_peak": None}
+            "command": " ".join(sys.argv), "device_peak": None,
+            # each architecture's laws (Table 1), so that table1.csv can be written without torch
+            "theory": {kind: registry.architectures.get(kind).laws() for kind in sorted({p.arch_kind for p in points})
+                       if hasattr(registry.architectures.get(kind), "laws")}}
     store.start(suite.text, meta)
     click.echo(f"{suite.name}: {len(points)} points on {resolved} -> {store.folder}", err=True)
     try:
@@ -93,12 +96,24 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool, report:
         click.get_current_context().exit(130)
     store.consolidate()
     store.write_meta({**store.read_meta(), "ended": now_iso(), "statuses": dict(summary.statuses)})
+    _print_table1(store.folder)
     click.echo(f"{summary.line()}")
     click.echo(f"results: {store.folder}")
     if report:
         from archbench.report import write_report
 
         click.echo(f"report: {write_report(store.folder, reports_root=reports) / 'index.html'}")
+
+
+def _print_table1(folder: Path) -> None:
+    """Table 1, measured, when the run has graph rows at three lengths or more."""
+    import pandas as pd
+
+    from archbench.table1 import format_table1
+
+    table = pd.read_csv(folder / "table1.csv")
+    if not table.empty:
+        click.echo(format_table1(table))
 
 
 @cli.command("report")

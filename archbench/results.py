@@ -6,6 +6,7 @@
         artifacts.jsonl arrays for the report: point_id, metric, name, data (gradient profiles, ...)
         results.csv     long form, one row per (point, metric): COLUMNS, then param.<name>
         fits.csv        power-law exponents in seq_len (and d_model, batch) per arch, metric, pass
+        table1.csv      exponents of work and depth in n beside the theory (archbench.table1)
         meta.json       provenance (environment, suite hash, start and end)
         suite.yaml      the suite as written
 
@@ -139,12 +140,18 @@ class ResultStore:
         return read_records(self.records_path)
 
     def consolidate(self) -> pd.DataFrame:
-        """Write results.csv and fits.csv from records.jsonl (atomically) and return the results."""
+        """Write results.csv, fits.csv and table1.csv from records.jsonl (atomically); return the results.
+
+        Table 1's theory is what ``archbench run`` saved in meta.json (``theory``, per architecture kind).
+        """
         from archbench.fits import fit_results
+        from archbench.table1 import table1
 
         frame = records_to_frame(self.records())
         _write_atomic(self.folder / "results.csv", frame.to_csv(index=False))
         _write_atomic(self.folder / "fits.csv", fit_results(frame).to_csv(index=False))
+        meta = self.read_meta() if (self.folder / "meta.json").is_file() else {}
+        _write_atomic(self.folder / "table1.csv", table1(frame, meta.get("theory") or {}).to_csv(index=False))
         return frame
 
 

@@ -40,7 +40,7 @@ def test_quick_yaml_parses():
     assert suite.path == str(path)
     assert suite.text == path.read_text(encoding="utf-8")
     exp = suite.experiments[0]
-    assert [e.name for e in suite.experiments] == ["latency", "receptive_field", "layers_to_cover"]
+    assert [e.name for e in suite.experiments] == ["latency", "receptive_field", "layers_to_cover", "graph"]
     assert [a.kind for a in exp.architectures] == ["lstm", "tcn", "transformer"]
     assert exp.architectures[2].params == {"heads": 4, "layers": 2}
     assert exp.sweep.seq_len == [64, 128, 256, 512]
@@ -50,6 +50,8 @@ def test_quick_yaml_parses():
     assert exp.metrics == ["latency", "peak_memory"]
     assert (exp.task.kind, exp.task.params) == ("uniform", {"vocab_size": 32})
     assert suite.timing.rule().min_samples == 5
+    graph = suite.experiments[3]
+    assert graph.metrics == ["graph"] and graph.sweep.seq_len == [32, 64, 128, 256, 512]
 
 
 def test_minimal_suite_gets_defaults():

@@ -56,7 +56,8 @@ def test_count_is_the_product_of_the_sweep():
 
 def test_quick_yaml_count():
     points = archbench.expand(archbench.load_suite(ROOT / "suites" / "quick.yaml"), device="cpu")
-    assert len(points) == 4 * 2 * 3 + 3 + 2 * 2  # latency: seq_len x passes x archs; receptive field; layers to cover
+    # latency: seq_len x passes x archs; receptive field; layers to cover; graph: seq_len x archs
+    assert len(points) == 4 * 2 * 3 + 3 + 2 * 2 + 5 * 3
 
 
 def test_experiment_seeds_override_suite_seeds():

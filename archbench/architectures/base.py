@@ -26,6 +26,22 @@ class Architecture(nn.Module):
     vocab_size: int
     # The parameter that counts layers (levels), for "layers needed to cover n"; None if there is none.
     depth_parameter: ClassVar[str | None] = None
+    # Table 1 of Vaswani et al. (2017): the operation, and how its forward work and depth (the
+    # critical path) grow with the length n, as exponents, and the maximum path length between
+    # two positions; ``work_exponent_from`` is the n / d_model from which the work law holds
+    # (attention's n^2 d overtakes its n d^2 projections only for n well above d). None: unknown.
+    operation: ClassVar[str | None] = None
+    work_exponent: ClassVar[float | None] = None
+    depth_exponent: ClassVar[float | None] = None
+    path_length_law: ClassVar[str | None] = None
+    work_exponent_from: ClassVar[float] = 0.0
+
+    @classmethod
+    def laws(cls) -> dict[str, Any]:
+        """The theoretical laws above, as plain data (for meta.json and table1.csv)."""
+        return {"operation": cls.operation, "work_exponent": cls.work_exponent,
+                "depth_exponent": cls.depth_exponent, "path_length_law": cls.path_length_law,
+                "work_exponent_from": cls.work_exponent_from}
 
     def probe_position(self, seq_len: int) -> int:
         """The output position whose receptive field is reported: the last (causal) or the middle."""

@@ -14,6 +14,7 @@ class LSTM(Architecture):
     """Embedding -> ``layers`` stacked LSTM layers of width ``d_model`` (per direction) -> linear head."""
 
     depth_parameter = "layers"
+    operation, work_exponent, depth_exponent, path_length_law = "recurrence", 1.0, 1.0, "n"
 
     def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, layers: PositiveInt = 2):
         super().__init__()

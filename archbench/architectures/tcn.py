@@ -39,6 +39,7 @@ class TCN(Architecture):
     """Embedding -> ``levels`` temporal blocks with dilation ``dilation_base**i`` -> linear head."""
 
     depth_parameter = "levels"
+    operation, work_exponent, depth_exponent, path_length_law = "convolution", 1.0, 0.0, "log_k(n)"
 
     def __init__(
         self,

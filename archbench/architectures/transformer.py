@@ -58,6 +58,8 @@ class Transformer(Architecture):
     """Embedding + positional encoding -> ``layers`` pre-norm blocks -> norm -> linear head."""
 
     depth_parameter = "layers"
+    operation, work_exponent, depth_exponent, path_length_law = "attention", 2.0, 0.0, "1"
+    work_exponent_from = 8.0  # n >= 8 d
 
     def __init__(
         self,
