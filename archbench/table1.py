@@ -4,7 +4,7 @@
     print(format_table1(table))
 
 Per architecture (label), from the ``graph`` metric's rows: the exponent in seq_len of
-``graph_work`` and of ``graph_depth``, fitted as in archbench.fits (upper half of the lengths,
+``graph_work`` and of ``graph_depth`` (and of ``max_path_length``, with its value at the largest n), fitted as in archbench.fits (upper half of the lengths,
 95 % t interval), beside the architecture's own laws (``work_exponent``, ``depth_exponent``,
 ``path_length_law``, from its class; saved in meta.json by ``archbench run``), and whether they
 agree: |measured - theory| <= WORK_TOLERANCE (work), DEPTH_TOLERANCE (depth). Where a law holds
@@ -28,7 +28,7 @@ TABLE1_COLUMNS = [
     "arch", "arch_kind", "operation", "d_model", "batch",
     "work_exponent", "work_ci_low", "work_ci_high", "work_theory", "work_agrees", "work_n_min", "work_n_max",
     "depth_exponent", "depth_ci_low", "depth_ci_high", "depth_theory", "depth_agrees", "depth_n_min", "depth_n_max",
-    "path_length_theory",
+    "path_length_theory", "path_exponent", "path_length", "path_n",
 ]
 
 
@@ -51,14 +51,15 @@ def table1(frame: pd.DataFrame, theory: dict[str, dict[str, Any]]) -> pd.DataFra
     """One row per (arch, d_model, batch) with graph rows at three or more lengths."""
     if frame.empty or "metric" not in frame:
         return pd.DataFrame(columns=TABLE1_COLUMNS)
-    graph = frame[frame.metric.isin(["graph_work", "graph_depth"]) & (frame.status == "ok")].copy()
+    graph = frame[frame.metric.isin(["graph_work", "graph_depth", "max_path_length"]) & (frame.status == "ok")].copy()
     graph = graph[pd.to_numeric(graph.value, errors="coerce") > 0]
     out = []
     for (arch, kind, d, batch), group in graph.groupby(["arch", "arch_kind", "d_model", "batch"], sort=True):
         laws = theory.get(kind, {})
         work_from = (laws.get("work_exponent_from") or 0.0) * float(d)
         work, depth = _fit(group, "graph_work", work_from), _fit(group, "graph_depth", 0.0)
-        if work is None and depth is None:
+        paths = group[group.metric == "max_path_length"].sort_values("seq_len")
+        if work is None and depth is None and paths.empty:
             continue
         row: dict[str, Any] = {"arch": arch, "arch_kind": kind, "operation": laws.get("operation"),
                                "d_model": d, "batch": batch, "path_length_theory": laws.get("path_length_law")}
@@ -71,6 +72,10 @@ def table1(frame: pd.DataFrame, theory: dict[str, dict[str, Any]]) -> pd.DataFra
                         f"{name}_agrees": _agrees(fit, law, tol),
                         f"{name}_n_min": fit["x_min"] if fit else math.nan,
                         f"{name}_n_max": fit["x_max"] if fit else math.nan})
+        path = _fit(group, "max_path_length", 0.0)
+        row.update({"path_exponent": path["exponent"] if path else math.nan,
+                    "path_length": paths.value.iloc[-1] if len(paths) else math.nan,
+                    "path_n": paths.seq_len.iloc[-1] if len(paths) else math.nan})
         out.append(row)
     return pd.DataFrame(out, columns=TABLE1_COLUMNS)
 
@@ -86,8 +91,9 @@ def format_table1(table: pd.DataFrame) -> str:
 
     lines = ["Table 1, measured (exponent in n [95 % CI] vs theory, agrees within "
              f"±{WORK_TOLERANCE:g} work, ±{DEPTH_TOLERANCE:g} depth)",
-             f"{'arch':14} {'operation':12} {'d':>4} {'work':34} {'depth':34} {'path':>8}"]
+             f"{'arch':14} {'operation':12} {'d':>4} {'work':34} {'depth':34} {'path theory':>11} {'path measured':>20}"]
     for _, row in table.iterrows():
+        path = "-" if pd.isna(row.path_length) else f"{row.path_length:g} at n={int(row.path_n)}"
         lines.append(f"{row.arch:14} {str(row.operation):12} {int(row.d_model):>4} {cell(row, 'work'):34} "
-                     f"{cell(row, 'depth'):34} {str(row.path_length_theory):>8}")
+                     f"{cell(row, 'depth'):34} {str(row.path_length_theory):>11} {path:>20}")
     return "\n".join(lines)

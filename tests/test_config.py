@@ -51,7 +51,7 @@ def test_quick_yaml_parses():
     assert (exp.task.kind, exp.task.params) == ("uniform", {"vocab_size": 32})
     assert suite.timing.rule().min_samples == 5
     graph = suite.experiments[3]
-    assert graph.metrics == ["graph"] and graph.sweep.seq_len == [32, 64, 128, 256, 512]
+    assert graph.metrics == ["graph", "path_length"] and graph.sweep.seq_len == [32, 64, 128, 256, 512]
 
 
 def test_minimal_suite_gets_defaults():

@@ -73,3 +73,20 @@ def test_graph_metric_rows(tmp_path):
         rows = {r.metric: r.value for r in Graph().run(ctx)}
         assert rows["graph_work"] == ctx.model.flops(2, 16)
         assert rows["parallelism"] == pytest.approx(rows["graph_work"] / rows["graph_depth"])
+
+
+def test_max_path_length_recurrence_n_minus_1_attention_1_convolution_layers_to_cover(tmp_path):
+    from archbench.metrics.graph import PathLength
+    from archbench.plan import expand
+    from archbench.runner import Settings, _context
+
+    suite = tmp_path / "p.yaml"
+    suite.write_text("name: p\ndevice: cpu\nexperiments:\n  - name: p\n    architectures: [lstm, transformer,"
+                     " {kind: tcn, label: cnn, dilation_base: 1}, tcn]\n    metrics: [path_length]\n"
+                     "    sweep: {seq_len: [16, 64], batch: 1, d_model: 8}\n")
+    got = {(p.arch, p.seq_len): PathLength().run(_context(p, Settings()))[0].value
+           for p in expand(archbench.load_suite(suite), device="cpu")}
+    for n in (16, 64):
+        assert got["lstm", n] == n - 1 and got["transformer", n] == 1
+        assert got["cnn", n] == -(-(n - 1) // 4)                    # ceil((n - 1) / (2 (k - 1))), k = 3
+        assert got["tcn", n] == int(np.ceil(np.log2((n - 1) / 4 + 1)))

@@ -71,3 +71,12 @@ def test_run_prints_table1_and_writes_it(tmp_path):
     table = pd.read_csv(folder / "table1.csv").set_index("arch")
     assert table.depth_agrees.all() and table.work_agrees.all()
     assert json.loads((folder / "meta.json").read_text())["theory"]["lstm"]["depth_exponent"] == 1.0
+
+
+def test_path_length_column_from_max_path_length_rows():
+    rows = [{"arch": "lstm", "arch_kind": "lstm", "metric": "max_path_length", "status": "ok", "value": n - 1.0,
+             "seq_len": n, "d_model": 4, "batch": 1} for n in (16, 32, 64, 128)]
+    table = table1(pd.DataFrame(rows), _theory())
+    assert table.path_length.tolist() == [127] and table.path_n.tolist() == [128]
+    assert table.path_exponent.iloc[0] == pytest.approx(1.0, abs=0.03) and table.path_length_theory.iloc[0] == "n"
+    assert "127 at n=128" in format_table1(table)

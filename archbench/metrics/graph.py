@@ -3,6 +3,7 @@
     trace = trace_forward(model, tokens)   # every aten op of model(tokens), with its producers
     trace.depth                            # ops on the longest chain of dependent ops
     rows = Graph().run(ctx)                # graph_work, graph_depth, parallelism
+    rows = PathLength().run(ctx)           # max_path_length
 
 Work is the architecture's analytic forward FLOPs at the point's shape (what the ``flops``
 metric reports); depth is measured. Every aten op of one forward on a batch of one sequence
@@ -22,6 +23,7 @@ decompositions exist (cuDNN's LSTM would again be one op).
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from typing import Any, Callable
 
@@ -31,7 +33,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from archbench import registry
 from archbench.metrics.base import Context, Metric, Row
+from archbench.metrics.receptive_field import PROBE_WIDTH, LayersToCover
 from archbench.registry import register_metric
 
 
@@ -122,3 +126,40 @@ class Graph(Metric):
             Row("graph_depth", float(depth), "ops", False),
             Row("parallelism", work / depth, "FLOP/op", True),
         ]
+
+
+@register_metric("path_length")
+class PathLength(Metric):
+    """``max_path_length``: sequential steps on the path from input 0 to output n-1 (Table 1's last column).
+
+    The layers needed to connect them (``layers_to_cover``, measured by forward-mode AD, see
+    archbench.metrics.receptive_field) times the sequential steps one layer takes from position 0
+    to position n-1, measured from the traces of a one-layer model at lengths 1, 2 and n:
+    (depth(n) - depth(1)) / (depth(2) - depth(1)), the steps of a recurrence, or 1 where the
+    depth does not grow with the length (a convolution or attention layer is one step).
+    """
+
+    name, unit, higher_is_better = "max_path_length", "steps", False
+    description = "layers to connect input 0 to output n-1 (measured) x sequential steps per layer (from traces)"
+
+    def run(self, ctx: Context) -> list[Row]:
+        point, n = ctx.point, ctx.point.seq_len
+        layers = LayersToCover().run(ctx)[0]
+        if layers.status != "ok":
+            return [Row(self.name, float("nan"), self.unit, self.higher_is_better, status=layers.status,
+                        error=f"layers_to_cover: {layers.error}")]
+        factory = registry.architectures.get(point.arch_kind)
+        if getattr(factory, "depth_parameter", None) is None:
+            raise TypeError(f"{point.arch_kind} names no depth_parameter: no one-layer model to trace")
+        params = dict(point.params)
+        if "d_model" in params:
+            params["d_model"] = min(params["d_model"], PROBE_WIDTH)
+        if "heads" in params and "d_model" in params:
+            params["heads"] = math.gcd(params["heads"], params["d_model"])
+        with torch.random.fork_rng():
+            torch.manual_seed(point.seed)
+            one = factory(vocab_size=ctx.model.vocab_size, causal=point.causal, **{**params, factory.depth_parameter: 1})
+        depth = {m: trace_forward(one, ctx.batch.inputs[:1, :m]).depth for m in sorted({1, min(2, n), n})}
+        per_step = depth[min(2, n)] - depth[1]
+        steps = (depth[n] - depth[1]) / per_step if per_step > 0 else 1.0
+        return [Row(self.name, layers.value * max(steps, 1.0), self.unit, self.higher_is_better)]
