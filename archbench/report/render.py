@@ -37,9 +37,19 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], dict[str, float]]) -> list[tuple[str, str | None]]:
+def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], dict[str, float]],
+              table1: pd.DataFrame | None = None) -> list[tuple[str, str | None]]:
     """The three or four things a reader should take away, each with the figure that shows it."""
     out: list[tuple[str, str | None]] = []
+    if table1 is not None and "depth_exponent" in table1:
+        t = table1.dropna(subset=["depth_exponent"])
+        if not t.empty:
+            depth = ", ".join(f"{r.arch} n^{r.depth_exponent:.2f}" for r in t.itertuples())
+            agree = "all agree with Table 1" if t.depth_agrees.astype(bool).all() and t.work_agrees.astype(bool).all() \
+                else "not all agree with Table 1 (see the table)"
+            out.append((f"Sequential depth of the traced computation grows as {depth}; work as "
+                        + ", ".join(f"{r.arch} n^{r.work_exponent:.2f}" for r in t.itertuples()) + f": {agree}.",
+                        "scaling_graph_depth_forward"))
     for (metric, pass_), by_arch in slopes.items():
         if metric != "latency" or not by_arch:
             continue
@@ -94,6 +104,19 @@ def _problems(df: pd.DataFrame) -> pd.DataFrame:
     return rows[["arch", "seq_len", "pass", "metric", "why", "error"]]
 
 
+def _table1(results_dir: Path) -> pd.DataFrame | None:
+    """The measured Table 1 (table1.csv), the columns a reader compares, or None."""
+    path = results_dir / "table1.csv"
+    if not path.exists():
+        return None
+    t = pd.read_csv(path)
+    if t.empty:
+        return None
+    keep = [c for c in ("arch", "operation", "work_exponent", "work_theory", "work_agrees", "depth_exponent",
+                        "depth_theory", "depth_agrees", "path_length_theory", "path_length", "path_n") if c in t]
+    return t[keep].round(3)
+
+
 def _table(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured markdown table."""
     cols = list(frame.columns)
@@ -129,12 +152,16 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
                          plots.bars(df, "achieved_flops", colour, folder, "Achieved FLOP/s")) if f]
     if figs:
         sections.append(("Speed, memory and scaling", figs))
+    graph = [f[0] for f in (plots.scaling(df, m, "forward", colour, folder) for m in ("graph_work", "graph_depth", "parallelism")) if f]
+    table1 = _table1(results_dir)
+    if graph or table1 is not None:
+        sections.append(("Parallelism: Table 1 of Vaswani et al., measured", graph))
     rf = [f for f in (plots.field_sizes(df, colour, folder), plots.heatmaps(df, artifacts, folder),
                       plots.gradient_decay(df, artifacts, colour, folder), plots.layers_to_cover(df, colour, folder)) if f]
     if rf:
         sections.append(("Receptive field", rf))
 
-    findings = _findings(df, slopes)
+    findings = _findings(df, slopes, table1)
     problems = _problems(df)
     env = meta.get("environment", {})
     suite_name = meta.get("suite") or (df.suite.dropna().iloc[0] if not df.empty else results_dir.parent.name)
@@ -146,6 +173,10 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     md += [f"- {text}" + (f" ([figure](#{fig}))" if fig else "") for text, fig in findings] or ["- No findings: the run holds no finished points."]
     for title, stems in sections:
         md += ["", f"## {title}", ""]
+        if title.startswith("Parallelism") and table1 is not None:
+            md += ["Exponents in n measured on the traced model beside each architecture's declared law "
+                   "(work: FLOPs; depth: the critical path of the traced operations; path: max_path_length).", "",
+                   _table(table1), ""]
         for stem in stems:
             md += [f'<a id="{stem}"></a>', f"![{stem}]({stem}.png)", ""]
     md += ["", "## Failed, skipped, noisy and throttled points", ""]
