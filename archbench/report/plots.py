@@ -46,7 +46,8 @@ def loglog_fit(x: np.ndarray, y: np.ndarray) -> float | None:
     upper = x >= np.unique(x)[len(np.unique(x)) // 2 - (1 if len(np.unique(x)) < 6 else 0)]
     if len(np.unique(x[upper])) < 3:
         upper = x >= np.unique(x)[-3]
-    return float(np.polyfit(np.log(x[upper]), np.log(y[upper]), 1)[0])
+    slope = float(np.polyfit(np.log(x[upper]), np.log(y[upper]), 1)[0])
+    return 0.0 if abs(slope) < 5e-3 else slope  # no "n^-0.00"
 
 
 def scaling(df: pd.DataFrame, metric: str, pass_: str, colour: dict[str, str], out: Path) -> tuple[str, dict[str, float]] | None:
