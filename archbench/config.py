@@ -93,6 +93,8 @@ class Sweep(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     seq_len: list[PositiveInt] = Field(min_length=1)
     batch: list[PositiveInt] = Field(default=[1], min_length=1)
+    # A fixed token budget instead of a batch: batch = tokens / seq_len, so batch x seq_len is constant.
+    tokens: list[PositiveInt] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -106,7 +108,20 @@ class Sweep(BaseModel):
         for key, values in (self.model_extra or {}).items():
             if not values:
                 raise ValueError(f"{key} is empty; give at least one value")
+        if self.tokens is not None:
+            if "batch" in self.model_fields_set:
+                raise ValueError("give either batch or tokens (a fixed budget sets the batch), not both")
+            for t in self.tokens:
+                for n in self.seq_len:
+                    if t % n:
+                        raise ValueError(f"tokens {t} is not a multiple of seq_len {n}; batch = tokens / seq_len")
         return self
+
+    def shapes(self) -> list[tuple[int, int]]:
+        """(seq_len, batch) pairs in plan order."""
+        if self.tokens is None:
+            return [(n, b) for n in self.seq_len for b in self.batch]
+        return [(n, t // n) for n in self.seq_len for t in self.tokens]
 
     def shared(self) -> dict[str, list[Any]]:
         return dict(self.model_extra or {})

@@ -175,8 +175,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     arch_grids = [_swept(arch, f"{at}.architectures[{j}]") for j, arch in enumerate(exp.architectures)]
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
     points: list[Point] = []
-    for base in _grid({"seq_len": exp.sweep.seq_len, "batch": exp.sweep.batch, **shared}):
-        seq_len, batch = base.pop("seq_len"), base.pop("batch")
+    for (seq_len, batch), base in itertools.product(exp.sweep.shapes(), list(_grid(shared))):
         for pass_, seed, causal in itertools.product(exp.passes, seeds, exp.causal):
             for task_params in _grid(task_grid):
                 task_origin = {k: f"{at}.task.{k}" for k in task_params}
@@ -211,7 +210,7 @@ def count_points(suite: Suite) -> int:
     total = 0
     for exp in suite.experiments:
         seeds = exp.seeds if exp.seeds is not None else suite.seeds
-        shape = len(exp.sweep.seq_len) * len(exp.sweep.batch) * _count(exp.sweep.shared())
+        shape = len(exp.sweep.shapes()) * _count(exp.sweep.shared())
         runs = len(exp.passes) * len(seeds) * len(exp.causal) * _count(exp.task.params)
         total += shape * runs * sum(_count(arch.params) for arch in exp.architectures)
     return total

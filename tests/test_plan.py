@@ -13,6 +13,7 @@ import yaml
 import archbench
 from archbench.config import parse_suite
 from archbench.errors import BadInput
+from archbench.plan import count_points
 from archbench.plan import Point, canonical_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -309,3 +310,23 @@ def test_per_architecture_list_param_is_swept():
 
 def test_ids_look_like_ids():
     assert all(len(i) == 12 and set(i) <= set("0123456789abcdef") for i in ids(expand(BIG)))
+
+
+def test_a_fixed_token_budget_sets_the_batch():
+    suite = parse_suite(
+        "name: t\nexperiments:\n  - {name: e, architectures: lstm, metrics: latency,"
+        " sweep: {seq_len: [64, 128, 256], tokens: 1024}}\n", source="s.yaml")
+    points = archbench.expand(suite, device="cpu")
+    assert [(p.seq_len, p.batch) for p in points] == [(64, 16), (128, 8), (256, 4)]
+    assert all(p.seq_len * p.batch == 1024 for p in points)
+    assert count_points(suite) == 3
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ("{seq_len: [64, 100], tokens: 1024}", "tokens 1024 is not a multiple of seq_len 100"),
+    ("{seq_len: 64, tokens: 1024, batch: 2}", "either batch or tokens"),
+])
+def test_a_token_budget_must_divide_and_replaces_the_batch(sweep, message):
+    with pytest.raises(BadInput, match=message):
+        parse_suite(f"name: t\nexperiments:\n  - {{name: e, architectures: lstm, metrics: latency, sweep: {sweep}}}\n",
+                    source="s.yaml")

@@ -50,8 +50,11 @@ def loglog_fit(x: np.ndarray, y: np.ndarray) -> float | None:
     return 0.0 if abs(slope) < 5e-3 else slope  # no "n^-0.00"
 
 
-def scaling(df: pd.DataFrame, metric: str, pass_: str, colour: dict[str, str], out: Path) -> tuple[str, dict[str, float]] | None:
-    """``metric`` against sequence length, log-log, a line per architecture; failures marked where it stops."""
+def scaling(df: pd.DataFrame, metric: str, pass_: str, colour: dict[str, str], out: Path,
+            stem: str | None = None) -> tuple[str, dict[str, float]] | None:
+    """``metric`` against sequence length, log-log, a line per architecture; failures marked where it stops.
+
+    ``df`` holds one experiment (one batch, or one token budget, per length)."""
     rows = df[(df.metric == metric) & (df["pass"] == pass_)]
     if rows.empty or rows.seq_len.nunique() < 2:
         return None
@@ -76,10 +79,12 @@ def scaling(df: pd.DataFrame, metric: str, pass_: str, colour: dict[str, str], o
     unit = rows.unit.iloc[0]
     ax.set_xlabel("sequence length n (tokens)")
     ax.set_ylabel(f"{metric} ({UNITS.get(unit, unit)})")
-    ax.set_title(f"{metric}, {pass_} pass, batch {int(rows.batch.iloc[0])}")
+    batches = sorted(rows.batch.unique())
+    shape = f"batch {batches[0]}" if len(batches) == 1 else f"{int(rows.batch.iloc[0] * rows.seq_len.iloc[0])} tokens a batch"
+    ax.set_title(f"{metric}, {pass_} pass, {shape} ({rows.experiment.iloc[0]})")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, out, f"scaling_{metric}_{pass_}"), slopes
+    return _save(fig, out, stem or f"scaling_{metric}_{pass_}"), slopes
 
 
 def bars(df: pd.DataFrame, metric: str, colour: dict[str, str], out: Path, title: str) -> str | None:

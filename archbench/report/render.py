@@ -37,7 +37,7 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], dict[str, float]],
+def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[str, float]]],
               table1: pd.DataFrame | None = None) -> list[tuple[str, str | None]]:
     """The three or four things a reader should take away, each with the figure that shows it."""
     out: list[tuple[str, str | None]] = []
@@ -50,18 +50,18 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], dict[str, float]],
             out.append((f"Sequential depth of the traced computation grows as {depth}; work as "
                         + ", ".join(f"{r.arch} n^{r.work_exponent:.2f}" for r in t.itertuples()) + f": {agree}.",
                         "scaling_graph_depth_forward"))
-    for (metric, pass_), by_arch in slopes.items():
+    for (metric, pass_), (stem, by_arch) in slopes.items():
         if metric != "latency" or not by_arch:
             continue
         parts = ", ".join(f"{a} as n^{s:.2f}" for a, s in sorted(by_arch.items(), key=lambda kv: -kv[1]))
-        out.append((f"{pass_} latency grows with sequence length: {parts} (upper half of the lengths).",
-                    f"scaling_latency_{pass_}"))
+        out.append((f"{pass_} latency grows with sequence length: {parts} (upper half of the lengths).", stem))
         ok = df[(df.metric == "latency") & (df["pass"] == pass_) & (df.status == "ok")]
+        ok = ok[ok.experiment == ok.groupby("experiment").seq_len.nunique().idxmax()]
         top = ok[ok.seq_len == ok.seq_len.max()].groupby("arch").value.median().sort_values()
         if len(top) > 1:
             out.append((f"At n = {int(ok.seq_len.max())} ({pass_}), {top.index[0]} is the fastest at "
                         f"{_fmt(top.iloc[0], 's')}, {top.iloc[-1] / top.iloc[0]:.1f}x faster than {top.index[-1]} "
-                        f"({_fmt(top.iloc[-1], 's')}).", f"scaling_latency_{pass_}"))
+                        f"({_fmt(top.iloc[-1], 's')}).", stem))
         break
     rf = df[df.metric.isin(["rf_theoretical", "erf_90"]) & (df.status == "ok") & df.causal.astype(bool)]
     if not rf.empty:
@@ -140,14 +140,19 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     colour = plots.colours(sorted(df.arch.dropna().unique()))
 
     sections: list[tuple[str, list[str]]] = []
-    slopes: dict[tuple[str, str], dict[str, float]] = {}
+    slopes: dict[tuple[str, str], tuple[str, dict[str, float]]] = {}
     figs = []
     for metric in ("latency", "throughput", "peak_memory"):
         for pass_ in sorted(df[df.metric == metric]["pass"].dropna().unique()):
-            drawn = plots.scaling(df, metric, pass_, colour, folder)
-            if drawn:
-                figs.append(drawn[0])
-                slopes[(metric, pass_)] = drawn[1]
+            rows = df[(df.metric == metric) & (df["pass"] == pass_)]
+            # one figure per experiment; the one with the most lengths keeps the plain name
+            experiments = rows.groupby("experiment").seq_len.nunique().sort_values(ascending=False)
+            for k, experiment in enumerate(experiments.index):
+                stem = f"scaling_{metric}_{pass_}" + ("" if k == 0 else f"_{experiment}")
+                drawn = plots.scaling(df[df.experiment == experiment], metric, pass_, colour, folder, stem)
+                if drawn:
+                    figs.append(drawn[0])
+                    slopes.setdefault((metric, pass_), (drawn[0], drawn[1]))
     figs += [f for f in (plots.bars(df, "mfu", colour, folder, "Model FLOPs utilisation"),
                          plots.bars(df, "achieved_flops", colour, folder, "Achieved FLOP/s")) if f]
     if figs:
