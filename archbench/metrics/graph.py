@@ -33,9 +33,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from archbench import registry
 from archbench.metrics.base import Context, Metric, Row
-from archbench.metrics.receptive_field import PROBE_WIDTH, LayersToCover
+from archbench.metrics.receptive_field import LayersToCover, probe_model
 from archbench.registry import register_metric
 
 
@@ -154,17 +153,7 @@ class PathLength(Metric):
                 return [Row(self.name, float("nan"), self.unit, self.higher_is_better, status="skipped",
                             error=f"layers_to_cover: {measured.error}")]
             layers = theory.value
-        factory = registry.architectures.get(point.arch_kind)
-        if getattr(factory, "depth_parameter", None) is None:
-            raise TypeError(f"{point.arch_kind} names no depth_parameter: no one-layer model to trace")
-        params = dict(point.params)
-        if "d_model" in params:
-            params["d_model"] = min(params["d_model"], PROBE_WIDTH)
-        if "heads" in params and "d_model" in params:
-            params["heads"] = math.gcd(params["heads"], params["d_model"])
-        with torch.random.fork_rng():
-            torch.manual_seed(point.seed)
-            one = factory(vocab_size=ctx.model.vocab_size, causal=point.causal, **{**params, factory.depth_parameter: 1})
+        one = probe_model(point, ctx.model.vocab_size, layers=1)
         depth = {m: trace_forward(one, ctx.batch.inputs[:1, :m]).depth for m in sorted({1, min(2, n), n})}
         per_step = depth[min(2, n)] - depth[1]
         steps = (depth[n] - depth[1]) / per_step if per_step > 0 else 1.0

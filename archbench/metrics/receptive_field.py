@@ -33,6 +33,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from archbench import registry
 from archbench.metrics.base import Context, Metric, Row
+from archbench.plan import Point
 from archbench.registry import register_metric
 
 SHARES = {"erf_50": 0.50, "erf_90": 0.90, "erf_99": 0.99}
@@ -139,6 +140,26 @@ class ReceptiveField(Metric):
         return torch.stack([gradient_mass(model, tokens, t, gen).mean(0).cpu() for t in range(n)])
 
 
+def probe_model(point: Point, vocab_size: int, layers: int) -> nn.Module:
+    """The point's architecture with ``layers`` layers (its ``depth_parameter``), at most PROBE_WIDTH wide.
+
+    For questions of structure (which input reaches which output, how many steps a layer takes),
+    where the width changes nothing but the cost.
+    """
+    factory = registry.architectures.get(point.arch_kind)
+    depth = getattr(factory, "depth_parameter", None)
+    if depth is None:
+        raise TypeError(f"{point.arch_kind} names no depth_parameter: nothing to count layers of")
+    params = dict(point.params)
+    if "d_model" in params:
+        params["d_model"] = min(params["d_model"], PROBE_WIDTH)
+    if "heads" in params and "d_model" in params:
+        params["heads"] = math.gcd(params["heads"], params["d_model"])
+    with torch.random.fork_rng():
+        torch.manual_seed(point.seed)
+        return factory(vocab_size=vocab_size, causal=point.causal, **{**params, depth: layers})
+
+
 def depends(model: nn.Module, tokens: torch.Tensor, s: int, t: int) -> bool:
     """Whether output t depends on input s: forward-mode AD of a tangent at embedding s, in float64.
 
@@ -194,21 +215,10 @@ class LayersToCover(Metric):
 
     def run(self, ctx: Context) -> list[Row]:
         point, n = ctx.point, ctx.point.seq_len
-        factory = registry.architectures.get(point.arch_kind)
-        depth = getattr(factory, "depth_parameter", None)
-        if depth is None:
-            raise TypeError(f"{point.arch_kind} names no depth_parameter: nothing to count layers of")
-        params = dict(point.params)
-        if "d_model" in params:
-            params["d_model"] = min(params["d_model"], PROBE_WIDTH)
-        if "heads" in params and "d_model" in params:
-            params["heads"] = math.gcd(params["heads"], params["d_model"])
         gen = torch.Generator().manual_seed(point.seed)
 
         def build(layers: int) -> nn.Module:
-            with torch.random.fork_rng():
-                torch.manual_seed(point.seed)
-                return factory(vocab_size=ctx.model.vocab_size, causal=point.causal, **{**params, depth: layers})
+            return probe_model(point, ctx.model.vocab_size, layers)
 
         tokens = _tokens(ctx.model.vocab_size, 2, n, gen, torch.device("cpu"))
 
