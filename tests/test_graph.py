@@ -60,7 +60,6 @@ def test_lstm_depth_grows_linearly_tcn_and_transformer_do_not():
 
 
 def test_graph_metric_rows(tmp_path):
-    from archbench.metrics.base import Context
     from archbench.metrics.graph import Graph
     from archbench.plan import expand
     from archbench.runner import _context, Settings
