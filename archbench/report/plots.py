@@ -6,7 +6,6 @@ figure's file stem, or None when the results hold nothing for it.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +190,3 @@ def layers_to_cover(df: pd.DataFrame, colour: dict[str, str], out: Path) -> str 
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, out, "rf_layers_to_cover")
-
-
-def finite(x: float) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x))
