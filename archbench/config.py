@@ -18,6 +18,7 @@ YAML is read with the safe loader: a suite is data, it never names Python code t
 """
 from __future__ import annotations
 
+import re
 import reprlib
 import typing
 from pathlib import Path
@@ -59,6 +60,31 @@ class Timing(Strict):
 
     def rule(self) -> StopRule:
         return StopRule(**self.model_dump(exclude={"interleave", "cold_cache"}))
+
+
+class Training(Strict):
+    """The training budget of the ``accuracy`` metric (see archbench.training.TrainingSettings).
+
+    ``lr`` may be a list: each learning rate is a point of its own, and the accuracy table reports
+    the best per architecture (a learning-rate grid, as Zoology and MAD do).
+    """
+
+    steps: PositiveInt = 300
+    lr: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = Field(default=[3e-3], min_length=1)
+    warmup: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
+    clip: PositiveSeconds = 1.0  # a positive finite number: the gradient norm
+    time_budget: PositiveSeconds | None = None
+    eval_every: PositiveInt = 50
+    eval_size: PositiveInt = 512
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.99
+
+    _lr = field_validator("lr", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+
+    def grid(self) -> list[dict[str, Any]]:
+        """The settings of each point: one per learning rate."""
+        rest = self.model_dump(exclude={"lr"})
+        return [{**rest, "lr": lr} for lr in self.lr]
 
 
 class Component(BaseModel):
@@ -135,6 +161,8 @@ class Experiment(Strict):
     passes: list[Pass] = Field(default=["forward"], min_length=1)
     causal: list[bool] = Field(default=[True], min_length=1)
     seeds: list[int] | None = Field(default=None, min_length=1)
+    training: Training | None = None  # the budget of the accuracy metric
+    match_params: PositiveInt | None = None  # size each architecture's d_model to about this many parameters
     sweep: Sweep
 
     _lists = field_validator("architectures", "metrics", "passes", "causal", "seeds", mode="before")(
@@ -212,6 +240,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen[key] = True
         return super().construct_mapping(node, deep=deep)
 
+
+# YAML 1.1 reads 1e-3 (no dot) as a string; a suite means the number, as YAML 1.2 does.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 _short = reprlib.Repr()
 _short.maxlevel, _short.maxlist, _short.maxtuple, _short.maxdict = 2, 4, 4, 4

@@ -17,6 +17,7 @@ Beyond each parameter's own type and range, expanding asks the registered classe
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -28,8 +29,9 @@ import torch
 from pydantic import ValidationError
 
 from archbench import registry
-from archbench.config import Component, Experiment, Suite, format_path, short_repr
+from archbench.config import Component, Experiment, Suite, Training, format_path, short_repr
 from archbench.errors import BadInput
+from archbench.tasks.base import build_task
 
 Params = tuple[tuple[str, Any], ...]
 
@@ -57,6 +59,7 @@ class Point:
     device: str
     dtype: str
     threads: int
+    training: Params = ()   # the accuracy metric's budget (archbench.training); empty for the others
     id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +70,9 @@ class Point:
         d["arch_params"], d["task_params"] = dict(self.arch_params), dict(self.task_params)
         d["metrics"] = list(self.metrics)
         d["pass"] = d.pop("pass_")
+        d["training"] = dict(self.training)
+        if not self.training:  # absent, as before training existed: the ids of other points stand
+            del d["training"]
         return d
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +85,7 @@ class Point:
         d["pass_"] = d.pop("pass")
         d["arch_params"] = tuple(sorted(d["arch_params"].items()))
         d["task_params"] = tuple(sorted(d["task_params"].items()))
+        d["training"] = tuple(sorted(d.get("training", {}).items()))
         d["metrics"] = tuple(d["metrics"])
         return cls(**d)
 
@@ -150,6 +157,62 @@ def _check_metric_applies(metric: str, task: str, where: str) -> None:
         )
 
 
+def _trains(metrics: Iterable[str]) -> bool:
+    return any(getattr(registry.metrics.get(m), "trains", False) for m in metrics)
+
+
+def _trainings(exp: Experiment, at: str) -> list[dict[str, Any]]:
+    """The training settings of each point: the suite's (or the defaults) when a metric trains."""
+    if not _trains(exp.metrics):
+        if exp.training is not None:
+            raise BadInput(f"{at}.training: no metric of this experiment trains (accuracy does); remove it")
+        return [{}]
+    return (exp.training or Training()).grid()
+
+
+@functools.lru_cache(maxsize=256)
+def _matched_d_model(kind: str, params: Params, target: int, vocab: int, causal: bool) -> tuple[int, int]:
+    """(d_model, parameter count) of ``kind`` closest to ``target`` parameters, the rest as given.
+
+    Counted on the meta device (no memory), by bisection over the widths the architecture accepts
+    (parameters grow with the width).
+    """
+    factory = registry.architectures.get(kind)
+    widths = []
+    for d in range(1, 4097):
+        try:
+            widths.append((d, registry.architectures.validate(kind, {**dict(params), "d_model": d})))
+        except (ValidationError, ValueError):
+            continue
+
+    def count(k: int) -> int:
+        with torch.device("meta"):
+            model = factory(vocab_size=vocab, causal=causal, **widths[k][1])
+        return sum(p.numel() for p in model.parameters())
+
+    lo, hi = 0, len(widths) - 1
+    while lo < hi:  # the first width with at least ``target`` parameters
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if count(mid) < target else (lo, mid)
+    best = min({max(lo - 1, 0), lo}, key=lambda k: abs(count(k) - target))
+    return widths[best][0], count(best)
+
+
+def _match(exp: Experiment, arch: Component, own: dict[str, Any], vocab: int, causal: bool, where: str) -> dict[str, Any]:
+    """``own`` with the d_model that gives about ``exp.match_params`` parameters."""
+    if exp.match_params is None:
+        return own
+    if "d_model" not in {p["name"] for p in registry.architectures.parameters(arch.kind)}:
+        raise BadInput(f"{where}: match_params sizes d_model, and {arch.kind!r} has no d_model parameter")
+    if "d_model" in own:
+        raise BadInput(f"{where}.d_model: also sized by match_params {exp.match_params}; give one of the two")
+    d, n = _matched_d_model(arch.kind, tuple(sorted(own.items())), exp.match_params, vocab, causal)
+    if abs(n - exp.match_params) > 0.5 * exp.match_params:
+        raise BadInput(f"{where}: match_params {exp.match_params:,} is out of reach; the nearest {arch.kind} "
+                       f"(d_model {d}) has {n:,} parameters")
+    return {**own, "d_model": d}
+
+
 def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> list[Point]:
     at = f"experiments[{i}]"
     for j, name in enumerate(exp.metrics):
@@ -171,6 +234,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
         _check_metric_applies(name, exp.task.kind, f"{at}.metrics[{j}]")
 
     shared = exp.sweep.shared()
+    trainings = _trainings(exp, at)
     task_grid = _swept(exp.task, f"{at}.task")
     arch_grids = [_swept(arch, f"{at}.architectures[{j}]") for j, arch in enumerate(exp.architectures)]
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
@@ -181,12 +245,14 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                 task_origin = {k: f"{at}.task.{k}" for k in task_params}
                 task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
                 _check_shape(registry.tasks, exp.task.kind, task_full, seq_len, at, f"{at}.task")
-                for j, arch in enumerate(exp.architectures):
+                vocab = build_task(exp.task.kind, seq_len, causal, **task_full).vocab_size
+                for training, (j, arch) in itertools.product(trainings, enumerate(exp.architectures)):
                     for own in _grid(arch_grids[j]):
                         origin = {k: f"{at}.sweep.{k}" for k in base}
                         origin.update({k: f"{at}.architectures[{j}].{k}" for k in own})
                         where = f"{at}.architectures[{j}]"
-                        params = _validated(registry.architectures, arch, {**base, **own}, origin, where)
+                        sized = _match(exp, arch, {**base, **own}, vocab, causal, where)
+                        params = _validated(registry.architectures, arch, sized, origin, where)
                         _check_shape(registry.architectures, arch.kind, params, seq_len, at, where)
                         points.append(
                             Point(
@@ -195,7 +261,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                                 task=exp.task.name, task_params=tuple(sorted(task_full.items())),
                                 metrics=tuple(exp.metrics), seq_len=seq_len, batch=batch, pass_=pass_,
                                 seed=seed, causal=causal, device=device, dtype=suite.dtype,
-                                threads=suite.threads,
+                                threads=suite.threads, training=tuple(sorted(training.items())),
                             )
                         )
     return points
@@ -212,6 +278,7 @@ def count_points(suite: Suite) -> int:
         seeds = exp.seeds if exp.seeds is not None else suite.seeds
         shape = len(exp.sweep.shapes()) * _count(exp.sweep.shared())
         runs = len(exp.passes) * len(seeds) * len(exp.causal) * _count(exp.task.params)
+        runs *= len(exp.training.lr) if exp.training is not None else 1
         total += shape * runs * sum(_count(arch.params) for arch in exp.architectures)
     return total
 

@@ -105,7 +105,7 @@ class Registry(Generic[T]):
 
 # The three registries; the built-ins register themselves with the same decorators a plugin uses.
 architectures: Registry[Any] = Registry("architecture", ("vocab_size", "causal"), "archbench.architectures")
-tasks: Registry[Any] = Registry("task", ("seq_len",), "archbench.tasks")
+tasks: Registry[Any] = Registry("task", ("seq_len", "causal"), "archbench.tasks")
 metrics: Registry[Any] = Registry("metric", (), "archbench.metrics")
 
 register_architecture = architectures.register

@@ -7,6 +7,7 @@
         results.csv     long form, one row per (point, metric): COLUMNS, then param.<name>
         fits.csv        power-law exponents in seq_len (and d_model, batch) per arch, metric, pass
         table1.csv      exponents of work and depth in n beside the theory (archbench.table1)
+        accuracy.csv    trained points: accuracy per configuration over seeds (archbench.accuracy_table)
         meta.json       provenance (environment, suite hash, start and end)
         suite.yaml      the suite as written
 
@@ -144,6 +145,7 @@ class ResultStore:
 
         Table 1's theory is what ``archbench run`` saved in meta.json (``theory``, per architecture kind).
         """
+        from archbench.accuracy_table import accuracy_table
         from archbench.fits import fit_results
         from archbench.table1 import table1
 
@@ -152,6 +154,9 @@ class ResultStore:
         _write_atomic(self.folder / "fits.csv", fit_results(frame).to_csv(index=False))
         meta = self.read_meta() if (self.folder / "meta.json").is_file() else {}
         _write_atomic(self.folder / "table1.csv", table1(frame, meta.get("theory") or {}).to_csv(index=False))
+        accuracy = accuracy_table(frame)
+        if not accuracy.empty:
+            _write_atomic(self.folder / "accuracy.csv", accuracy.to_csv(index=False))
         return frame
 
 
@@ -186,6 +191,7 @@ def _rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
     params = {f"param.{k}": v for k, v in arch_params.items()}
     for k, v in task_params.items():
         params[f"param.{k}" if f"param.{k}" not in params else f"param.task.{k}"] = v
+    params.update({f"train.{k}": v for k, v in p.get("training", {}).items()})
     for r in record["rows"]:
         stats = r.get("stats") or {}
         row = {
@@ -210,7 +216,7 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
-    params = sorted(c for c in frame.columns if c.startswith("param."))
+    params = sorted(c for c in frame.columns if c.startswith(("param.", "train.")))
     return frame.reindex(columns=COLUMNS + params)
 
 

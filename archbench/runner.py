@@ -28,6 +28,7 @@ from archbench import flags, registry
 from archbench.errors import Diverged, PointTimeout
 from archbench.metrics.base import Context, Row
 from archbench.plan import Point
+from archbench.tasks.base import build_task
 from archbench.results import STATUSES, ResultStore, now_iso
 from archbench.timing import StopRule
 from archbench.watchdog import Watchdog
@@ -120,7 +121,7 @@ def failed_rows(metric_names: Iterable[str], exc: BaseException) -> list[Row]:
 
 def build(point: Point, device: torch.device) -> tuple[Any, torch.nn.Module]:
     """The point's task and model, the weights seeded from the point without touching global RNG."""
-    task = registry.tasks.get(point.task)(seq_len=point.seq_len, **dict(point.task_params))
+    task = build_task(point.task, point.seq_len, point.causal, **dict(point.task_params))
     factory = registry.architectures.get(point.arch_kind)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):

@@ -40,7 +40,8 @@ def test_quick_yaml_parses():
     assert suite.path == str(path)
     assert suite.text == path.read_text(encoding="utf-8")
     exp = suite.experiments[0]
-    assert [e.name for e in suite.experiments] == ["latency", "receptive_field", "layers_to_cover", "graph"]
+    assert [e.name for e in suite.experiments] == ["latency", "receptive_field", "layers_to_cover", "graph",
+                                                  "copy_memory", "positional_encoding"]
     assert [a.kind for a in exp.architectures] == ["lstm", "tcn", "transformer"]
     assert exp.architectures[2].params == {"heads": 4, "layers": 2}
     assert exp.sweep.seq_len == [64, 128, 256, 512]
@@ -109,7 +110,7 @@ BAD = {
     ),
     "unknown-experiment-key": (
         text(sweeps={"seq_len": 8}),
-        ["experiments[0].sweeps: unknown key; allowed: name, architectures, task, metrics, passes, causal, seeds, sweep"],
+        ["experiments[0].sweeps: unknown key; allowed: name, architectures, task, metrics, passes, causal, seeds, training, match_params, sweep"],
     ),
     # wrong types
     "threads-not-int": (text(top={"threads": "many"}), ["threads: Input should be a valid integer", "got 'many'"]),

@@ -58,7 +58,7 @@ def test_count_is_the_product_of_the_sweep():
 def test_quick_yaml_count():
     points = archbench.expand(archbench.load_suite(ROOT / "suites" / "quick.yaml"), device="cpu")
     # latency: seq_len x passes x archs; receptive field; layers to cover; graph: seq_len x archs
-    assert len(points) == 4 * 2 * 3 + 3 + 2 * 2 + 5 * 3
+    assert len(points) == 4 * 2 * 3 + 3 + 2 * 2 + 5 * 3 + 4 + 2
 
 
 def test_experiment_seeds_override_suite_seeds():
@@ -99,7 +99,8 @@ def test_shared_param_reaches_every_architecture_and_defaults_fill_in():
     assert [p.params for p in points] == [
         {"d_model": 32, "layers": 2},
         {"d_model": 32, "kernel_size": 3, "levels": 4, "dilation_base": 2, "dropout": 0.0},
-        {"d_model": 32, "heads": 4, "layers": 2, "positional": "sinusoidal", "max_len": 8192},
+        {"d_model": 32, "heads": 4, "layers": 2, "positional": "sinusoidal", "max_len": 8192,
+         "attention_scale": "sqrt_d"},
     ]
     assert all(dict(p.task_params) == {"vocab_size": 32} for p in points)
 
@@ -226,6 +227,8 @@ def _other(value):
     if isinstance(value, tuple) and value and isinstance(value[0], tuple):  # params: change the first value
         (k, v), *rest = value
         return ((k, _other(v)), *rest)
+    if isinstance(value, tuple) and not value:  # training, empty for a point that does not train
+        return (("steps", 10),)
     return (*value, "extra")  # metrics
 
 

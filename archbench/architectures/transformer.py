@@ -23,29 +23,47 @@ def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype) -
     return pe.to(dtype)
 
 
-class SelfAttention(nn.Module):
-    """Multi-head scaled dot-product self-attention, softmax(QK^T / sqrt(d_h)) V, per head."""
+def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float, causal: bool) -> torch.Tensor:
+    """softmax(QK^T * scale), causally masked: (B, H, T, T). What the fused kernel computes inside."""
+    scores = (q @ k.transpose(-2, -1)).float() * scale                     # (B, H, T, T)
+    if causal:
+        T = q.shape[-2]
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    return scores.softmax(-1)
 
-    def __init__(self, d: int, heads: int, causal: bool):
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention, softmax(QK^T / sqrt(d_h)) V, per head.
+
+    ``scaled=False`` drops the 1/sqrt(d_h): the dot products then grow with the head width and
+    push the softmax towards one-hot (its entropy towards 0), which is what the scale prevents.
+    """
+
+    def __init__(self, d: int, heads: int, causal: bool, scaled: bool = True):
         super().__init__()
         self.heads, self.causal = heads, causal
+        self.scale = 1.0 / math.sqrt(d // heads) if scaled else 1.0
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
+        self.entropy: torch.Tensor | None = None  # set by attention_entropy(): the mean entropy of the weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, D)
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)                        # (B, H, T, Dh)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)      # (B, H, T, Dh)
+        if self.entropy is not None:  # measuring: the weights themselves, which the fused kernel never forms
+            w = attention_weights(q, k, self.scale, self.causal)                                   # (B, H, T, T)
+            self.entropy = -(w * w.clamp_min(1e-30).log()).sum(-1).mean()
         return self.proj(y.transpose(1, 2).reshape(B, T, D))                                      # (B, T, D)
 
 
 class Block(nn.Module):
     """x + attention(norm(x)), then x + MLP(norm(x))."""
 
-    def __init__(self, d: int, heads: int, causal: bool):
+    def __init__(self, d: int, heads: int, causal: bool, scaled: bool = True):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = SelfAttention(d, heads, causal)
+        self.attn = SelfAttention(d, heads, causal, scaled)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D)
@@ -70,13 +88,15 @@ class Transformer(Architecture):
         layers: PositiveInt = 2,
         positional: Literal["sinusoidal", "learned", "none"] = "sinusoidal",
         max_len: PositiveInt = 8192,
+        attention_scale: Literal["sqrt_d", "none"] = "sqrt_d",
     ):
         super().__init__()
         self.vocab_size, self.causal, self.d_model = vocab_size, causal, d_model
         self.heads, self.layers, self.positional, self.max_len = heads, layers, positional, max_len
         self.embed = nn.Embedding(vocab_size, d_model)
         self.pos_table = nn.Embedding(max_len, d_model) if positional == "learned" else None
-        self.blocks = nn.ModuleList(Block(d_model, heads, causal) for _ in range(layers))
+        scaled = attention_scale == "sqrt_d"
+        self.blocks = nn.ModuleList(Block(d_model, heads, causal, scaled) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
 
@@ -107,6 +127,22 @@ class Transformer(Architecture):
         for block in self.blocks:
             h = block(h)                                 # (B, T, D), causal when self.causal
         return self.head(self.norm(h))                   # (B, T, V)
+
+    def attention_entropy(self, x: torch.Tensor) -> float:
+        """Mean entropy (nats) of the attention weights over layers, heads, batch and queries.
+
+        ln(T) is uniform attention over T keys, 0 is one-hot: a saturated softmax.
+        """
+        attns = [block.attn for block in self.blocks]
+        for attn in attns:
+            attn.entropy = torch.zeros(())
+        try:
+            with torch.no_grad():
+                self(x)
+            return float(torch.stack([attn.entropy for attn in attns]).mean())
+        finally:
+            for attn in attns:
+                attn.entropy = None
 
     def receptive_field(self, seq_len: int) -> int:
         # Every position attends to every earlier one (causal) or to all (not causal), in one layer.

@@ -190,3 +190,65 @@ def layers_to_cover(df: pd.DataFrame, colour: dict[str, str], out: Path) -> str 
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, out, "rf_layers_to_cover")
+
+
+def varying(table: pd.DataFrame) -> list[str]:
+    """The configuration columns of an accuracy table that vary for one architecture (its label
+    already names what is fixed per architecture: ``positional: none`` labelled ``none``)."""
+    from archbench.accuracy_table import config_columns
+
+    return [c for c in config_columns(table) if c not in ("arch", "experiment")
+            and table.groupby("arch")[c].nunique(dropna=False).max() > 1]
+
+
+def accuracy_bars(table: pd.DataFrame, experiment: str, colour: dict[str, str], out: Path) -> str | None:
+    """Mean held-out accuracy per architecture and configuration, 95 % interval over seeds, and the
+    blind-guess baseline of each configuration as a black tick."""
+    t = table[(table.experiment == experiment) & table.best_lr]
+    if t.empty:
+        return None
+    cols = varying(t)
+    labels = t[cols].astype(str).agg(" ".join, axis=1) if cols else pd.Series("", index=t.index)
+    t = t.assign(config=labels.values)
+    configs, archs = list(dict.fromkeys(t.config)), list(dict.fromkeys(t.arch))
+    width = 0.8 / len(archs)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(configs) + 2), 3.8))
+    for i, arch in enumerate(archs):
+        rows = t[t.arch == arch].set_index("config").reindex(configs)
+        x = np.arange(len(configs)) + i * width
+        err = np.vstack([rows.accuracy - rows.accuracy_ci_low, rows.accuracy_ci_high - rows.accuracy]).clip(0)
+        ax.bar(x, rows.accuracy, width, yerr=err, capsize=2, color=colour.get(arch, "grey"), label=arch)
+        ax.plot(x, rows.baseline_accuracy, "_", color="black", markersize=10, markeredgewidth=2)
+    ax.set_xticks(np.arange(len(configs)) + 0.4 - width / 2, configs, fontsize=7)
+    ax.set_xlabel(" ".join(c.removeprefix("param.").removeprefix("train.") for c in cols))
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("held-out accuracy (answer positions)")
+    ax.set_title(f"{experiment}: accuracy, 95 % interval over seeds (black: blind guess)", fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, out, f"accuracy_{experiment}")
+
+
+def training_curves(df: pd.DataFrame, artifacts: list[dict[str, Any]], experiment: str, colour: dict[str, str],
+                    out: Path) -> str | None:
+    """Held-out accuracy against training step, one line per point of the experiment (the first seed)."""
+    meta = df[df.experiment == experiment].drop_duplicates("point_id").set_index("point_id")
+    first_seed = meta.seed.min() if not meta.empty else None
+    curves = [(meta.loc[a["point_id"]], a["data"]) for a in artifacts
+              if a["name"] == "curve" and a["point_id"] in meta.index and meta.loc[a["point_id"]].seed == first_seed]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    styles = ["-", "--", ":", "-."]
+    lengths = sorted({int(row.seq_len) for row, _ in curves})
+    for row, data in curves:
+        ax.plot(data["step"], data["eval_accuracy"], styles[lengths.index(int(row.seq_len)) % 4],
+                color=colour.get(row.arch, "grey"), alpha=0.8, label=f"{row.arch} n={int(row.seq_len)}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{experiment}: training curves (seed {first_seed})", fontsize=9)
+    handles, names = ax.get_legend_handles_labels()
+    unique = dict(zip(names, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=6, ncol=2)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, out, f"curves_{experiment}")

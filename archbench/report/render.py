@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from archbench.accuracy_table import accuracy_table
 from archbench.errors import BadInput
 from archbench.report import plots
 from archbench.results import load_artifacts, load_results
@@ -83,12 +84,31 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[st
             elif len(theory):
                 parts.append(f"{arch} {_count(theory.iloc[0], 'layer')} by the closed form (too deep to measure)")
         out.append((f"To connect positions 0 and {n - 1}: " + ", ".join(parts) + ".", "rf_layers_to_cover"))
+    accuracy = accuracy_table(df)
+    for experiment, t in (accuracy.groupby("experiment", sort=False) if not accuracy.empty else ()):
+        t = t[t.best_lr & t.accuracy.notna()]
+        if "seq_len" in t and t.seq_len.nunique() > 1:
+            t = t[t.seq_len == t.seq_len.max()]
+        cols = plots.varying(t)
+        parts = [f"{r.arch}{_where(r, cols)} {r.accuracy:.2f}" + (
+                 " (no better than the guess)" if r.accuracy_ci_high < r.baseline_accuracy + 0.05 else "")
+                 for _, r in t.sort_values("accuracy", ascending=False).iterrows()]
+        if parts:
+            out.append((f"{experiment} ({t.task.iloc[0]}, n = {int(t.seq_len.max())}): held-out accuracy "
+                        + ", ".join(parts) + f"; the blind guess scores {t.baseline_accuracy.max():.2f}.",
+                        f"accuracy_{experiment}"))
     bad = df[df.status != "ok"]
     if not bad.empty:
         counts = bad.status.value_counts()
         out.append((f"{_count(len(bad), 'row')} of {_count(bad.point_id.nunique(), 'point')} did not finish ok: "
                     + ", ".join(f"{n} {s}" for s, n in counts.items()) + " (listed below).", None))
     return out
+
+
+def _where(row: pd.Series, cols: list[str]) -> str:
+    """" (positional=none, causal=False)": the configuration beside an architecture's label."""
+    parts = [f"{c.removeprefix('param.').removeprefix('train.')}={row[c]}" for c in cols]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _count(n: float, noun: str) -> str:
@@ -115,6 +135,29 @@ def _table1(results_dir: Path) -> pd.DataFrame | None:
     keep = [c for c in ("arch", "operation", "work_exponent", "work_theory", "work_agrees", "depth_exponent",
                         "depth_theory", "depth_agrees", "path_length_theory", "path_length", "path_n") if c in t]
     return t[keep].round(3)
+
+
+def _accuracy_tables(accuracy: pd.DataFrame) -> list[str]:
+    """Per experiment: mean accuracy over seeds with its 95 % interval, beside the blind guess."""
+    md = ["Held-out accuracy on the answer positions after training under the suite's budget, mean over "
+          "seeds with the 95 % t-interval; *guess* is the best input-blind prediction. Where several "
+          "learning rates were tried, each architecture is shown at its best (marked in accuracy.csv).", ""]
+    for experiment, t in accuracy.groupby("experiment", sort=False):
+        t = t[t.best_lr]
+        cols = plots.varying(t)
+        view = t[["arch"] + cols].rename(columns=lambda c: c.removeprefix("param.").removeprefix("train."))
+        view["accuracy (95 % CI)"] = [
+            f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(a) else "failed"
+            for a, lo, hi in zip(t.accuracy, t.accuracy_ci_low, t.accuracy_ci_high)]
+        view["guess"] = t.baseline_accuracy.round(3).values
+        view["loss"] = t.loss.round(4).values
+        view["guess loss"] = t.baseline_loss.round(4).values
+        view["seeds"] = t.n_seeds.values
+        view["reached threshold"] = [f"{r}/{n}" for r, n in zip(t.reached_threshold, t.n_seeds)]
+        if t.attention_entropy.notna().any():
+            view["attention entropy (nats)"] = t.attention_entropy.round(3).values
+        md += [f"**{experiment}** (task {t.task.iloc[0]})", "", _table(view), ""]
+    return md
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -165,6 +208,12 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
                       plots.gradient_decay(df, artifacts, colour, folder), plots.layers_to_cover(df, colour, folder)) if f]
     if rf:
         sections.append(("Receptive field", rf))
+    accuracy = accuracy_table(df)
+    trained = list(dict.fromkeys(accuracy.experiment)) if not accuracy.empty else []
+    acc_figs = [f for e in trained for f in (plots.accuracy_bars(accuracy, e, colour, folder),
+                                             plots.training_curves(df, artifacts, e, colour, folder)) if f]
+    if trained:
+        sections.append(("Accuracy on synthetic tasks", acc_figs))
 
     findings = _findings(df, slopes, table1)
     problems = _problems(df)
@@ -182,6 +231,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
             md += ["Exponents in n measured on the traced model beside each architecture's declared law "
                    "(work: FLOPs; depth: the critical path of the traced operations; path: max_path_length).", "",
                    _table(table1), ""]
+        if title.startswith("Accuracy"):
+            md += _accuracy_tables(accuracy)
         for stem in stems:
             md += [f'<a id="{stem}"></a>', f"![{stem}]({stem}.png)", ""]
     md += ["", "## Failed, skipped, noisy and throttled points", ""]

@@ -1,5 +1,7 @@
 """Built-in tasks; importing this package registers them."""
-from archbench.tasks import uniform  # noqa: F401  (registration)
-from archbench.tasks.base import Baseline, Batch, Task
+from archbench.tasks import (  # noqa: F401  (registration)
+    adding, copy_memory, mqar, reverse, selective_copy, sort, uniform,
+)
+from archbench.tasks.base import Baseline, Batch, Task, build_task
 
-__all__ = ["Baseline", "Batch", "Task"]
+__all__ = ["Baseline", "Batch", "Task", "build_task"]

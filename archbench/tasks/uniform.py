@@ -1,14 +1,13 @@
 """Uniform random tokens with independent random targets: nothing to learn, the input for timing."""
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import torch
 from pydantic import Field
 
 from archbench.registry import register_task
-from archbench.tasks.base import Baseline, Batch, Task
+from archbench.tasks.base import Baseline, Batch, Task, uniform_guess
 
 
 @register_task("uniform")
@@ -25,8 +24,8 @@ class Uniform(Task):
 
     version = 1
 
-    def __init__(self, seq_len: int, vocab_size: Annotated[int, Field(ge=2)] = 32):
-        self.seq_len, self.vocab_size = seq_len, vocab_size
+    def __init__(self, seq_len: int, causal: bool = True, vocab_size: Annotated[int, Field(ge=2)] = 32):
+        self.seq_len, self.causal, self.vocab_size = seq_len, causal, vocab_size
 
     def sample(self, batch: int, generator: torch.Generator) -> Batch:
         shape = (batch, self.seq_len)
@@ -35,4 +34,4 @@ class Uniform(Task):
         return Batch(inputs, targets, torch.ones(shape, dtype=torch.bool))
 
     def baseline(self) -> Baseline:
-        return Baseline(loss=math.log(self.vocab_size), accuracy=1.0 / self.vocab_size)
+        return uniform_guess(self.vocab_size)

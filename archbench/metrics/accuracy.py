@@ -1,0 +1,49 @@
+"""``accuracy``: train the architecture on the point's task under the suite's budget, then score it.
+
+    - name: copy
+      architectures: [lstm, tcn, transformer]
+      task: {kind: copy_memory, symbols: 10}
+      metrics: [accuracy]
+      training: {steps: 400, lr: [1e-3, 3e-3]}   # a list of learning rates is swept
+      sweep: {seq_len: [40, 120], batch: 32, d_model: 32}
+
+Rows: ``accuracy`` (held-out, answer positions only), ``loss`` (held-out), the task's blind-guess
+``baseline_accuracy`` and ``baseline_loss`` beside them, ``steps_to_threshold`` (only when the
+threshold was reached), ``train_time``, and ``attention_entropy`` (mean entropy of the
+attention weights, nats) for an architecture that reports it. The training curve is saved for
+the report. A NaN or infinite training loss ends the point as ``diverged``.
+"""
+from __future__ import annotations
+
+from archbench.metrics.base import Context, Metric, Row
+from archbench.registry import register_metric
+from archbench.training import TrainingSettings, train
+
+
+@register_metric("accuracy")
+class Accuracy(Metric):
+    name, unit, higher_is_better = "accuracy", "fraction", True
+    description = "held-out accuracy after training under the suite's budget, beside the blind-guess baseline"
+    trains = True  # its points carry the experiment's `training:` settings
+
+    ROWS = (("accuracy", "fraction", True), ("loss", "loss", False), ("baseline_accuracy", "fraction", True),
+            ("baseline_loss", "loss", False), ("steps_to_threshold", "steps", False), ("train_time", "s", False))
+
+    def produces(self) -> list[tuple[str, str, bool]]:
+        return list(self.ROWS)
+
+    def run(self, ctx: Context) -> list[Row]:
+        p = ctx.point
+        settings = TrainingSettings.of(dict(p.training))
+        result = train(ctx.model, ctx.task, settings, seed=p.seed, batch=p.batch, device=ctx.device)
+        base = ctx.task.baseline()
+        values = {"accuracy": result.accuracy, "loss": result.loss, "baseline_accuracy": base.accuracy,
+                  "baseline_loss": base.loss, "train_time": result.train_time,
+                  "steps_to_threshold": result.steps_to_threshold}
+        # steps_to_threshold only when the threshold was reached: "never" is not a number of steps
+        rows = [Row(name, float(values[name]), unit, hib) for name, unit, hib in self.ROWS if values[name] is not None]
+        rows[0].stats = {"steps": result.steps, "threshold": settings.threshold}
+        rows[0].artifacts = {"curve": result.curve}
+        if result.attention_entropy is not None:
+            rows.append(Row("attention_entropy", result.attention_entropy, "nats", False))
+        return rows
