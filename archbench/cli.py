@@ -155,7 +155,8 @@ def list_registered() -> None:
         click.echo(f"{reg.kind}s:")
         for entry in reg:
             doc = (entry.obj.__doc__ or "").strip().splitlines()[0] if entry.obj.__doc__ else ""
-            click.echo(f"  {entry.name:14} {doc}  [{entry.source}]")
+            where = entry.source if entry.plugin is None else f"{entry.source}; plugin: {entry.plugin}"
+            click.echo(f"  {entry.name:14} {doc}  [{where}]")
             for p in reg.parameters(entry.name):
                 default = "required" if p["required"] else f"default {p['default']!r}"
                 constraint = f" ({p['constraints']})" if p["constraints"] else ""

@@ -182,6 +182,8 @@ class Suite(Strict):
     timing: Timing = Timing()
     timeout: PositiveSeconds | None = None  # s one point may take (all its metrics); over it: `timeout`
     experiments: list[Experiment] = Field(min_length=1)
+    # modules imported before the names are checked: their import registers architectures or tasks
+    plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]] = []
     _text: str = PrivateAttr(default="")
     _path: str | None = PrivateAttr(default=None)
 
@@ -311,6 +313,13 @@ def parse_suite(text: str, source: str = "<suite>", max_points: int | None = MAX
     except RecursionError:
         raise BadInput(f"{source}: the suite is nested too deeply (or refers to itself)") from None
     suite._text = text
+    from archbench.registry import load_plugin
+
+    for i, module in enumerate(suite.plugins):
+        try:
+            load_plugin(module)
+        except BadInput as exc:
+            raise BadInput(f"{source}: plugins[{i}]: {exc}") from None
     from archbench.plan import expand  # names and parameters are checked by expanding
 
     expand(suite, source=source, max_points=max_points)

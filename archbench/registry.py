@@ -4,11 +4,21 @@
     class GRU(Architecture): ...
 
     archbench.build_architecture("gru", vocab_size=16, causal=True, d_model=32)
+
+Plugins: a package declares entry points in the groups ``archbench.architectures`` and
+``archbench.tasks`` (pyproject.toml: ``[project.entry-points."archbench.architectures"]``,
+``my_gru = "my_package"``), each naming a module whose import registers with the decorators
+above, or a class or factory, registered under the entry point's name unless its import did
+that. They are loaded with the built-ins, on first use of the registry. A suite's ``plugins:``
+list imports modules the same way (``load_plugin``). A plugin that fails to import, registers a
+name already taken or something that does not follow the contract is a BadInput naming it.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import importlib.metadata
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -24,14 +34,45 @@ class Entry(Generic[T]):
     name: str
     obj: T
     source: str  # the module that registered it, for `archbench ls`
+    plugin: str | None = None  # how a plugin came: "entry point '<name>' of <distribution> <version>", or "suite"
+
+
+# The plugin being loaded, while it is: its description (Entry.plugin) for what it registers.
+_loading: str | None = None
+
+
+@contextlib.contextmanager
+def loading_plugin(origin: str, label: str):
+    """Registrations inside are marked with ``origin``; any failure becomes one BadInput naming ``label``."""
+    global _loading
+    before, _loading = _loading, origin
+    try:
+        yield
+    except BadInput as exc:
+        raise BadInput(f"{label}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a plugin's import may raise anything
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise BadInput(f"{label} failed to import: {type(exc).__name__}: {first}") from None
+    finally:
+        _loading = before
+
+
+def load_plugin(module: str, origin: str = "suite") -> None:
+    """Import ``module`` (a suite's ``plugins:`` entry), whose import registers architectures or tasks."""
+    architectures.names(), tasks.names()  # the built-ins and entry points first: a name taken is the plugin's error
+    with loading_plugin(origin, f"plugin module {module!r}"):
+        importlib.import_module(module)
 
 
 class Registry(Generic[T]):
     """A dict with good manners: a decorator to register, an error on a duplicate, did-you-mean."""
 
-    def __init__(self, kind: str, harness_args: tuple[str, ...] = (), builtins: str | None = None):
+    def __init__(self, kind: str, harness_args: tuple[str, ...] = (), builtins: str | None = None,
+                 entry_points: str | None = None, requires: tuple[str, ...] = ()):
         self.kind = kind
         self._builtins = builtins  # the package whose import registers the built-ins, on first use
+        self._entry_points = entry_points  # the entry point group of plugins, loaded after the built-ins
+        self.requires = requires  # methods a registered class must define (the contract)
         self.harness_args = harness_args  # keyword arguments the harness passes, not the suite
         self._entries: dict[str, Entry[T]] = {}
 
@@ -47,6 +88,25 @@ class Registry(Generic[T]):
         if self._builtins is not None:
             module, self._builtins = self._builtins, None
             importlib.import_module(module)
+        if self._entry_points is not None:
+            group, self._entry_points = self._entry_points, None
+            broken = []
+            for ep in importlib.metadata.entry_points(group=group):
+                try:
+                    self._load_entry_point(ep)
+                except BadInput as exc:  # the others still load; the first broken one is named
+                    broken.append(str(exc))
+            if broken:
+                more = f" (and {len(broken) - 1} more broken plugins)" if len(broken) > 1 else ""
+                raise BadInput(broken[0] + more)
+
+    def _load_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown distribution"
+        origin = f"entry point {ep.name!r} of {dist}"
+        with loading_plugin(origin, f"plugin {ep.name!r} = {ep.value!r} ({ep.group}, from {dist})"):
+            obj = ep.load()
+            if not inspect.ismodule(obj) and not any(e.obj is obj for e in self._entries.values()):
+                self.add(ep.name, obj)  # a class or factory its import did not register: under the entry point's name
 
     def add(self, name: str, obj: T, source: str | None = None) -> None:
         if not isinstance(name, str) or not name:
@@ -55,8 +115,22 @@ class Registry(Generic[T]):
             raise BadInput(
                 f"{self.kind} {name!r} is already registered (by {self._entries[name].source})"
             )
+        self.check_contract(name, obj)
         module = source or getattr(inspect.getmodule(obj), "__name__", "?")
-        self._entries[name] = Entry(name, obj, module)
+        self._entries[name] = Entry(name, obj, module, _loading)
+
+    def check_contract(self, name: str, obj: Any) -> None:
+        """A class or callable; a class defines the ``requires`` methods (``forward``), not torch's stub."""
+        if not self.requires:
+            return  # a registry without a contract (a test's)
+        what = f"{self.kind} {name!r} ({getattr(obj, '__qualname__', type(obj).__name__)})"
+        if not callable(obj):
+            raise BadInput(f"{what} is a {type(obj).__name__}, not a class or factory to build it with")
+        if inspect.isclass(obj):
+            for method in self.requires:
+                found = getattr(obj, method, None)
+                if not callable(found) or getattr(found, "__name__", "") == "_forward_unimplemented":
+                    raise BadInput(f"{what} does not define {method}(); the contract is in DESIGN.md")
 
     def remove(self, name: str) -> T:
         """Unregister ``name`` and return what it named (for tests that register a stand-in)."""
@@ -104,8 +178,9 @@ class Registry(Generic[T]):
 
 
 # The three registries; the built-ins register themselves with the same decorators a plugin uses.
-architectures: Registry[Any] = Registry("architecture", ("vocab_size", "causal"), "archbench.architectures")
-tasks: Registry[Any] = Registry("task", ("seq_len", "causal"), "archbench.tasks")
+architectures: Registry[Any] = Registry("architecture", ("vocab_size", "causal"), "archbench.architectures",
+                                        "archbench.architectures", ("forward",))
+tasks: Registry[Any] = Registry("task", ("seq_len", "causal"), "archbench.tasks", "archbench.tasks", ("sample",))
 metrics: Registry[Any] = Registry("metric", (), "archbench.metrics")
 
 register_architecture = architectures.register

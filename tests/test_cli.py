@@ -180,5 +180,6 @@ def test_python_dash_m_works():
 def test_quick_suite_is_valid_and_covers_the_three_architectures():
     suite = archbench.load_suite(Path(__file__).parents[1] / "suites" / "quick.yaml")
     points = archbench.expand(suite)
-    assert {p.arch_kind for p in points} == {"lstm", "tcn", "transformer"}
+    assert {p.arch_kind for p in points} == {"lstm", "tcn", "transformer", "gru", "rnn", "local_attention",
+                                             "linear_attention", "ssm"}
     assert len({p.seq_len for p in points}) >= 3

@@ -42,11 +42,12 @@ def test_quick_yaml_parses():
     exp = suite.experiments[0]
     assert [e.name for e in suite.experiments] == ["latency", "receptive_field", "layers_to_cover", "graph",
                                                   "copy_memory", "positional_encoding"]
-    assert [a.kind for a in exp.architectures] == ["lstm", "tcn", "transformer"]
+    assert [a.kind for a in exp.architectures] == ["lstm", "tcn", "transformer", "gru", "rnn", "local_attention",
+                                                   "linear_attention", "ssm"]
     assert exp.architectures[2].params == {"heads": 4, "layers": 2}
     assert exp.sweep.seq_len == [64, 128, 256, 512]
-    assert exp.sweep.batch == [8]
-    assert exp.sweep.shared() == {"d_model": [64]}
+    assert exp.sweep.batch == [4]
+    assert exp.sweep.shared() == {"d_model": [32]}
     assert exp.passes == ["forward", "train_step"]
     assert exp.metrics == ["latency", "peak_memory"]
     assert (exp.task.kind, exp.task.params) == ("uniform", {"vocab_size": 32})

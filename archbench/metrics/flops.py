@@ -15,5 +15,5 @@ class Flops(Metric):
             value = ctx.model.flops(ctx.point.batch, ctx.point.seq_len)
         except (AttributeError, NotImplementedError):
             return [Row(self.name, float("nan"), self.unit, self.higher_is_better, status="skipped",
-                        error=f"{ctx.point.arch_kind} does not provide an analytic FLOP count")]
+                        error=f"not provided: {ctx.point.arch_kind} defines no analytic FLOP count (flops)")]
         return [Row(self.name, float(value), self.unit, self.higher_is_better)]

@@ -118,8 +118,14 @@ class Graph(Metric):
         return [("graph_work", "FLOP", False), ("graph_depth", "ops", False), ("parallelism", "FLOP/op", True)]
 
     def run(self, ctx: Context) -> list[Row]:
-        work = float(ctx.model.flops(ctx.point.batch, ctx.point.seq_len))
         depth = trace_forward(ctx.model, ctx.batch.inputs[:1]).depth
+        try:
+            work = float(ctx.model.flops(ctx.point.batch, ctx.point.seq_len))
+        except (AttributeError, NotImplementedError):  # a plugin without a FLOP count: depth is still measured
+            why = f"not provided: {ctx.point.arch_kind} defines no analytic FLOP count (flops)"
+            return [Row("graph_work", math.nan, "FLOP", False, status="skipped", error=why),
+                    Row("graph_depth", float(depth), "ops", False),
+                    Row("parallelism", math.nan, "FLOP/op", True, status="skipped", error=why)]
         return [
             Row("graph_work", work, "FLOP", False),
             Row("graph_depth", float(depth), "ops", False),

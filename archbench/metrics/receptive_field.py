@@ -122,10 +122,12 @@ class ReceptiveField(Metric):
         lag = profile.flip(0)[T - 1 - t:] if ctx.point.causal else profile  # causal: mass at lag 0, 1, ...
         rows = []
         try:
+            if getattr(model, "receptive_field", None) is None:
+                raise NotImplementedError
             rows.append(Row("rf_theoretical", float(model.receptive_field(T)), "positions", True))
         except NotImplementedError:
             rows.append(Row("rf_theoretical", math.nan, "positions", True, status="skipped",
-                            error=f"{ctx.point.arch_kind} does not provide a closed-form receptive field"))
+                            error=f"not provided: {ctx.point.arch_kind} defines no closed-form receptive field"))
         rows.append(Row("rf_empirical", float(support_span(mass)), "positions", True,
                         artifacts={"gradient_profile": lag.tolist(), "probe_position": t,
                                    "heatmap": self._heatmap(model, ctx, gen).tolist()}))
@@ -215,6 +217,9 @@ class LayersToCover(Metric):
 
     def run(self, ctx: Context) -> list[Row]:
         point, n = ctx.point, ctx.point.seq_len
+        if getattr(registry.architectures.get(point.arch_kind), "depth_parameter", None) is None:
+            why = f"not provided: {point.arch_kind} names no depth_parameter (the parameter counting its layers)"
+            return [Row(name, math.nan, unit, hib, status="skipped", error=why) for name, unit, hib in self.produces()]
         gen = torch.Generator().manual_seed(point.seed)
 
         def build(layers: int) -> nn.Module:
@@ -228,11 +233,18 @@ class LayersToCover(Metric):
             return all(depends(model, tokens, s, t) for s in ([0] if point.causal else [0, n - 1]))
 
         def theory(layers: int) -> bool:
-            return build(layers).receptive_field(n) >= n
+            model = build(layers)
+            if getattr(model, "receptive_field", None) is None:
+                raise NotImplementedError
+            return model.receptive_field(n) >= n
 
-        expected = layers_needed(theory)
+        try:
+            expected = layers_needed(theory)
+            rows = [Row("layers_to_cover_theory", float(expected) if expected else math.nan, "layers", False)]
+        except NotImplementedError:  # a plugin without a closed form: the measurement still runs
+            rows = [Row("layers_to_cover_theory", math.nan, "layers", False, status="skipped",
+                        error=f"not provided: {point.arch_kind} defines no closed-form receptive field")]
         found = layers_needed(measured, limit=MAX_MEASURED_LAYERS)
-        rows = [Row("layers_to_cover_theory", float(expected) if expected else math.nan, "layers", False)]
         if found is None:
             # Through more layers the dependence of output n-1 on input 0 is a product of
             # thousands of weights, below float64's range even from a 1e250 tangent.

@@ -65,7 +65,7 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[st
                         f"({_fmt(top.iloc[-1], 's')}).", stem))
         break
     rf = df[df.metric.isin(["rf_theoretical", "erf_90"]) & (df.status == "ok") & df.causal.astype(bool)]
-    if not rf.empty:
+    if rf.metric.nunique() == 2:  # a plugin may not provide rf_theoretical
         t = rf.groupby(["arch", "metric"]).value.mean().unstack("metric").dropna()
         t = t[t.rf_theoretical < rf.seq_len.max()]  # the fields that do not simply span the sequence
         for arch, r in t.iterrows():

@@ -1,0 +1,57 @@
+"""The recurrent cells of Bai et al.'s comparison, through cuDNN's fused kernels: LSTM, GRU and a tanh RNN.
+
+    archbench.build_architecture("gru", vocab_size=16, causal=False, d_model=32, layers=2)  # a BiGRU
+
+They differ only in the cell (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) and its number of gate
+products per step (4, 3, 1); everything else is this one class.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from archbench.architectures.base import Architecture, head_flops
+from archbench.parameters import PositiveInt
+
+
+class Recurrent(Architecture):
+    """Embedding -> ``layers`` stacked recurrent layers of width ``d_model`` (per direction) -> linear head."""
+
+    cell: ClassVar[type[nn.RNNBase]]
+    gates: ClassVar[int]  # products W_ih x and W_hh h per step, each d_model wide
+    depth_parameter = "layers"
+    operation, work_exponent, depth_exponent, path_length_law = "recurrence", 1.0, 1.0, "n"
+
+    def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, layers: PositiveInt = 2):
+        super().__init__()
+        self.vocab_size, self.causal, self.d_model, self.layers = vocab_size, causal, d_model, layers
+        self.directions = 1 if causal else 2
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.rnn = self.cell(d_model, d_model, layers, batch_first=True, bidirectional=not causal)
+        self.head = nn.Linear(d_model * self.directions, vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
+        h, _ = self.rnn(self.embed(x))                      # (B, T, D * directions)
+        return self.head(h)                                 # (B, T, V)
+
+    def receptive_field(self, seq_len: int) -> int:
+        # The state carries every earlier input (the whole prefix); the backward direction the rest.
+        return seq_len if not self.causal else self.probe_position(seq_len) + 1
+
+    def flops(self, batch: int, seq_len: int) -> int:
+        return self.recurrence_flops(batch, seq_len) + head_flops(batch, seq_len, self.d_model * self.directions,
+                                                                  self.vocab_size)
+
+    def uncounted_flops(self, batch: int, seq_len: int) -> int:
+        """The recurrence, which FlopCounterMode counts as 0 where it is one fused kernel (oneDNN's LSTM)."""
+        return self.recurrence_flops(batch, seq_len)
+
+    def recurrence_flops(self, batch: int, seq_len: int) -> int:
+        d, steps = self.d_model, batch * seq_len
+        per_step = 0
+        for layer in range(self.layers):
+            d_in = d if layer == 0 else d * self.directions
+            per_step += 2 * self.gates * d * (d_in + d) * self.directions  # W_ih x + W_hh h, per gate
+        return steps * per_step

@@ -1,0 +1,142 @@
+"""The architecture contract as pytest checks, for plugin authors (archbench's own tests use them too).
+
+    # tests/test_my_model.py, in the plugin's package
+    import my_package  # noqa: F401  (registers "my_gru")
+    from archbench.testing import check_architecture
+
+    def test_my_gru_follows_the_contract():
+        assert check_architecture("my_gru", d_model=16)["flops"] in ("ok", "not provided", "not countable")
+
+``check_architecture(kind, **params)`` builds the registered architecture (causal and not) and runs:
+
+- ``shape``: token ids (B, T) -> finite float32 logits (B, T, vocab_size);
+- ``causal``: with ``causal=True``, changing input t changes no output before t (bit for bit, or
+  within the model's ``causal_tolerance``, relative, where it declares one: an FFT convolution)
+  and does change output t; with ``causal=False``, some output before t sees input t;
+- ``receptive_field``: the declared ``receptive_field(T)`` equals the span of input positions
+  with a non-zero gradient at ``probe_position(T)`` (float64, as the ``receptive_field`` metric);
+- ``flops``: the declared ``flops(B, T)`` equals what ``torch.utils.flop_counter.FlopCounterMode``
+  counts (attention on the math kernel, which it can count), or that less the model's
+  ``uncounted_flops(B, T)`` where it declares work the counter may not see (an FFT; a fused
+  recurrence such as oneDNN's LSTM, counted as 0, where nn.GRU on the CPU is counted in full).
+
+Each check raises AssertionError naming the architecture and what differs. Optional parts of the
+contract are reported, not failed: ``"not provided"`` when ``flops`` / ``receptive_field`` raise
+NotImplementedError, ``"not countable"`` when the counter counts nothing (a fused kernel, as
+``nn.LSTM``'s).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from archbench.architectures.base import build_architecture
+from archbench.metrics.receptive_field import gradient_mass, support_span
+
+VOCAB, BATCH, SEQ_LEN = 11, 2, 24
+
+
+def build(kind: str, causal: bool, vocab_size: int = VOCAB, seed: int = 0, **params: Any) -> nn.Module:
+    """The registered architecture in eval mode, its weights drawn from ``seed`` (global RNG restored)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_architecture(kind, vocab_size=vocab_size, causal=causal, **params).eval()
+
+
+def tokens(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN, seed: int = 0) -> torch.Tensor:
+    return torch.randint(model.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(seed))
+
+
+def check_shape(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN) -> str:
+    name = type(model).__name__
+    with torch.no_grad():
+        out = model(tokens(model, batch, seq_len))
+    assert out.shape == (batch, seq_len, model.vocab_size), f"{name}: logits of shape {tuple(out.shape)}, " \
+        f"expected {(batch, seq_len, model.vocab_size)}"
+    assert out.dtype == torch.float32, f"{name}: logits of dtype {out.dtype}, expected torch.float32"
+    assert torch.isfinite(out).all(), f"{name}: non-finite logits"
+    return "ok"
+
+
+def check_causality(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN) -> str:
+    """Change input t = seq_len // 2 only; causal: outputs before t unchanged, output t changed;
+    not causal: some output before t changed."""
+    name, t = type(model).__name__, seq_len // 2
+    x = tokens(model, batch, seq_len)
+    y = x.clone()
+    y[:, t] = (y[:, t] + 1) % model.vocab_size
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    if not model.causal:
+        assert not torch.allclose(a[:, :t], b[:, :t]), f"{name} (causal=False): no output before {t} saw input {t}"
+        return "ok"
+    tolerance = getattr(model, "causal_tolerance", 0.0)
+    if tolerance:
+        leak = float((a[:, :t] - b[:, :t]).abs().max() / a[:, :t].abs().max())
+        assert leak <= tolerance, f"{name}: outputs before {t} changed by {leak:.2g} (relative) when only " \
+            f"input {t} changed; causal_tolerance is {tolerance:g}"
+    else:
+        assert torch.equal(a[:, :t], b[:, :t]), f"{name}: an output before {t} changed when only input {t} changed"
+    assert not torch.allclose(a[:, t], b[:, t]), f"{name}: output {t} did not see input {t}"
+    return "ok"
+
+
+def check_receptive_field(model: nn.Module, seq_len: int = SEQ_LEN, probes: int = 4) -> str:
+    """The declared receptive field against the gradient support at ``probe_position(seq_len)``."""
+    try:
+        declared = model.receptive_field(seq_len)
+    except NotImplementedError:
+        return "not provided"
+    g = torch.Generator().manual_seed(1)
+    t = model.probe_position(seq_len)
+    measured = support_span(gradient_mass(model, tokens(model, probes, seq_len, seed=1), t, g))
+    assert declared == measured, f"{type(model).__name__} (causal={model.causal}): receptive_field({seq_len}) " \
+        f"is {declared}, the gradient at position {t} reaches {measured} positions"
+    return "ok"
+
+
+def counted_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of ``model(x)`` as FlopCounterMode counts them, attention on the (countable) math kernel."""
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
+def check_flops(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN) -> str:
+    try:
+        declared = model.flops(batch, seq_len)
+    except NotImplementedError:
+        return "not provided"
+    counted = counted_flops(model, tokens(model, batch, seq_len))
+    if counted == 0:
+        return "not countable"
+    uncounted = model.uncounted_flops(batch, seq_len) if hasattr(model, "uncounted_flops") else 0
+    assert counted in (declared, declared - uncounted), f"{type(model).__name__} (causal={model.causal}): flops({batch}, " \
+        f"{seq_len}) is {declared}" + (f" ({uncounted} uncounted)" if uncounted else "") + \
+        f", FlopCounterMode counts {counted}"
+    return "ok"
+
+
+CHECKS = {"shape": check_shape, "causality": check_causality,
+          "receptive_field": check_receptive_field, "flops": check_flops}
+
+
+def check_architecture(kind: str, causal: tuple[bool, ...] = (True, False), **params: Any) -> dict[str, str]:
+    """Run every check on ``kind`` built with ``params``, causal and not; raise on the first failure.
+
+    Returns {"<check>" or "<check> (causal=False)": "ok" | "not provided" | "not countable"}.
+    """
+    results = {}
+    for c in causal:
+        model = build(kind, c, **params)
+        for name, check in CHECKS.items():
+            results[name if c else f"{name} (causal=False)"] = check(model)
+    return results
+
+
+__all__ = ["check_architecture", "check_shape", "check_causality", "check_receptive_field", "check_flops",
+           "counted_flops", "build", "tokens", "CHECKS"]
