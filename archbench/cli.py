@@ -6,12 +6,16 @@
     archbench env                          # this machine, paste-able
     archbench report RESULTS_DIR           # the report of a results folder, drawn again
 
+    archbench run SUITE --executor ray --workers 4    # points in parallel (serial | process | ray)
+    archbench run SUITE --resume RESULTS_DIR          # finish a run that stopped part-way
+
 Bad input exits with code 2 and one line on stderr, before anything is written. A run that
-completes exits 0 whatever its points' statuses; one interrupted (Ctrl-C) keeps and consolidates
-the points it finished and exits 130.
+completes exits 0 whatever its points' statuses; one interrupted (Ctrl-C) lets the points in flight
+finish, keeps and consolidates the points it finished, prints the command that resumes it and exits 130.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -49,53 +53,99 @@ def cli() -> None:
               help="Root folder; the run goes to OUT/<suite>/<timestamp>/ and nowhere else.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Override the suite's device.")
+@click.option("--executor", "executor_name", type=click.Choice(["serial", "process", "ray"]), default=None,
+              help="Where points run: this process, a fresh process per group, or a Ray cluster "
+                   "[default: the suite's executor:, else serial].")
+@click.option("--workers", type=int, default=None, help="Groups run at once by process or ray [default: 1].")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="With --executor ray: join the Ray cluster there (else a local one is started).")
+@click.option("--resume", "resume", default=None, type=click.Path(path_type=Path), metavar="RESULTS_DIR",
+              help="Append to RESULTS_DIR, an earlier run of SUITE, running only the points it has not "
+                   "finished (--out is not used).")
+@click.option("--retry-failed/--no-retry-failed", default=False, show_default=True,
+              help="With --resume: run again the points that ended error, timeout, oom or diverged.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report when the run ends.")
 @click.option("--reports", "reports", default=None, type=click.Path(path_type=Path),
               help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT].")
 @YES
-def run(suite_path: Path, out: Path, device: str | None, progress: bool, report: bool, reports: Path | None,
-        yes: bool) -> None:
-    """Run SUITE and write its results folder."""
-    from archbench import environment, flags, registry
+def run(suite_path: Path, out: Path, device: str | None, executor_name: str | None, workers: int | None,
+        address: str | None, resume: Path | None, retry_failed: bool, progress: bool, report: bool,
+        reports: Path | None, yes: bool) -> None:
+    """Run SUITE and write its results folder (or, with --resume, finish an earlier one)."""
+    import collections
+    import hashlib
+
+    from archbench import environment, executors, flags, registry
     from archbench.config import load_suite
     from archbench.plan import expand, resolve_device
     from archbench.peak import matmul_peak
-    from archbench.results import ResultStore, now_iso
-    from archbench.runner import DTYPES, Settings, run_points
+    from archbench.results import ResultStore, latest, now_iso
+    from archbench.runner import DTYPES, Settings, check_same_points, remaining, run_points
 
     suite = load_suite(suite_path, max_points=None if yes else MAX_POINTS)
-    resolved = resolve_device(device or suite.device)
+    if retry_failed and resume is None:
+        raise BadInput("--retry-failed runs the failed points of an earlier run again: give it with --resume RESULTS_DIR")
+    old_store = ResultStore.open(resume) if resume is not None else None
+    old = old_store.read_meta() if old_store else {}
+    resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
     points = expand(suite, source=str(suite_path), device=resolved)
-    store = ResultStore.create(out, suite.name)
-    meta = {"suite": suite.name, "suite_path": str(suite_path), "points": len(points), "device": resolved,
-            "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
-            "started": now_iso(), "ended": None, "environment": environment.collect(),
-            "flags": flags.pinned_snapshot(suite.threads, suite.tf32, suite.cudnn_benchmark),
-            "command": " ".join(sys.argv), "device_peak": None,
-            # each architecture's laws (Table 1), so that table1.csv can be written without torch
-            "theory": {kind: registry.architectures.get(kind).laws() for kind in sorted({p.arch_kind for p in points})
-                       if hasattr(registry.architectures.get(kind), "laws")}}
-    store.start(suite.text, meta)
-    click.echo(f"{suite.name}: {len(points)} points on {resolved} -> {store.folder}", err=True)
-    try:
-        peak = None
-        if any("latency" in p.metrics for p in points):
-            peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
-            store.write_meta({**store.read_meta(), "device_peak": peak})
-            click.echo(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)",
+    name = executor_name or suite.executor or "serial"
+    if old_store:
+        check_same_points(points, _point_ids(old, resolved), str(resume), str(suite_path))
+    with executors.make(name, workers, address) as executor:
+        executor.check(points)
+        todo, skips = points, None
+        if old_store:
+            store = old_store
+            with _warnings_as_lines():
+                todo, skips = remaining(points, store.records(), retry_failed)
+            sha = hashlib.sha256(suite.text.encode()).hexdigest()
+            if sha != old.get("suite_sha256"):
+                click.echo(f"note: {suite_path} differs from {resume}/suite.yaml but gives the same points; "
+                           "the points still to run use its settings (timing:, timeout:, executor:)", err=True)
+            resumed = {"at": now_iso(), "command": " ".join(sys.argv), "suite_sha256": sha, "executor": name,
+                       "points": len(todo), "retry_failed": retry_failed}
+            store.write_meta({**old, "ended": None, "interrupted": None,
+                              "resumed": [*old.get("resumed", []), resumed]})
+            click.echo(f"{suite.name}: resuming {store.folder}: {len(points) - len(todo)} of {len(points)} points "
+                       f"done, {len(todo)} to run on {resolved} ({name})", err=True)
+        else:
+            store = ResultStore.create(out, suite.name)
+            meta = {"suite": suite.name, "suite_path": str(suite_path), "points": len(points), "device": resolved,
+                    "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
+                    "started": now_iso(), "ended": None, "environment": environment.collect(),
+                    "flags": flags.pinned_snapshot(suite.threads, suite.tf32, suite.cudnn_benchmark),
+                    "command": " ".join(sys.argv), "device_peak": None,
+                    "executor": {"name": name, "workers": workers or 1, "address": address},
+                    "point_ids": [p.id for p in points],
+                    # each architecture's laws (Table 1), so that table1.csv can be written without torch
+                    "theory": {kind: registry.architectures.get(kind).laws()
+                               for kind in sorted({p.arch_kind for p in points})
+                               if hasattr(registry.architectures.get(kind), "laws")}}
+            store.start(suite.text, meta)
+            click.echo(f"{suite.name}: {len(points)} points on {resolved} ({name}) -> {store.folder}", err=True)
+        try:
+            peak = store.read_meta().get("device_peak")
+            if peak is None and any("latency" in p.metrics for p in todo):
+                peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
+                store.write_meta({**store.read_meta(), "device_peak": peak})
+                click.echo(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)",
+                           err=True)
+            settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
+            summary = run_points(todo, settings, store, suite.name, progress=progress, executor=executor, skips=skips)
+        except KeyboardInterrupt:
+            # what finished is on disk already: make it a table, say so, and stop
+            frame = store.consolidate()
+            store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
+            click.echo(f"interrupted: {frame.point_id.nunique()} of {len(points)} points finished", err=True)
+            click.echo(f"resume with: {_resume_command(suite_path, store.folder, executor_name, workers, address)}",
                        err=True)
-        settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
-        summary = run_points(points, settings, store, suite.name, progress=progress)
-    except KeyboardInterrupt:
-        # what finished is on disk already: make it a table, say so, and stop
-        frame = store.consolidate()
-        store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
-        click.echo(f"interrupted: {frame.point_id.nunique()} of {len(points)} points finished", err=True)
-        click.echo(f"results: {store.folder}")
-        click.get_current_context().exit(130)
+            click.echo(f"results: {store.folder}")
+            click.get_current_context().exit(130)
     store.consolidate()
-    store.write_meta({**store.read_meta(), "ended": now_iso(), "statuses": dict(summary.statuses)})
+    statuses = collections.Counter(r["status"] for r in latest(store.records()))
+    store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": False, "statuses": dict(statuses)})
     _print_table1(store.folder)
     click.echo(f"{summary.line()}")
     click.echo(f"results: {store.folder}")
@@ -103,6 +153,39 @@ def run(suite_path: Path, out: Path, device: str | None, progress: bool, report:
         from archbench.report import write_report
 
         click.echo(f"report: {write_report(store.folder, reports_root=reports) / 'index.html'}")
+
+
+def _point_ids(meta: dict, device: str) -> list[str]:
+    """The point ids of the run in ``meta``: saved since archbench saves them, else its suite expanded again."""
+    if "point_ids" in meta:
+        return meta["point_ids"]
+    from archbench.config import parse_suite
+    from archbench.plan import expand
+
+    return [p.id for p in expand(parse_suite(meta.get("suite_text", ""), "suite.yaml", max_points=None), device=device)]
+
+
+def _resume_command(suite_path: Path, folder: Path, executor: str | None, workers: int | None,
+                    address: str | None) -> str:
+    import shlex
+
+    words = ["archbench", "run", str(suite_path), "--resume", str(folder)]
+    for flag, value in (("--executor", executor), ("--workers", workers), ("--address", address)):
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Warnings (a record line cut short by a crash) as one `warning: ...` line each on stderr."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
 
 
 def _print_table1(folder: Path) -> None:

@@ -182,6 +182,8 @@ class Suite(Strict):
     timing: Timing = Timing()
     timeout: PositiveSeconds | None = None  # s one point may take (all its metrics); over it: `timeout`
     experiments: list[Experiment] = Field(min_length=1)
+    # where the points run (archbench.executors); `archbench run --executor` wins over it
+    executor: Literal["serial", "process", "ray"] | None = None
     # modules imported before the names are checked: their import registers architectures or tasks
     plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]] = []
     _text: str = PrivateAttr(default="")

@@ -1,7 +1,8 @@
 """The results folder: append a line per finished point, consolidate to a tidy table.
 
     results/<suite>/<stamp>/
-        records.jsonl   one JSON line per finished point (appended and flushed as it ends)
+        records.jsonl   one JSON line per finished point (appended and fsynced as it ends; when a
+                        resumed run writes a point again, its newest line counts)
         samples.jsonl   raw timing samples: point_id, metric, samples (s per call), calls
         artifacts.jsonl arrays for the report: point_id, metric, name, data (gradient profiles, ...)
         results.csv     long form, one row per (point, metric): COLUMNS, then param.<name>
@@ -22,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -105,6 +107,19 @@ class ResultStore:
             except OSError as exc:
                 raise BadInput(f"cannot create the results folder {str(folder)!r}: {exc.strerror or exc}") from None
 
+    @classmethod
+    def open(cls, folder: str | Path) -> "ResultStore":
+        """An existing run's folder, to resume it: BadInput unless it holds a run's meta.json."""
+        folder = Path(folder)
+        if not (folder / "meta.json").is_file():
+            raise BadInput(f"--resume {str(folder)!r}: not a results folder (no meta.json); give a folder "
+                           "that `archbench run` wrote, such as results/<suite>/<stamp>")
+        try:
+            json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise BadInput(f"--resume {str(folder)!r}: its meta.json cannot be read: {exc}") from None
+        return cls(folder)
+
     @property
     def records_path(self) -> Path:
         return self.folder / "records.jsonl"
@@ -149,7 +164,7 @@ class ResultStore:
         from archbench.fits import fit_results
         from archbench.table1 import table1
 
-        frame = records_to_frame(self.records())
+        frame = records_to_frame(latest(self.records()))
         _write_atomic(self.folder / "results.csv", frame.to_csv(index=False))
         _write_atomic(self.folder / "fits.csv", fit_results(frame).to_csv(index=False))
         meta = self.read_meta() if (self.folder / "meta.json").is_file() else {}
@@ -161,28 +176,53 @@ class ResultStore:
 
 
 def _append_lines(path: Path, items: list[dict[str, Any]]) -> None:
-    """Append one JSON line per item and flush it to disk before returning."""
+    """Append one JSON line per item and flush it to disk (os.fsync) before returning.
+
+    After a line cut short by a crash, a newline first: the torn line stays alone, and is skipped.
+    """
     if not items:
         return
-    with open(path, "a", encoding="utf-8") as f:
-        for item in items:
-            f.write(json.dumps(item, default=_json_default) + "\n")
+    text = "".join(json.dumps(item, default=_json_default) + "\n" for item in items)
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                text = "\n" + text
+        f.write(text.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
 
+_TORN: set[tuple[str, int]] = set()  # (file, line) already warned about
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every JSON line of ``path``; one that does not parse (cut short by a crash) is skipped with a warning."""
     if not path.exists():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:
-            continue  # a line cut short by a crash; the points before it are intact
+            # a line cut short by a crash; the points before it are intact, and a resume runs it again
+            if (str(path), number) not in _TORN:  # once per process: a resumed run reads the file again
+                _TORN.add((str(path), number))
+                warnings.warn(f"{path}: line {number} is not whole JSON (cut short by a crash?); skipped",
+                              RuntimeWarning, stacklevel=2)
     return out
+
+
+def latest(records: list[dict[str, Any]], key: tuple[str, ...] = ("point",)) -> list[dict[str, Any]]:
+    """One record per point: the newest (a resumed or retried point is appended again), in the order
+    the points first appear. ``key``: the fields that name one item (default the point's id)."""
+    def name(record: dict[str, Any]) -> Any:
+        return record["point"]["id"] if key == ("point",) else tuple(record.get(k) for k in key)
+
+    newest = {name(r): r for r in records}
+    return list(newest.values()) if len(newest) == len(records) else [newest[k] for k in dict.fromkeys(map(name, records))]
 
 
 def _rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
@@ -228,14 +268,16 @@ def load_results(path: str | Path) -> pd.DataFrame:
         return pd.read_csv(csv)
     records = path / "records.jsonl" if path.is_dir() else None
     if records is not None and records.is_file():
-        return records_to_frame(read_records(records))  # a run cut short before consolidating
+        return records_to_frame(latest(read_records(records)))  # a run cut short before consolidating
     raise BadInput(f"no results at {str(path)!r}: expected a run folder with results.csv or records.jsonl")
 
 
 def load_samples(path: str | Path) -> list[dict[str, Any]]:
-    return read_records(Path(path) / "samples.jsonl")
+    """Raw samples per (point_id, metric); the newest where a point ran again (resume, retry)."""
+    return latest(read_records(Path(path) / "samples.jsonl"), ("point_id", "metric"))
 
 
 def load_artifacts(path: str | Path) -> list[dict[str, Any]]:
-    """Arrays saved per point for the report: point_id, metric, name, data (nested lists)."""
-    return read_records(Path(path) / "artifacts.jsonl")
+    """Arrays saved per point for the report: point_id, metric, name, data (nested lists); the newest
+    where a point ran again."""
+    return latest(read_records(Path(path) / "artifacts.jsonl"), ("point_id", "metric", "name"))

@@ -8,30 +8,41 @@ message, never a crash of the run: out of memory is ``oom``, a non-finite value 
 ``diverged``, a point over the suite's ``timeout`` ``timeout``, any other exception ``error``.
 After an ``oom``, the points of the same architecture that are at least as large (seq_len and
 batch) are not run: ``skipped``, naming the point that ran out of memory.
+
+Where the groups run is an executor's business (archbench.executors: serial, process, ray);
+``run_points`` decides what to submit and writes results as they come back. ``remaining`` and
+``check_same_points`` serve ``archbench run --resume``.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import gc
 import itertools
 import math
+import re
+import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import torch
 
 from archbench import flags, registry
-from archbench.errors import Diverged, PointTimeout
+from archbench.errors import BadInput, Diverged, PointTimeout
 from archbench.metrics.base import Context, Row
 from archbench.plan import Point
 from archbench.tasks.base import build_task
 from archbench.results import STATUSES, ResultStore, now_iso
 from archbench.timing import StopRule
 from archbench.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from archbench.executors.base import Executor
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -226,7 +237,11 @@ class OomSkips:
 
     def record(self, result: PointResult) -> None:
         if result.status == "oom":
-            self._ooms[_family(result.point)].append(result.point)
+            self.add(result.point)
+
+    def add(self, point: Point) -> None:
+        """``point`` ran out of memory."""
+        self._ooms[_family(point)].append(point)
 
     def cause(self, point: Point) -> Point | None:
         """The point whose ``oom`` rules ``point`` out, or None."""
@@ -265,30 +280,129 @@ def run_points(
     suite_name: str,
     progress: bool = True,
     on_result: Callable[[PointResult], None] | None = None,
+    executor: "Executor | None" = None,
+    skips: OomSkips | None = None,
 ) -> Summary:
-    """Run the points in plan order, appending each finished one to the store.
+    """Run the points on ``executor`` (default: serial, in this process), appending each finished one
+    to the store as it arrives.
 
-    Points ruled out by an earlier ``oom`` (see OomSkips) are recorded ``skipped`` without running.
+    Points ruled out by an ``oom`` recorded before their group is submitted (see OomSkips; ``skips``
+    may hold earlier ones, for a resumed run) are recorded ``skipped`` without running. The first
+    Ctrl-C stops submitting and waits for the groups in flight to be written, then raises
+    KeyboardInterrupt; a second one raises it at once.
     """
     from tqdm import tqdm
 
+    from archbench.executors.serial import SerialExecutor
+
+    executor = executor or SerialExecutor()
     summary = Summary()
-    skips = OomSkips()
+    skips = skips or OomSkips()
     bar = tqdm(total=len(points), desc=suite_name, unit="pt", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
-    for group in groups(points, settings.interleave):
-        bar.set_postfix_str(group[0].describe() + (f" (+{len(group) - 1})" if len(group) > 1 else ""))
-        causes = [skips.cause(p) for p in group]
-        ran = iter(run_group([p for p, c in zip(group, causes) if c is None], settings) if None in causes else [])
-        for point, cause in zip(group, causes):
-            result = next(ran) if cause is None else skips.skipped(point, cause)
-            skips.record(result)
-            store.append(result.to_record(suite_name))
-            summary.points += 1
-            summary.rows += len(result.rows)
-            summary.statuses[result.status] += 1
-            if on_result:
-                on_result(result)
-            bar.update(1)
-    bar.close()
+    # a group's points ruled out before it ran, written beside its results, in plan order
+    waiting: dict[str, tuple[list[Point], dict[str, PointResult]]] = {}
+
+    def record(result: PointResult) -> None:
+        skips.record(result)
+        store.append(result.to_record(suite_name))
+        summary.points += 1
+        summary.rows += len(result.rows)
+        summary.statuses[result.status] += 1
+        if on_result:
+            on_result(result)
+        bar.update(1)
+
+    def collect() -> None:
+        results = executor.next_finished()
+        if not results:
+            return
+        group, skipped = waiting.pop(results[0].point.id, ([], {}))
+        ran = {r.point.id: r for r in results}
+        for point in group or [r.point for r in results]:
+            record(ran.get(point.id) or skipped[point.id])
+
+    with _interrupt_after_flight() as stop:
+        try:
+            for group in groups(points, settings.interleave):
+                while not executor.has_room():
+                    collect()
+                if stop.requested:
+                    break
+                bar.set_postfix_str(group[0].describe() + (f" (+{len(group) - 1})" if len(group) > 1 else ""))
+                causes = [skips.cause(p) for p in group]
+                run = [p for p, c in zip(group, causes) if c is None]
+                skipped = {p.id: skips.skipped(p, c) for p, c in zip(group, causes) if c is not None}
+                if not run:
+                    for point in group:
+                        record(skipped[point.id])
+                    continue
+                waiting[run[0].id] = (group, skipped)
+                executor.submit(run, settings)
+            while executor.pending():
+                collect()
+        finally:
+            bar.close()
+    if stop.requested:
+        raise KeyboardInterrupt
     return summary
+
+
+class _Stop:
+    requested = False
+
+
+@contextlib.contextmanager
+def _interrupt_after_flight() -> Iterator[_Stop]:
+    """The first Ctrl-C sets ``requested`` (the run stops once what is in flight is written);
+    the second raises KeyboardInterrupt as usual. Only in the main thread, over Python's own handler."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield stop
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        stop.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nstopping once the points in flight are written (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+RETRIED = ("error", "timeout", "oom", "diverged")  # what --retry-failed runs again
+_OOM_CAUSE = re.compile(r"\(point ([0-9a-f]{12})\) ran out of memory")
+
+
+def check_same_points(points: list[Point], theirs: list[str], folder: str, suite_path: str) -> None:
+    """BadInput unless the folder's run had exactly these point ids (the suite may differ otherwise)."""
+    ours = {p.id for p in points}
+    gone, new = set(theirs) - ours, ours - set(theirs)
+    if gone or new:
+        raise BadInput(
+            f"--resume {folder}: it was run with a different suite ({len(gone)} of its {len(set(theirs))} points "
+            f"are not in {suite_path}, which has {len(new)} new ones); resume it with {folder}/suite.yaml, "
+            "or start a new run without --resume"
+        )
+
+
+def remaining(points: list[Point], records: list[dict[str, Any]], retry_failed: bool) -> tuple[list[Point], OomSkips]:
+    """The points a resumed run still has to run, in plan order, and the earlier ``oom``s that still
+    rule out larger points. The newest record of a point is its outcome."""
+    latest = {r["point"]["id"]: r for r in records}
+    retry = {pid for pid, r in latest.items() if r["status"] in RETRIED} if retry_failed else set()
+    for pid, r in latest.items():  # skipped after an oom that is run again: run again too
+        causes = {m.group(1) for row in r["rows"] for m in [_OOM_CAUSE.search(row.get("error") or "")] if m}
+        if r["status"] == "skipped" and causes & retry:
+            retry.add(pid)
+    skips = OomSkips()
+    for pid, r in latest.items():
+        if r["status"] == "oom" and pid not in retry:
+            skips.add(Point.from_dict(r["point"]))
+    return [p for p in points if p.id not in latest or p.id in retry], skips
