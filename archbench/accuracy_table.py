@@ -5,7 +5,8 @@
 One row per configuration (experiment, architecture, task, framing, length, batch, parameters
 and training settings: everything but the seed), with ``n_seeds``, the mean of accuracy, loss,
 steps_to_threshold, train_time and attention_entropy, the Student-t 95 % interval of the mean
-accuracy, and the task's blind-guess baseline beside them. Where several learning rates were
+accuracy (clipped to [0, 1], the range of an accuracy: with few seeds that split between
+learning and not, the t-interval reaches past it), and the task's blind-guess baseline beside them. Where several learning rates were
 tried, ``best_lr`` marks the one with the highest mean accuracy per configuration (Zoology's and
 MAD's convention: each architecture at its own best learning rate). Reads a results table only.
 """
@@ -59,7 +60,8 @@ def accuracy_table(results: pd.DataFrame) -> pd.DataFrame:
         acc = ok[ok.metric == "accuracy"]
         row["n_seeds"] = int(acc.seed.nunique())
         row["failed"] = int(rows.loc[rows.metric == "accuracy", "status"].ne("ok").sum())
-        row["accuracy"], row["accuracy_ci_low"], row["accuracy_ci_high"] = mean_interval(acc.value)
+        mean, low, high = mean_interval(acc.value)
+        row["accuracy"], row["accuracy_ci_low"], row["accuracy_ci_high"] = mean, max(low, 0.0), min(high, 1.0)
         for metric in SCORES[1:] + BASELINES:
             row[metric] = float(ok.loc[ok.metric == metric, "value"].mean()) if (ok.metric == metric).any() else math.nan
         row["reached_threshold"] = int((ok.metric == "steps_to_threshold").sum())  # the row exists only then

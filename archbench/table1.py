@@ -89,11 +89,13 @@ def format_table1(table: pd.DataFrame) -> str:
         return (f"{row[f'{name}_exponent']:.2f} [{row[f'{name}_ci_low']:.2f}, {row[f'{name}_ci_high']:.2f}]"
                 f" vs {row[f'{name}_theory']:g} {mark}")
 
+    a = max([4, *(len(str(x)) for x in table.arch)])  # column widths that fit the longest names
+    o = max([9, *(len(str(x)) for x in table.operation)])
     lines = ["Table 1, measured (exponent in n [95 % CI] vs theory, agrees within "
              f"±{WORK_TOLERANCE:g} work, ±{DEPTH_TOLERANCE:g} depth)",
-             f"{'arch':14} {'operation':12} {'d':>4} {'work':34} {'depth':34} {'path theory':>11} {'path measured':>20}"]
+             f"{'arch':{a}} {'operation':{o}} {'d':>4} {'work':34} {'depth':34} {'path theory':>11} {'path measured':>20}"]
     for _, row in table.iterrows():
         path = "-" if pd.isna(row.path_length) else f"{row.path_length:g} at n={int(row.path_n)}"
-        lines.append(f"{row.arch:14} {str(row.operation):12} {int(row.d_model):>4} {cell(row, 'work'):34} "
+        lines.append(f"{row.arch:{a}} {str(row.operation):{o}} {int(row.d_model):>4} {cell(row, 'work'):34} "
                      f"{cell(row, 'depth'):34} {str(row.path_length_theory):>11} {path:>20}")
     return "\n".join(lines)

@@ -324,3 +324,16 @@ def test_without_the_scale_a_wide_model_starts_saturated():
         model = build_architecture("transformer", vocab_size=16, d_model=256, heads=1, layers=1, attention_scale=scale)
         entropy[scale] = model.attention_entropy(x)
     assert entropy["none"] < 0.5 * entropy["sqrt_d"]
+
+
+def test_the_table_clips_the_interval_to_what_an_accuracy_can_be():
+    rows = []
+    for seed, acc in enumerate([0.1, 1.0, 0.1]):  # one seed of three learnt: a wide t-interval
+        for metric, value in (("accuracy", acc), ("baseline_accuracy", 0.1)):
+            rows.append(dict(point_id=f"p{seed}", metric=metric, value=value, status="ok", seed=seed, experiment="e",
+                             arch="a", task="t", causal=True, seq_len=8, batch=4, d_model=8))
+    [row] = accuracy_table(pd.DataFrame(rows)).to_dict("records")
+    m, lo, hi = mean_interval(pd.Series([0.1, 1.0, 0.1]))
+    assert lo < 0 and hi > 1  # the t-interval itself
+    assert (row["accuracy"], row["accuracy_ci_low"], row["accuracy_ci_high"]) == (pytest.approx(m), 0.0, 1.0)
+    assert row["n_seeds"] == 3 and row["reached_threshold"] == 0

@@ -16,7 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
+# matplotlib's tab20, the strong tone of each pair first: 20 architectures before a colour repeats
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
+           "#bcbd22", "#aec7e8", "#ff9896", "#98df8a", "#c5b0d5", "#ffbb78", "#c49c94", "#f7b6d2", "#9edae5",
+           "#c7c7c7", "#dbdb8d"]
 UNITS = {"s": "seconds per call", "tokens/s": "tokens per second", "B": "bytes", "FLOP/s": "FLOP/s",
          "fraction": "fraction of measured matmul peak", "positions": "positions", "layers": "layers"}
 
@@ -239,10 +242,13 @@ def training_curves(df: pd.DataFrame, artifacts: list[dict[str, Any]], experimen
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     styles = ["-", "--", ":", "-."]
-    lengths = sorted({int(row.seq_len) for row, _ in curves})
+    forms = sorted({(int(row.seq_len), bool(row.causal)) for row, _ in curves})  # one line style each
+    both = len({c for _, c in forms}) > 1
     for row, data in curves:
-        ax.plot(data["step"], data["eval_accuracy"], styles[lengths.index(int(row.seq_len)) % 4],
-                color=colour.get(row.arch, "grey"), alpha=0.8, label=f"{row.arch} n={int(row.seq_len)}")
+        form = (int(row.seq_len), bool(row.causal))
+        label = f"{row.arch} n={form[0]}" + ((" causal" if form[1] else " bidirectional") if both else "")
+        ax.plot(data["step"], data["eval_accuracy"], styles[forms.index(form) % 4],
+                color=colour.get(row.arch, "grey"), alpha=0.8, label=label)
     ax.set_xlabel("training step")
     ax.set_ylabel("held-out accuracy")
     ax.set_ylim(0, 1.05)
