@@ -1,10 +1,12 @@
-"""The command line, one verb each: run, plan, ls, env, report.
+"""The command line, one verb each: run, plan, ls, env, report, compare, export.
 
     archbench run suites/quick.yaml        # measure, write results/<suite>/<stamp>/
     archbench plan suites/quick.yaml       # the points it would run
     archbench ls                           # architectures, tasks, metrics and their parameters
     archbench env                          # this machine, paste-able
     archbench report RESULTS_DIR           # the report of a results folder, drawn again
+    archbench compare BASELINE CURRENT     # the regression gate: exit 1 on a regression
+    archbench export RESULTS --format pytest-benchmark   # or github-action-benchmark
 
     archbench run SUITE --executor ray --workers 4    # points in parallel (serial | process | ray)
     archbench run SUITE --resume RESULTS_DIR          # finish a run that stopped part-way
@@ -260,6 +262,56 @@ def env() -> None:
     from archbench import environment
 
     click.echo(environment.describe(environment.collect()))
+
+
+@cli.command("compare")
+@click.argument("baseline", metavar="BASELINE", type=click.Path(path_type=Path))
+@click.argument("current", metavar="CURRENT", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default="table", show_default=True, help="table, json or markdown.")
+@click.option("--threshold", multiple=True, metavar="[METRIC=]X",
+              help="Relative change that counts (0.1 = 10 %), for one metric or all; repeatable.")
+@click.option("--alpha", multiple=True, metavar="[METRIC=]X",
+              help="Level of the Mann-Whitney U test of timed metrics (default 0.01); repeatable.")
+@click.option("--floor", multiple=True, metavar="[METRIC=]X",
+              help="Absolute change that counts, in the metric's unit (latency: 1e-6 s); repeatable.")
+@click.option("--show-unchanged/--hide-unchanged", default=False, show_default=True,
+              help="List the unchanged rows too (json always has them).")
+def compare_command(baseline: Path, current: Path, fmt: str, threshold: tuple[str, ...], alpha: tuple[str, ...],
+                    floor: tuple[str, ...], show_unchanged: bool) -> None:
+    """Gate CURRENT against BASELINE (results folders, or their results.csv / records.jsonl).
+
+    Exit 1 when a metric regressed or a point that was ok failed, 0 otherwise, 2 on bad input.
+    """
+    from archbench.compare import compare, render
+
+    if fmt not in ("table", "json", "markdown"):
+        raise BadInput(f"--format {fmt!r} is not a format; allowed: table, json, markdown")
+    result = compare(baseline, current, threshold=threshold, alpha=alpha, floor=floor)
+    click.echo(render(result, fmt, show_unchanged))
+    click.get_current_context().exit(result.exit_code)
+
+
+@cli.command("export")
+@click.argument("results_dir", metavar="RESULTS", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", required=True, help="pytest-benchmark or github-action-benchmark.")
+@click.option("--direction", default="smaller", show_default=True,
+              help="github-action-benchmark: the rows where smaller (or bigger) is better, one tool per file.")
+@click.option("--metric", "metrics", multiple=True, help="Only these metrics; repeatable.")
+@click.option("--output", "-o", "output", default=None, type=click.Path(path_type=Path),
+              help="Write here instead of stdout.")
+def export_command(results_dir: Path, fmt: str, direction: str, metrics: tuple[str, ...], output: Path | None) -> None:
+    """Write RESULTS as JSON that pytest-benchmark compare or github-action-benchmark reads."""
+    from archbench.export import export
+
+    text = export(results_dir, fmt, direction, metrics)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"--output {str(output)!r}: cannot write it ({exc.strerror or exc})") from None
+    click.echo(f"wrote {output}", err=True)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from archbench.compare import MetricRule
 from archbench.errors import BadInput
 from archbench.timing import StopRule
 
@@ -57,9 +58,10 @@ class Timing(Strict):
     warmup: Seconds = 0.05
     interleave: bool = True     # time the architectures of one shape in rounds, A B C A B C
     cold_cache: bool = False    # CUDA: clear L2 before each call, outside the timed interval
+    clock: Literal["wall", "thread_cpu"] = "wall"  # CPU: wall time, or the CPU time of the timing thread
 
     def rule(self) -> StopRule:
-        return StopRule(**self.model_dump(exclude={"interleave", "cold_cache"}))
+        return StopRule(**self.model_dump(exclude={"interleave", "cold_cache", "clock"}))
 
 
 class Training(Strict):
@@ -73,7 +75,7 @@ class Training(Strict):
     lr: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = Field(default=[3e-3], min_length=1)
     warmup: Annotated[float, Field(ge=0, lt=1)] = 0.1
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
-    clip: PositiveSeconds = 1.0  # a positive finite number: the gradient norm
+    clip: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # the gradient norm clipped to
     time_budget: PositiveSeconds | None = None
     eval_every: PositiveInt = 50
     eval_size: PositiveInt = 512
@@ -182,6 +184,8 @@ class Suite(Strict):
     timing: Timing = Timing()
     timeout: PositiveSeconds | None = None  # s one point may take (all its metrics); over it: `timeout`
     experiments: list[Experiment] = Field(min_length=1)
+    # metric name -> {threshold, alpha, floor}: the regression gate's rules (archbench.compare)
+    compare: dict[str, MetricRule] = {}
     # where the points run (archbench.executors); `archbench run --executor` wins over it
     executor: Literal["serial", "process", "ray"] | None = None
     # modules imported before the names are checked: their import registers architectures or tasks
@@ -193,6 +197,24 @@ class Suite(Strict):
     @classmethod
     def _seed_list(cls, v: Any) -> Any:
         return _as_list(v)
+
+    @model_validator(mode="after")
+    def _one_thread_for_thread_time(self) -> "Suite":
+        if self.timing.clock == "thread_cpu" and self.threads != 1:
+            raise ValueError(f"timing.clock thread_cpu counts the CPU time of one thread; it needs threads: 1, "
+                             f"got threads: {self.threads}")
+        return self
+
+    @field_validator("compare")
+    @classmethod
+    def _compare_metrics(cls, v: dict[str, MetricRule]) -> dict[str, MetricRule]:
+        from archbench.compare import known_metrics, unknown_metric_message
+
+        known = known_metrics()
+        for name in v:
+            if name not in known:
+                raise ValueError(unknown_metric_message(name, known))
+        return v
 
     @property
     def text(self) -> str:

@@ -82,12 +82,13 @@ class Settings:
     cudnn_benchmark: bool = False
     peak_flops: float | None = None
     timeout: float | None = None  # s one point may take, all its metrics together
+    clock: str = "wall"           # the host clock on CPU: wall | thread_cpu (archbench.timing.CLOCKS)
 
     @classmethod
     def of(cls, suite: Any, peak_flops: float | None = None) -> "Settings":
         t = suite.timing
         return cls(t.rule(), t.interleave, t.cold_cache, suite.tf32, suite.cudnn_benchmark, peak_flops,
-                   suite.timeout)
+                   suite.timeout, t.clock)
 
 
 # What torch's CPU allocator says when the operating system refuses memory: a RuntimeError, not a
@@ -145,7 +146,8 @@ def _context(point: Point, settings: Settings) -> Context:
     device = torch.device(point.device)
     task, model = build(point, device)
     batch = task.sample(point.batch, torch.Generator().manual_seed(point.seed)).to(device)
-    return Context(point, model, task, batch, device, settings.rule, settings.peak_flops, settings.cold_cache)
+    return Context(point, model, task, batch, device, settings.rule, settings.peak_flops, settings.cold_cache,
+                   settings.clock)
 
 
 def _rows_of(name: str, outcome: list[Row] | BaseException) -> list[Row]:

@@ -12,6 +12,12 @@ is kept beside it; the host clock is only ever read after a synchronise.
 Sampling stops when the 95 % confidence interval of the median lies within ``target`` of the
 median (after ``min_samples`` samples and ``min_time`` seconds), or at ``max_time``, in which
 case the measurement is marked ``noisy``.
+
+On CPU the host clock is the wall clock (``clock="wall"``) unless ``clock="thread_cpu"``: the CPU
+time of the calling thread (``time.thread_time_ns``). With one torch thread every operation runs
+on the calling thread, so on an idle machine the two agree; on a busy one the wall clock also
+counts the time the thread waited for a core, the thread clock does not. That makes
+``thread_cpu`` the clock for comparing runs on shared CI machines (``archbench compare``).
 """
 from __future__ import annotations
 
@@ -24,6 +30,18 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+
+CLOCKS: dict[str, Callable[[], int]] = {"wall": time.perf_counter_ns, "thread_cpu": time.thread_time_ns}
+
+
+def host_clock(clock: str | Callable[[], int]) -> tuple[Callable[[], int], str]:
+    """(nanosecond clock, its name in Measurement.clock) for a CLOCKS name or a callable (tests)."""
+    if callable(clock):
+        return clock, "perf_counter"
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown clock {clock!r}; allowed: {', '.join(CLOCKS)}")
+    return CLOCKS[clock], {"wall": "perf_counter", "thread_cpu": "thread_time"}[clock]
 
 
 @dataclass(frozen=True)
@@ -71,7 +89,7 @@ class Measurement:
     calls: int = 1                      # calls per sample
     cold: float | None = None           # s, the first call, timed on its own
     noisy: bool = False                 # stopped by the time cap before the target
-    clock: str = "perf_counter"         # or "cuda_event"
+    clock: str = "perf_counter"         # or "thread_time" (CPU time of the thread), "cuda_event"
     host_samples: tuple[float, ...] | None = None  # CUDA: host wall time of the same samples
     confidence: float = 0.95
     _sorted: np.ndarray = field(init=False, repr=False, compare=False)
@@ -169,10 +187,11 @@ def measure(
     fn: Callable[[], object],
     device: str | torch.device = "cpu",
     rule: StopRule | None = None,
-    clock: Callable[[], int] = time.perf_counter_ns,
+    clock: str | Callable[[], int] = "wall",
     cold_cache: bool = False,
 ) -> Measurement:
-    """Time ``fn()`` on ``device`` (see the module docstring). ``clock`` is for tests: a fake one.
+    """Time ``fn()`` on ``device`` (see the module docstring). ``clock`` on CPU: "wall",
+    "thread_cpu", or a nanosecond callable (tests use a fake one); CUDA uses events.
 
     ``cold_cache`` (CUDA only) clears the L2 cache before each call, outside the timed interval.
     """
@@ -186,7 +205,7 @@ def measure_interleaved(
     fns: Sequence[Callable[[], object]],
     device: str | torch.device = "cpu",
     rule: StopRule | None = None,
-    clock: Callable[[], int] = time.perf_counter_ns,
+    clock: str | Callable[[], int] = "wall",
     cold_cache: bool = False,
     slice_time: float = 0.02,
 ) -> list[Measurement | BaseException]:
@@ -201,7 +220,7 @@ def measure_interleaved(
     """
     rule = rule or StopRule()
     device = torch.device(device)
-    block_timer = _CudaBlockTimer(device, cold_cache) if device.type == "cuda" else _HostBlockTimer(clock)
+    block_timer = _CudaBlockTimer(device, cold_cache) if device.type == "cuda" else _HostBlockTimer(*host_clock(clock))
     samplers = [_Sampler(fn, block_timer, rule) for fn in fns]
     results: list[Measurement | BaseException | None] = [None] * len(fns)
     for i, sampler in enumerate(samplers):
@@ -232,10 +251,8 @@ def measure_interleaved(
 class _HostBlockTimer:
     """``calls`` back-to-back calls between two reads of a host clock (CPU work is synchronous)."""
 
-    clock_name = "perf_counter"
-
-    def __init__(self, clock: Callable[[], int]):
-        self.clock = clock
+    def __init__(self, clock: Callable[[], int], name: str):
+        self.clock, self.clock_name = clock, name
 
     def __call__(self, fn: Callable[[], object], calls: int) -> tuple[float, float]:
         t0 = self.clock()

@@ -105,6 +105,14 @@ BAD = {
         text(top={"colour": "red"}),
         ["s.yaml: colour: unknown key; allowed: name, description, device, dtype, threads, tf32, cudnn_benchmark, seeds, timing, timeout, experiments"],
     ),
+    "thread-clock-needs-one-thread": (
+        text(top={"threads": 2, "timing": {"clock": "thread_cpu"}}),
+        ["s.yaml: suite: timing.clock thread_cpu counts the CPU time of one thread; it needs threads: 1, got threads: 2"],
+    ),
+    "unknown-clock": (
+        text(top={"timing": {"clock": "cpu"}}),
+        ["timing.clock: Input should be 'wall' or 'thread_cpu', got 'cpu'"],
+    ),
     "unknown-timing-key": (
         text(top={"timing": {"min_sample": 3}}),
         ["timing.min_sample: unknown key; allowed: min_samples, min_time, max_time, target, warmup"],

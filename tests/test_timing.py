@@ -234,3 +234,29 @@ def test_the_stop_checks_shortcut_equals_the_measurement():
     for n in (1, 2, 5, 6, 11, 40, 333):
         xs = rng.lognormal(-7, 0.2, n)
         assert sorted_rel_ci(sorted(xs)) == pytest.approx(Measurement(tuple(xs)).rel_ci)
+
+
+# -- the thread clock ------------------------------------------------------------------------------
+
+
+def _spin(seconds: float) -> None:
+    """Busy the calling thread for ``seconds`` of its own CPU time."""
+    end = time.thread_time_ns() + int(seconds * 1e9)
+    while time.thread_time_ns() < end:
+        pass
+
+
+def test_the_thread_clock_counts_cpu_time_and_not_waiting():
+    rule = archbench.StopRule(min_samples=5, min_time=0.0, max_time=1.0, target=0.5, warmup=0.0)
+    spin = archbench.measure(lambda: _spin(2e-3), "cpu", rule, clock="thread_cpu")
+    sleep = archbench.measure(lambda: time.sleep(2e-3), "cpu", rule, clock="thread_cpu")
+    wall_sleep = archbench.measure(lambda: time.sleep(2e-3), "cpu", rule, clock="wall")
+    assert spin.clock == "thread_time" and wall_sleep.clock == "perf_counter"
+    assert spin.median == pytest.approx(2e-3, rel=0.1)   # its own CPU time, however busy the machine
+    assert sleep.median < 2e-4                          # a sleeping thread uses no CPU
+    assert wall_sleep.median >= 2e-3                     # the wall clock counts the wait
+
+
+def test_an_unknown_clock_is_refused():
+    with pytest.raises(ValueError, match="unknown clock 'cpu'; allowed: wall, thread_cpu"):
+        archbench.measure(lambda: None, "cpu", clock="cpu")

@@ -47,6 +47,7 @@ class Context:
     rule: StopRule
     peak_flops: float | None = None  # the device's measured matmul FLOP/s in this dtype
     cold_cache: bool = False
+    clock: str = "wall"  # the host clock on CPU (archbench.timing.CLOCKS)
 
 
 class Metric:

@@ -54,7 +54,8 @@ class Latency(Metric):
         if monitor is not None:
             monitor.__enter__()
         try:
-            timed = measure_interleaved([fns[i] for i in live], device, rule, cold_cache=ctxs[0].cold_cache)
+            timed = measure_interleaved([fns[i] for i in live], device, rule, clock=ctxs[0].clock,
+                                        cold_cache=ctxs[0].cold_cache)
         finally:
             if monitor is not None:
                 monitor.__exit__(None, None, None)
