@@ -284,10 +284,20 @@ def short_repr(value: Any) -> str:
     return _short.repr(value)
 
 
+def _plain_key(part: Any) -> bool:
+    return isinstance(part, str) and part != "" and part.isprintable() and part.strip() == part and "." not in part
+
+
 def format_path(loc: tuple[Any, ...]) -> str:
+    """``experiments[0].sweep.seq_len``; a key that is not plain text is quoted: ``timing['\\n']``."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _plain_key(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
     return out
 
 

@@ -120,6 +120,11 @@ def _swept(component: Component, where: str) -> dict[str, list[Any]]:
     return swept
 
 
+def _at(prefix: str, *keys: Any) -> str:
+    """``prefix.key``, or ``prefix['odd key']`` for a key that is not plain text (one line, always)."""
+    return prefix + format_path(("_", *keys))[1:]
+
+
 def _validated(
     reg: registry.Registry, comp: Component, params: dict[str, Any], origin: dict[str, str], where: str
 ) -> dict[str, Any]:
@@ -128,11 +133,11 @@ def _validated(
         return reg.validate(comp.kind, params)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        path = origin.get(str(err["loc"][0]) if err["loc"] else "", f"{where}.{key}")
+        key = format_path(tuple(err["loc"]))
+        path = origin.get(str(err["loc"][0]) if err["loc"] else "", _at(where, *err["loc"]))
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(p["name"] for p in reg.parameters(comp.kind)) or "none"
-            raise BadInput(f"{path}: {comp.kind!r} has no parameter {key!r}; its parameters: {allowed}") from None
+            raise BadInput(f"{path}: {comp.kind!r} has no parameter {err['loc'][0]!r}; its parameters: {allowed}") from None
         raise BadInput(f"{path}: {err['msg']}, got {short_repr(err.get('input'))}") from None
     except ValueError as exc:
         raise BadInput(f"{where}: {exc}") from None
@@ -242,14 +247,14 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     for (seq_len, batch), base in itertools.product(exp.sweep.shapes(), list(_grid(shared))):
         for pass_, seed, causal in itertools.product(exp.passes, seeds, exp.causal):
             for task_params in _grid(task_grid):
-                task_origin = {k: f"{at}.task.{k}" for k in task_params}
+                task_origin = {k: _at(f"{at}.task", k) for k in task_params}
                 task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
                 _check_shape(registry.tasks, exp.task.kind, task_full, seq_len, at, f"{at}.task")
                 vocab = build_task(exp.task.kind, seq_len, causal, **task_full).vocab_size
                 for training, (j, arch) in itertools.product(trainings, enumerate(exp.architectures)):
                     for own in _grid(arch_grids[j]):
-                        origin = {k: f"{at}.sweep.{k}" for k in base}
-                        origin.update({k: f"{at}.architectures[{j}].{k}" for k in own})
+                        origin = {k: _at(f"{at}.sweep", k) for k in base}
+                        origin.update({k: _at(f"{at}.architectures[{j}]", k) for k in own})
                         where = f"{at}.architectures[{j}]"
                         sized = _match(exp, arch, {**base, **own}, vocab, causal, where)
                         params = _validated(registry.architectures, arch, sized, origin, where)

@@ -362,7 +362,9 @@ class RepeatTCN(TCN):
 SUITE = """name: gate
 device: cpu
 threads: 1
-timing: {{min_samples: 20, min_time: 0.1, max_time: 0.4, target: {target}, warmup: 0.02}}
+timing: {{min_samples: 20, min_time: 0.1, max_time: 0.4, target: {target}, warmup: 0.02, clock: thread_cpu}}
+compare:  # the rules of suites/ci.yaml: above the run-to-run drift of unchanged code on a small VM
+  latency: {{threshold: 0.2}}
 experiments:
   - name: speed
     architectures:

@@ -105,6 +105,10 @@ BAD = {
         text(top={"colour": "red"}),
         ["s.yaml: colour: unknown key; allowed: name, description, device, dtype, threads, tf32, cudnn_benchmark, seeds, timing, timeout, experiments"],
     ),
+    "a-key-with-a-newline-stays-on-one-line": (  # found by hypothesis (test_reliability)
+        text(top={"timing": {"\n": None}}),
+        ["s.yaml: timing['\\n']: unknown key; allowed: min_samples"],
+    ),
     "thread-clock-needs-one-thread": (
         text(top={"threads": 2, "timing": {"clock": "thread_cpu"}}),
         ["s.yaml: suite: timing.clock thread_cpu counts the CPU time of one thread; it needs threads: 1, got threads: 2"],
