@@ -1,36 +1,44 @@
 """archbench: measure why self-attention replaced RNNs and CNNs.
 
     import archbench
+    outcome = archbench.run("suites/quick.yaml")          # the whole run; outcome.folder
     suite = archbench.load_suite("suites/quick.yaml")
     points = archbench.expand(suite)
     model = archbench.build_architecture("tcn", vocab_size=32, causal=True, levels=4)
     m = archbench.measure(lambda: model(x), device="cpu")
     df = archbench.load_results("results/quick/<stamp>")
+
+Every name loads on first use (PEP 562), so that ``import archbench``, the command line's
+``--help``, and reading results (report, compare, export) stay cheap and need no torch.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from archbench.registry import register_architecture, register_metric, register_task  # noqa: E402
-
-# The rest loads on first use (PEP 562), so that `archbench.report` and `archbench.results` work
-# on a machine without torch, and `import archbench` stays cheap.
+# The pipeline: suite (load, plan) → execute → results → gate | report. Public name → its module.
 _LAZY = {
     "Architecture": "archbench.architectures.base", "build_architecture": "archbench.architectures.base",
-    "Suite": "archbench.config", "load_suite": "archbench.config",
+    "Suite": "archbench.suite.schema", "load_suite": "archbench.suite.load",
     "BadInput": "archbench.errors",
-    "Point": "archbench.plan", "expand": "archbench.plan",
-    "load_results": "archbench.results",
-    "Measurement": "archbench.timing", "StopRule": "archbench.timing", "measure": "archbench.timing",
+    "Point": "archbench.suite.point", "expand": "archbench.suite.plan",
+    "run": "archbench.execute.session",
+    "load_results": "archbench.results.load",
+    "Measurement": "archbench.instruments.timing", "StopRule": "archbench.instruments.stop_rule",
+    "measure": "archbench.instruments.timing",
+    "register_architecture": "archbench.registry", "register_metric": "archbench.registry",
+    "register_task": "archbench.registry",
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'archbench' has no attribute {name!r}")
 
 
-__all__ = sorted([*_LAZY, "register_architecture", "register_metric", "register_task"])
+__all__ = sorted(_LAZY)

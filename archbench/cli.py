@@ -17,14 +17,12 @@ finish, keeps and consolidates the points it finished, prints the command that r
 """
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
 
 import click
 
-from archbench.config import MAX_POINTS
 from archbench.errors import BadInput
+from archbench.suite import MAX_POINTS
 
 # Paths are checked by archbench itself, so that a bad one is one line (click's checks print usage).
 SUITE = click.Path(path_type=Path)
@@ -75,96 +73,26 @@ def run(suite_path: Path, out: Path, device: str | None, executor_name: str | No
         address: str | None, resume: Path | None, retry_failed: bool, progress: bool, report: bool,
         reports: Path | None, yes: bool) -> None:
     """Run SUITE and write its results folder (or, with --resume, finish an earlier one)."""
-    import collections
-    import hashlib
+    from archbench.execute.session import Interrupted
+    from archbench.execute.session import run as run_suite
 
-    from archbench import environment, executors, flags, registry
-    from archbench.config import load_suite
-    from archbench.plan import expand, resolve_device
-    from archbench.peak import matmul_peak
-    from archbench.results import ResultStore, latest, now_iso
-    from archbench.runner import DTYPES, Settings, check_same_points, remaining, run_points
-
-    suite = load_suite(suite_path, max_points=None if yes else MAX_POINTS)
-    if retry_failed and resume is None:
-        raise BadInput("--retry-failed runs the failed points of an earlier run again: give it with --resume RESULTS_DIR")
-    old_store = ResultStore.open(resume) if resume is not None else None
-    old = old_store.read_meta() if old_store else {}
-    resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
-    points = expand(suite, source=str(suite_path), device=resolved)
-    name = executor_name or suite.executor or "serial"
-    if old_store:
-        check_same_points(points, _point_ids(old, resolved), str(resume), str(suite_path))
-    with executors.make(name, workers, address) as executor:
-        executor.check(points)
-        todo, skips = points, None
-        if old_store:
-            store = old_store
-            with _warnings_as_lines():
-                todo, skips = remaining(points, store.records(), retry_failed)
-            sha = hashlib.sha256(suite.text.encode()).hexdigest()
-            if sha != old.get("suite_sha256"):
-                click.echo(f"note: {suite_path} differs from {resume}/suite.yaml but gives the same points; "
-                           "the points still to run use its settings (timing:, timeout:, executor:)", err=True)
-            resumed = {"at": now_iso(), "command": " ".join(sys.argv), "suite_sha256": sha, "executor": name,
-                       "points": len(todo), "retry_failed": retry_failed}
-            store.write_meta({**old, "ended": None, "interrupted": None,
-                              "resumed": [*old.get("resumed", []), resumed]})
-            click.echo(f"{suite.name}: resuming {store.folder}: {len(points) - len(todo)} of {len(points)} points "
-                       f"done, {len(todo)} to run on {resolved} ({name})", err=True)
-        else:
-            store = ResultStore.create(out, suite.name)
-            meta = {"suite": suite.name, "suite_path": str(suite_path), "points": len(points), "device": resolved,
-                    "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
-                    "started": now_iso(), "ended": None, "environment": environment.collect(),
-                    "flags": flags.pinned_snapshot(suite.threads, suite.tf32, suite.cudnn_benchmark),
-                    "command": " ".join(sys.argv), "device_peak": None,
-                    "executor": {"name": name, "workers": workers or 1, "address": address},
-                    "point_ids": [p.id for p in points],
-                    # each architecture's laws (Table 1), so that table1.csv can be written without torch
-                    "theory": {kind: registry.architectures.get(kind).laws()
-                               for kind in sorted({p.arch_kind for p in points})
-                               if hasattr(registry.architectures.get(kind), "laws")}}
-            store.start(suite.text, meta)
-            click.echo(f"{suite.name}: {len(points)} points on {resolved} ({name}) -> {store.folder}", err=True)
-        try:
-            peak = store.read_meta().get("device_peak")
-            if peak is None and any("latency" in p.metrics for p in todo):
-                peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
-                store.write_meta({**store.read_meta(), "device_peak": peak})
-                click.echo(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)",
-                           err=True)
-            settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
-            summary = run_points(todo, settings, store, suite.name, progress=progress, executor=executor, skips=skips)
-        except KeyboardInterrupt:
-            # what finished is on disk already: make it a table, say so, and stop
-            frame = store.consolidate()
-            store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
-            click.echo(f"interrupted: {frame.point_id.nunique()} of {len(points)} points finished", err=True)
-            click.echo(f"resume with: {_resume_command(suite_path, store.folder, executor_name, workers, address)}",
-                       err=True)
-            click.echo(f"results: {store.folder}")
-            click.get_current_context().exit(130)
-    store.consolidate()
-    statuses = collections.Counter(r["status"] for r in latest(store.records()))
-    store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": False, "statuses": dict(statuses)})
-    _print_table1(store.folder)
-    click.echo(f"{summary.line()}")
-    click.echo(f"results: {store.folder}")
+    try:
+        outcome = run_suite(suite_path, out, device=device, executor=executor_name, workers=workers,
+                            address=address, resume=resume, retry_failed=retry_failed, progress=progress,
+                            max_points=None if yes else MAX_POINTS, say=lambda line: click.echo(line, err=True))
+    except Interrupted as stop:
+        click.echo(str(stop), err=True)
+        click.echo(f"resume with: {_resume_command(suite_path, stop.folder, executor_name, workers, address)}",
+                   err=True)
+        click.echo(f"results: {stop.folder}")
+        click.get_current_context().exit(130)
+    _print_tables(outcome.folder)
+    click.echo(f"{outcome.summary.line()}")
+    click.echo(f"results: {outcome.folder}")
     if report:
         from archbench.report import write_report
 
-        click.echo(f"report: {write_report(store.folder, reports_root=reports) / 'index.html'}")
-
-
-def _point_ids(meta: dict, device: str) -> list[str]:
-    """The point ids of the run in ``meta``: saved since archbench saves them, else its suite expanded again."""
-    if "point_ids" in meta:
-        return meta["point_ids"]
-    from archbench.config import parse_suite
-    from archbench.plan import expand
-
-    return [p.id for p in expand(parse_suite(meta.get("suite_text", ""), "suite.yaml", max_points=None), device=device)]
+        click.echo(f"report: {write_report(outcome.folder, reports_root=reports) / 'index.html'}")
 
 
 def _resume_command(suite_path: Path, folder: Path, executor: str | None, workers: int | None,
@@ -178,23 +106,11 @@ def _resume_command(suite_path: Path, folder: Path, executor: str | None, worker
     return shlex.join(words)
 
 
-@contextlib.contextmanager
-def _warnings_as_lines():
-    """Warnings (a record line cut short by a crash) as one `warning: ...` line each on stderr."""
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
-
-
-def _print_table1(folder: Path) -> None:
+def _print_tables(folder: Path) -> None:
     """Table 1, measured, when the run has graph rows at three lengths or more."""
     import pandas as pd
 
-    from archbench.table1 import format_table1
+    from archbench.results.table1 import format_table1
 
     table = pd.read_csv(folder / "table1.csv")
     if not table.empty:
@@ -218,8 +134,8 @@ def report_command(results_dir: Path, out: Path | None) -> None:
 @YES
 def plan(suite_path: Path, yes: bool) -> None:
     """List the points SUITE would run, without running them."""
-    from archbench.config import load_suite
-    from archbench.plan import expand
+    from archbench.suite.load import load_suite
+    from archbench.suite.plan import expand
 
     suite = load_suite(suite_path, max_points=None if yes else MAX_POINTS)
     points = expand(suite, source=str(suite_path))
@@ -234,7 +150,7 @@ def plan(suite_path: Path, yes: bool) -> None:
 def list_registered() -> None:
     """Architectures, tasks and metrics, with their parameters and defaults."""
     from archbench import registry
-    from archbench.passes import PASSES
+    from archbench.instruments.passes import PASSES
 
     for reg in (registry.architectures, registry.tasks):
         click.echo(f"{reg.kind}s:")
@@ -259,7 +175,7 @@ def list_registered() -> None:
 @cli.command()
 def env() -> None:
     """Describe this machine (versions, CPU, threads, flags, NVIDIA GPUs)."""
-    from archbench import environment
+    from archbench.instruments import environment
 
     click.echo(environment.describe(environment.collect()))
 
@@ -282,7 +198,8 @@ def compare_command(baseline: Path, current: Path, fmt: str, threshold: tuple[st
 
     Exit 1 when a metric regressed or a point that was ok failed, 0 otherwise, 2 on bad input.
     """
-    from archbench.compare import compare, render
+    from archbench.gate.judge import compare
+    from archbench.gate.render import render
 
     if fmt not in ("table", "json", "markdown"):
         raise BadInput(f"--format {fmt!r} is not a format; allowed: table, json, markdown")
@@ -301,7 +218,7 @@ def compare_command(baseline: Path, current: Path, fmt: str, threshold: tuple[st
               help="Write here instead of stdout.")
 def export_command(results_dir: Path, fmt: str, direction: str, metrics: tuple[str, ...], output: Path | None) -> None:
     """Write RESULTS as JSON that pytest-benchmark compare or github-action-benchmark reads."""
-    from archbench.export import export
+    from archbench.report.export import export
 
     text = export(results_dir, fmt, direction, metrics)
     if output is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Annotated, Any, Callable, Literal, get_args, get_origin
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -30,7 +31,7 @@ def _signature_params(factory: Callable, skip: tuple[str, ...]) -> list[inspect.
     ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def params_model(factory: Callable, skip: tuple[str, ...]) -> type[BaseModel]:
     """A pydantic model (extra="forbid") of the factory's own parameters.
 

@@ -20,8 +20,9 @@ import difflib
 import importlib
 import importlib.metadata
 import inspect
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from archbench.errors import BadInput
 from archbench.parameters import describe, validate_params
@@ -50,7 +51,7 @@ def loading_plugin(origin: str, label: str):
         yield
     except BadInput as exc:
         raise BadInput(f"{label}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a plugin's import may raise anything
+    except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise BadInput(f"{label} failed to import: {type(exc).__name__}: {first}") from None
     finally:
@@ -62,6 +63,14 @@ def load_plugin(module: str, origin: str = "suite") -> None:
     architectures.names(), tasks.names()  # the built-ins and entry points first: a name taken is the plugin's error
     with loading_plugin(origin, f"plugin module {module!r}"):
         importlib.import_module(module)
+
+
+def unknown_name_message(kind: str, name: Any, known: Iterable[str]) -> str:
+    """``unknown metric 'latncy'; did you mean 'latency'? known: ...``"""
+    known = sorted(set(known))
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    return f"unknown {kind} {name!r}{hint} known: {', '.join(known)}"
 
 
 class Registry(Generic[T]):
@@ -148,9 +157,7 @@ class Registry(Generic[T]):
             raise BadInput(self.unknown_message(name)) from None
 
     def unknown_message(self, name: Any) -> str:
-        close = difflib.get_close_matches(str(name), self.names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ";"
-        return f"unknown {self.kind} {name!r}{hint} known: {', '.join(self.names())}"
+        return unknown_name_message(self.kind, name, self.names())
 
     def validate(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """The entry's parameters with defaults filled in; raises ValidationError or ValueError."""

@@ -8,7 +8,7 @@
    ``archbench compare``). Nothing changed between the runs, so every ``regressed`` row is a false
    regression; the table counts the pairs that would have failed CI and the rows that did.
 2. **Power.** For each slowdown s, every ordered pair is compared again with B's timed samples
-   made (1 + s) times slower (``archbench.compare.slow_down``: latency values, statistics and raw
+   made (1 + s) times slower (``slow_down`` below: latency values, statistics and raw
    samples times 1 + s; throughput, achieved_flops and mfu divided by it). A pair *catches* s when
    at least ``--catch-share`` of the timed latency rows are called regressed (default: all of
    them, the honest reading of "every point got slower"). The smallest s caught in every pair is
@@ -28,12 +28,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from archbench.compare import (  # noqa: E402
-    DEFAULT_RULES, RuleBook, busy_warning, compare_runs, load_run, parse_option, slow_down,
-)
-from archbench.errors import BadInput  # noqa: E402
+from archbench.errors import BadInput
+from archbench.gate.judge import busy_warning, compare_runs
+from archbench.gate.rules import DEFAULT_RULES, DERIVED_FROM_LATENCY, RuleBook, parse_option, rules_of
+from archbench.results.load import Run, load_run
 
 SLOWDOWNS = (0.02, 0.05, 0.10, 0.15, 0.20, 0.30, 0.50)
+
+
+def slow_down(run: Run, s: float) -> Run:
+    """The run as if every timed call had taken (1 + s) times as long: latency values, their
+    statistics and raw samples times (1 + s); throughput, achieved_flops and mfu divided by it.
+
+    It scales the noise with the
+    signal, as a uniformly slower kernel would; it does not model a change that alters the spread.
+    """
+    factor = 1.0 + s
+    frame = run.frame.copy()
+    timed = {pid for (pid, metric) in run.samples if metric == "latency"}
+    lat = (frame.metric == "latency") & frame.point_id.isin(timed)
+    cols = [c for c in ("value", "median", "iqr", "p20", "p80", "ci_low", "ci_high", "mean", "std", "cold")
+            if c in frame.columns]
+    frame.loc[lat, cols] = frame.loc[lat, cols].astype(float) * factor
+    derived = frame.metric.isin(DERIVED_FROM_LATENCY) & frame.point_id.isin(timed)
+    frame.loc[derived, "value"] = frame.loc[derived, "value"].astype(float) / factor
+    samples = {key: [v * factor for v in vals] if key[1] == "latency" else list(vals)
+               for key, vals in run.samples.items()}
+    return Run(run.path, frame, samples, run.task_columns)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     pairs = list(itertools.permutations(range(len(runs)), 2))
 
     def book(cur) -> RuleBook:
-        return RuleBook(suite=cur.rules, cli_all=cli_all, cli=cli)
+        return RuleBook(suite=rules_of(cur.path), cli_all=cli_all, cli=cli)
 
     print(f"{len(runs)} runs, {len(pairs)} ordered pairs")
     failing_pairs, false_rows, rows_total = 0, 0, 0
-    quiet_pairs, quiet_failing = 0, 0  # pairs where neither run was busy (archbench.compare.busy_warning)
+    quiet_pairs, quiet_failing = 0, 0  # pairs where neither run was busy (archbench.gate.judge.busy_warning)
     fails: dict[tuple[int, int], bool] = {}
     worst: list[tuple[float, str]] = []
     for a, b in pairs:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import archbench
-from archbench.passes import PASSES
+from archbench.instruments.passes import PASSES
 from archbench.tasks.base import Batch
 
 ARCHITECTURES = {

@@ -4,7 +4,7 @@
 """
 import time
 
-from archbench.timing import StopRule, measure
+from archbench.instruments.timing import StopRule, measure
 
 SAMPLES = 200
 # Exactly SAMPLES samples of one call each: a target of 1.0 is met as soon as min_samples is.
@@ -32,7 +32,7 @@ def test_stop_check_at_1000_samples(benchmark):
     """The stop rule once min_samples is reached: sort and CI of 1000 samples (outside the timed calls)."""
     import random
 
-    from archbench.timing import should_stop
+    from archbench.instruments.timing import should_stop
 
     rng = random.Random(0)
     samples = sorted(1e-3 * (1 + 0.1 * rng.random()) for _ in range(1000))  # the sampler keeps them sorted

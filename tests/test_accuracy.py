@@ -9,15 +9,15 @@ import torch
 from torch import nn
 
 from archbench import build_architecture, registry
-from archbench.accuracy_table import accuracy_table, mean_interval
 from archbench.architectures.transformer import attention_weights
-from archbench.config import parse_suite
 from archbench.errors import BadInput
-from archbench.plan import expand
-from archbench.results import records_to_frame
-from archbench.runner import Settings, run_point
+from archbench.execute.group import Settings, run_point
+from archbench.instruments.training import TrainingSettings, train
+from archbench.results.accuracy import accuracy_table, mean_interval
+from archbench.results.load import records_to_frame
+from archbench.suite.load import parse_suite
+from archbench.suite.plan import expand
 from archbench.tasks import build_task
-from archbench.training import TrainingSettings, train
 
 FAST = TrainingSettings(steps=300, lr=1e-2, eval_every=25, eval_size=256)
 
@@ -208,7 +208,7 @@ def test_a_learning_rate_grid_is_points_and_the_table_marks_the_best():
     table = accuracy_table(frame)
     assert len(table) == 4 and set(table["n_seeds"]) == {2}
     assert table.groupby("arch").best_lr.sum().tolist() == [1, 1]
-    for arch, t in table.groupby("arch"):
+    for _, t in table.groupby("arch"):
         assert t.loc[t.best_lr, "accuracy"].iloc[0] == t.accuracy.max()
 
 

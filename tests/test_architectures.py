@@ -124,7 +124,7 @@ def test_without_positions_attention_cannot_tell_order():
 @pytest.mark.parametrize("kind, params", [("tcn", {"levels": 2, "d_model": 16}), ("transformer", {"d_model": 32})])
 def test_a_training_step_is_three_forwards(kind, params):
     # FLOP_FACTOR["train_step"] = 3: forward + backward counted by FlopCounterMode.
-    from archbench.passes import FLOP_FACTOR
+    from archbench.instruments.passes import FLOP_FACTOR
 
     model = build(kind, True, **params).train()
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:

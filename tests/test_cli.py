@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import archbench
 from archbench.cli import cli
-from archbench.results import COLUMNS
+from archbench.results.load import COLUMNS
 
 TINY = """
 name: tiny

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,12 +16,13 @@ from click.testing import CliRunner
 from archbench import registry
 from archbench.architectures.tcn import TCN
 from archbench.cli import cli
-from archbench.compare import (
-    DEFAULT_RULES, Rule, RuleBook, compare, compare_runs, judge, load_run, mann_whitney_u, parse_option, render,
-    slow_down, summary_line,
-)
 from archbench.errors import BadInput
+from archbench.gate.judge import compare, compare_runs, judge
+from archbench.gate.mann_whitney import mann_whitney_u
+from archbench.gate.render import render, summary_line
+from archbench.gate.rules import DEFAULT_RULES, Rule, RuleBook, parse_option
 from archbench.parameters import PositiveInt
+from archbench.results.load import load_run
 
 # ------------------------------------------------------------------------------------------ MWU
 
@@ -252,7 +254,10 @@ def test_a_busy_machine_is_named(tmp_path):
     assert "warning: 1 of 1" in render(cmp, "table") and json.loads(render(cmp, "json"))["warnings"]
 
 
-def test_slow_down_scales_timed_values_and_samples(tmp_path):
+def test_slow_down_scales_timed_values_and_samples(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from calibrate_gate import slow_down
+
     base, _ = _run_pair(tmp_path, 1.0)
     run = load_run(base)
     slow = slow_down(run, 0.25)
@@ -474,7 +479,7 @@ def test_a_four_times_slower_architecture_is_caught(runs):
     ("{accuracy: {floor: -0.1}}", "compare.accuracy.floor: Input should be greater than or equal to 0"),
 ])
 def test_the_suite_checks_its_compare_rules(rules, says):
-    from archbench.config import parse_suite
+    from archbench.suite.load import parse_suite
 
     text = ("name: s\ncompare: " + rules + "\nexperiments:\n  - name: e\n    architectures: [tcn]\n"
             "    metrics: [flops]\n    sweep: {seq_len: 8}\n")

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 import archbench
-from archbench.config import parse_suite
 from archbench.errors import BadInput
+from archbench.suite.load import parse_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = "s.yaml"

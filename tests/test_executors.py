@@ -20,15 +20,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from archbench import executors, registry
+from archbench import registry
 from archbench.cli import cli
 from archbench.errors import BadInput
-from archbench.executors.worker import plugins_of
-from archbench.plan import Point
-from archbench.results import read_records
+from archbench.execute import executors
+from archbench.execute.executors.worker import plugins_of
+from archbench.results.load import read_records
+from archbench.suite.point import Point
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/plugins, for this process and its workers
-from plugins import faulty  # noqa: E402
+from plugins import faulty
 
 DETERMINISTIC = ("flops", "graph_work", "rf_theoretical", "accuracy", "loss", "baseline_accuracy")
 
@@ -311,7 +312,7 @@ def test_without_ray_the_ray_executor_says_how_to_get_it(monkeypatch):
 
 
 def test_ray_resources_give_a_timing_point_its_device_alone():
-    from archbench.executors.ray import GPU_SHARE, TIMING, resources
+    from archbench.execute.executors.ray import GPU_SHARE, TIMING, resources
 
     def point(device, metrics):
         return Point(experiment="e", arch="tiny", arch_kind="tiny", arch_params=(("d_model", 8),), task="uniform",
@@ -346,7 +347,8 @@ def dataclasses_replace(point: Point, **changes) -> Point:
 
 
 def test_records_count_each_point_once_when_a_point_is_appended_again(tmp_path):
-    from archbench.results import ResultStore, latest
+    from archbench.results.load import latest
+    from archbench.results.store import ResultStore
 
     store = ResultStore(tmp_path)
     rec = lambda pid, status: {"suite": "s", "point": {"id": pid}, "status": status, "rows": []}  # noqa: E731

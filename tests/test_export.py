@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from archbench.cli import cli
-from archbench.export import benchmark_stats, export
+from archbench.report.export import benchmark_stats, export
 
 POINT = dict(experiment="latency", task="uniform", batch=4, seed=0, causal=True, device="cpu", dtype="float32",
              threads=1, status="ok", error=None)

@@ -22,11 +22,12 @@ from torch import nn
 import archbench
 from archbench import registry
 from archbench.cli import cli
+from archbench.execute.group import PointResult, Settings, classify, run_group
+from archbench.execute.schedule import OomSkips, run_points
+from archbench.instruments.timing import StopRule
 from archbench.metrics.base import Metric, Row
-from archbench.plan import Point
-from archbench.results import ResultStore
-from archbench.runner import OomSkips, PointResult, Settings, classify, run_group, run_points
-from archbench.timing import StopRule
+from archbench.results.store import ResultStore
+from archbench.suite.point import Point
 
 FAST = StopRule(min_samples=1, min_time=0.0, max_time=0.001, warmup=0.0, min_sample_time=0.0)  # one sample
 
@@ -197,8 +198,8 @@ def test_after_an_oom_larger_points_of_that_architecture_are_skipped_and_no_othe
         (16, 1): "ok", (16, 2): "oom", (16, 4): "skipped",  # longer and as large a batch as (8, 4)
         (32, 1): "oom", (32, 2): "skipped", (32, 4): "skipped",  # (32, 1) is not larger than (8, 4) or (16, 2)
     }
-    assert {k: got["greedy", *k, "forward"] for k in want} == want
-    assert {got["tiny", *k, "forward"] for k in want} == {"ok"}
+    assert {k: got[("greedy", *k, "forward")] for k in want} == want
+    assert {got[("tiny", *k, "forward")] for k in want} == {"ok"}
 
 
 def test_oom_skips_are_by_family():

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archbench.fits import FIT_COLUMNS, fit_results, power_law, t_quantile, upper_range
+from archbench.results.fits import FIT_COLUMNS, fit_results, power_law, t_quantile, upper_range
 
 
 @pytest.mark.parametrize("df, expected", [(1, 12.7062), (2, 4.3027), (3, 3.1824), (5, 2.5706),
@@ -29,7 +29,7 @@ def test_noisy_fit_agrees_with_polyfit_and_its_ci_covers_the_truth():
     rng = np.random.default_rng(0)
     x = np.repeat([32, 64, 128, 256, 512, 1024.0], 3)
     covered = 0
-    for trial in range(200):
+    for _ in range(200):
         y = 2.0 * x**1.5 * np.exp(rng.normal(0, 0.1, len(x)))
         fit = power_law(x, y)
         assert fit["exponent"] == pytest.approx(np.polyfit(np.log(x), np.log(y), 1)[0], abs=1e-10)

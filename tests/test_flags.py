@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from archbench import flags
+from archbench.instruments import flags
 
 
 def test_pinned_sets_and_restores():

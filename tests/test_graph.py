@@ -60,9 +60,9 @@ def test_lstm_depth_grows_linearly_tcn_and_transformer_do_not():
 
 
 def test_graph_metric_rows(tmp_path):
+    from archbench.execute.group import Settings, _context
     from archbench.metrics.graph import Graph
-    from archbench.plan import expand
-    from archbench.runner import _context, Settings
+    from archbench.suite.plan import expand
 
     suite = tmp_path / "g.yaml"
     suite.write_text("name: g\ndevice: cpu\nexperiments:\n  - name: g\n    architectures: [lstm, tcn]\n"
@@ -75,9 +75,9 @@ def test_graph_metric_rows(tmp_path):
 
 
 def test_max_path_length_recurrence_n_minus_1_attention_1_convolution_layers_to_cover(tmp_path):
+    from archbench.execute.group import Settings, _context
     from archbench.metrics.graph import PathLength
-    from archbench.plan import expand
-    from archbench.runner import Settings, _context
+    from archbench.suite.plan import expand
 
     suite = tmp_path / "p.yaml"
     suite.write_text("name: p\ndevice: cpu\nexperiments:\n  - name: p\n    architectures: [lstm, transformer,"

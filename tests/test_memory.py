@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import archbench
+from archbench.instruments.passes import PASSES
 from archbench.metrics.memory import peak_bytes
-from archbench.passes import PASSES
 from archbench.tasks.uniform import Uniform
 
 MB = 2**20

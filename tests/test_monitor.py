@@ -1,7 +1,7 @@
 """The NVML monitor, against a fake NVML (the real one needs an NVIDIA GPU)."""
 import time
 
-from archbench.monitor import GpuMonitor, throttle_names
+from archbench.instruments.monitor import GpuMonitor, throttle_names
 
 
 class FakeNVML:

@@ -163,9 +163,9 @@ def test_graph_depth_grows_with_length_only_for_the_recurrences(kind, params, gr
 
 
 def test_max_path_length_of_local_attention_is_n_over_r(tmp_path):
+    from archbench.execute.group import Settings, _context
     from archbench.metrics.graph import PathLength
-    from archbench.plan import expand
-    from archbench.runner import Settings, _context
+    from archbench.suite.plan import expand
 
     suite = tmp_path / "p.yaml"
     suite.write_text("name: p\ndevice: cpu\nexperiments:\n  - name: p\n    architectures: [{kind: local_attention,"

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.utils.benchmark as tb
 
-from archbench.peak import matmul_peak
+from archbench.instruments.peak import matmul_peak
 
 
 def test_matmul_peak_matches_torch_timer_on_the_same_gemm():

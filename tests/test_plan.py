@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 import archbench
-from archbench.config import parse_suite
 from archbench.errors import BadInput
-from archbench.plan import count_points
-from archbench.plan import Point, canonical_json
+from archbench.suite.load import parse_suite
+from archbench.suite.plan import count_points
+from archbench.suite.point import Point, canonical_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import archbench
+from archbench.instruments.timing import StopRule
 from archbench.metrics.base import Context
 from archbench.metrics.receptive_field import (
-    LayersToCover, ReceptiveField, depends, erf_width, gradient_mass, layers_needed, support_span,
+    LayersToCover,
+    ReceptiveField,
+    depends,
+    erf_width,
+    gradient_mass,
+    layers_needed,
+    support_span,
 )
-from archbench.plan import Point
-from archbench.timing import StopRule
+from archbench.suite.point import Point
 
 VOCAB = 8
 

@@ -23,11 +23,13 @@ from torch import nn
 import archbench
 from archbench import registry
 from archbench.cli import cli
-from archbench.config import MAX_POINTS, Suite, parse_suite
 from archbench.errors import BadInput
 from archbench.metrics.base import Metric
-from archbench.plan import count_points, expand
-from archbench.results import ResultStore
+from archbench.results.store import ResultStore
+from archbench.suite import MAX_POINTS
+from archbench.suite.load import parse_suite
+from archbench.suite.plan import count_points, expand
+from archbench.suite.schema import Suite
 from archbench.tasks.base import Task
 
 CORPUS_DIR = Path(__file__).parent / "bad_suites"
@@ -197,15 +199,16 @@ def test_run_and_plan_refuse_too_many_points_without_yes_and_go_ahead_with_it(tm
     plan = CliRunner().invoke(cli, ["plan", str(path), "--yes"])
     assert plan.exit_code == 0 and plan.stdout.splitlines()[-1].startswith("10100 points")
 
-    import archbench.runner
+    import archbench.execute.session
+    from archbench.execute.schedule import Summary
 
     seen = []
 
     def run_points(points, *args, **kwargs):  # count them, run none
         seen.append(len(points))
-        return archbench.runner.Summary()
+        return Summary()
 
-    monkeypatch.setattr(archbench.runner, "run_points", run_points)
+    monkeypatch.setattr(archbench.execute.session, "run_points", run_points)
     result = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "o"), "--yes", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert seen == [10_100] and "10100 points on" in result.stderr

@@ -6,7 +6,8 @@ import pytest
 
 import archbench
 from archbench.errors import BadInput
-from archbench.results import COLUMNS, ResultStore
+from archbench.results.load import COLUMNS
+from archbench.results.store import ResultStore
 
 
 def record(i, status="ok"):
@@ -78,5 +79,5 @@ def test_results_and_fits_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, archbench.results, archbench.fits; assert 'torch' not in sys.modules"
+    code = "import sys, archbench.results.store, archbench.results.fits; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import archbench
-from archbench.table1 import TABLE1_COLUMNS, format_table1, table1
+from archbench.results.table1 import TABLE1_COLUMNS, format_table1, table1
 
 
 def _theory() -> dict:

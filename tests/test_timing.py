@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.utils.benchmark as tb
-
-import archbench
-import archbench.timing
-from archbench.timing import Measurement, StopRule, median_ci_ranks, should_stop
 from conftest import requires_cuda
 
+import archbench
+import archbench.instruments.timing
+from archbench.instruments.timing import Measurement, StopRule, median_ci_ranks, should_stop
 
 # -- statistics ---------------------------------------------------------------------------------
 
@@ -156,7 +155,7 @@ def test_interleaved_rounds_go_a_b_c_and_each_stops_on_its_own():
 
     rule = StopRule(min_samples=3, min_time=0.0, max_time=1.0, warmup=0.0, min_sample_time=0.0)
     fns = [make("a", 1e-3), broken, make("c", 2e-3)]
-    a, x, c = archbench.timing.measure_interleaved(fns, "cpu", rule, clock, slice_time=0.0)
+    a, x, c = archbench.instruments.timing.measure_interleaved(fns, "cpu", rule, clock, slice_time=0.0)
     assert isinstance(x, RuntimeError) and str(x) == "broken model"
     assert a.median == pytest.approx(1e-3) and c.median == pytest.approx(2e-3)
     assert a.n == c.n == 3
@@ -175,7 +174,7 @@ def test_each_round_gives_a_callable_a_slice_of_samples():
         return fn
 
     rule = StopRule(min_samples=8, min_time=0.0, max_time=1.0, warmup=0.0, min_sample_time=0.0)
-    archbench.timing.measure_interleaved([make("a"), make("b")], "cpu", rule, clock, slice_time=0.004)
+    archbench.instruments.timing.measure_interleaved([make("a"), make("b")], "cpu", rule, clock, slice_time=0.004)
     rounds = order[4:]  # after cold + warm-up of each
     assert rounds == (["a"] * 5 + ["b"] * 5) * 2  # re-warm + 4 samples of 1 ms each, twice: 8 samples
 
@@ -228,7 +227,7 @@ def test_cold_cache_is_not_faster_than_warm():
 
 
 def test_the_stop_checks_shortcut_equals_the_measurement():
-    from archbench.timing import sorted_rel_ci
+    from archbench.instruments.timing import sorted_rel_ci
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 5, 6, 11, 40, 333):

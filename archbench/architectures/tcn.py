@@ -6,11 +6,12 @@ changes training, not the shape of the computation this harness measures.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
-from typing import Annotated
 
 from archbench.architectures.base import Architecture, head_flops
 from archbench.parameters import PositiveInt, Probability

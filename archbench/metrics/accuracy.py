@@ -15,9 +15,9 @@ the report. A NaN or infinite training loss ends the point as ``diverged``.
 """
 from __future__ import annotations
 
+from archbench.instruments.training import TrainingSettings, train
 from archbench.metrics.base import Context, Metric, Row
 from archbench.registry import register_metric
-from archbench.training import TrainingSettings, train
 
 
 @register_metric("accuracy")

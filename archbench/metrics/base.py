@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from archbench.plan import Point
+from archbench.instruments.stop_rule import StopRule
+from archbench.suite.point import Point
 from archbench.tasks.base import Batch, Task
-from archbench.timing import StopRule
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Context:
     rule: StopRule
     peak_flops: float | None = None  # the device's measured matmul FLOP/s in this dtype
     cold_cache: bool = False
-    clock: str = "wall"  # the host clock on CPU (archbench.timing.CLOCKS)
+    clock: str = "wall"  # the host clock on CPU (archbench.instruments.timing.CLOCKS)
 
 
 class Metric:
@@ -72,6 +72,6 @@ class Metric:
         for ctx in ctxs:
             try:
                 out.append(self.run(ctx))
-            except Exception as exc:  # noqa: BLE001 - recorded as this point's status
+            except Exception as exc:
                 out.append(exc)
         return out

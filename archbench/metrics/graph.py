@@ -25,7 +25,8 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +64,7 @@ class DepthTracer(TorchDispatchMode):
     def depth(self) -> int:
         return max((d for _, d in self.ops), default=0)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
         out = func(*args, **kwargs)
@@ -82,7 +83,7 @@ class DepthTracer(TorchDispatchMode):
         return out
 
 
-def _mutated(func, inputs: list[torch.Tensor]) -> list[bool]:  # noqa: ANN001
+def _mutated(func, inputs: list[torch.Tensor]) -> list[bool]:
     """Which tensor inputs an op writes (in place or out=), by its schema; conservatively all if unsure."""
     if not func._schema.is_mutable:
         return [False] * len(inputs)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
+from archbench.instruments.monitor import GpuMonitor
+from archbench.instruments.passes import FLOP_FACTOR, PASSES
+from archbench.instruments.timing import Measurement, measure_interleaved
 from archbench.metrics.base import Context, Metric, Row
-from archbench.monitor import GpuMonitor
-from archbench.passes import FLOP_FACTOR, PASSES
 from archbench.registry import register_metric
-from archbench.timing import Measurement, measure_interleaved
 
 UTILISATION_WINDOW = 0.3  # s of running one pass alone while NVML samples utilisation
 
@@ -46,7 +46,7 @@ class Latency(Metric):
         for ctx in ctxs:
             try:
                 fns.append(PASSES[ctx.point.pass_](ctx.model, ctx.batch))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 fns.append(exc)
         live = [i for i, f in enumerate(fns) if not isinstance(f, BaseException)]
         device, rule = ctxs[0].device, ctxs[0].rule

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from archbench.instruments.passes import PASSES
 from archbench.metrics.base import Context, Metric, Row
-from archbench.passes import PASSES
 from archbench.registry import register_metric
 
 

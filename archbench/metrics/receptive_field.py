@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -33,8 +33,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from archbench import registry
 from archbench.metrics.base import Context, Metric, Row
-from archbench.plan import Point
 from archbench.registry import register_metric
+from archbench.suite.point import Point
 
 SHARES = {"erf_50": 0.50, "erf_90": 0.90, "erf_99": 0.99}
 HEATMAP_LEN = 32

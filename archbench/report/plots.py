@@ -12,9 +12,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 # matplotlib's tab20, the strong tone of each pair first: 20 architectures before a colour repeats
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
@@ -198,7 +198,7 @@ def layers_to_cover(df: pd.DataFrame, colour: dict[str, str], out: Path) -> str 
 def varying(table: pd.DataFrame) -> list[str]:
     """The configuration columns of an accuracy table that vary for one architecture (its label
     already names what is fixed per architecture: ``positional: none`` labelled ``none``)."""
-    from archbench.accuracy_table import config_columns
+    from archbench.results.accuracy import config_columns
 
     return [c for c in config_columns(table) if c not in ("arch", "experiment")
             and table.groupby("arch")[c].nunique(dropna=False).max() > 1]

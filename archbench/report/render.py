@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from archbench.accuracy_table import accuracy_table
 from archbench.errors import BadInput
 from archbench.report import plots
-from archbench.results import load_artifacts, load_results
+from archbench.results.accuracy import accuracy_table
+from archbench.results.load import load_artifacts, load_results
 
 
 def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:

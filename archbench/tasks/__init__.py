@@ -1,6 +1,12 @@
 """Built-in tasks; importing this package registers them."""
 from archbench.tasks import (  # noqa: F401  (registration)
-    adding, copy_memory, mqar, reverse, selective_copy, sort, uniform,
+    adding,
+    copy_memory,
+    mqar,
+    reverse,
+    selective_copy,
+    sort,
+    uniform,
 )
 from archbench.tasks.base import Baseline, Batch, Task, build_task
 

@@ -36,7 +36,7 @@ class Batch:
         """The positions accuracy is measured on: the answer positions."""
         return self.mask if self.answer is None else self.answer
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
 

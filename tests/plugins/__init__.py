@@ -1,1 +1,1 @@
-"""Importable test-only plugins: a worker process (archbench.executors) finds them through sys.path."""
+"""Importable test-only plugins: a worker process (archbench.execute.executors) finds them through sys.path."""

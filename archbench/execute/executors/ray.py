@@ -1,0 +1,144 @@
+"""Each group a Ray task: a sweep across the cores and GPUs of a cluster, into one results folder.
+
+    pip install 'archbench[ray]'
+    archbench run SUITE --executor ray --workers 8                       # a local Ray on this machine
+    archbench run SUITE --executor ray --workers 8 --address HEAD:6379   # join a running cluster
+
+A task runs its group in a fresh process on the node (``child.run_jobs``): a crash is the
+group's ``error``, a hang past the suite's timeout its ``timeout``, and the Ray worker lives on.
+Results come back to this process as they finish and are written here; each row carries the host
+that ran it.
+
+Resources, so that timing is never disturbed by a neighbour:
+
+- a point with a metric in ``base.EXCLUSIVE`` (latency, peak_memory; or a metric class with
+  ``exclusive = True``) is a *timing* point. On CUDA it asks for ``num_gpus=1``: a device of its
+  own. On CPU it asks for one unit of the custom resource ``archbench_timing``, which each node
+  declares once (``ray start --resources='{"archbench_timing": 1}'``; the local cluster does it
+  itself): one timing point per node at a time.
+- any other point (FLOPs, graph, receptive field, accuracy) asks for ``GPU_SHARE`` of a GPU on CUDA,
+  and on CPU only its CPUs: several run side by side.
+
+Every task asks for ``threads`` CPUs. Workers find archbench and plugin modules through this
+process's ``sys.path``, passed as PYTHONPATH in the task's ``runtime_env``: on a cluster, those
+paths must exist on every node (a shared file system, or the same checkout and venv everywhere).
+"""
+from __future__ import annotations
+
+import logging
+import socket
+
+from archbench.errors import BadInput
+from archbench.execute.executors.base import Executor, is_timing
+from archbench.execute.executors.child import python_path, run_jobs
+from archbench.execute.executors.process import failed_results, jobs_of, results_of
+from archbench.execute.executors.worker import plugins_of
+from archbench.execute.group import PointResult, Settings
+from archbench.suite.point import Point
+
+NEEDS_RAY = "--executor ray needs Ray: pip install 'archbench[ray]'"
+TIMING = "archbench_timing"  # the custom resource: one per node, held by a CPU timing point
+GPU_SHARE = 0.25  # of a GPU, for a point that times nothing
+CONNECT_TIMEOUT = 5.0  # s to reach the head given by --address
+
+
+def resources(group: list[Point]) -> dict:
+    """The Ray task options of a group (its points share a device, threads and metrics)."""
+    point = group[0]
+    timing = any(is_timing(p) for p in group)
+    options: dict = {"num_cpus": point.threads}
+    if point.device.startswith("cuda"):
+        options["num_gpus"] = 1 if timing else GPU_SHARE
+    elif timing:
+        options["resources"] = {TIMING: 1}
+    return options
+
+
+def _check_address(address: str) -> None:
+    """BadInput unless ``address`` is ``auto`` or HOST:PORT (ray://HOST:PORT) where something answers:
+    Ray itself waits minutes for a head that is not there."""
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"--address {address}: give HOST:PORT of the Ray head (port 6379 unless it said otherwise), "
+                       "ray://HOST:PORT, or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise BadInput(f"--address {address}: nothing answers there ({exc.strerror or exc}); "
+                       "is the Ray head running (ray start --head)?") from None
+
+
+class RayExecutor(Executor):
+    """Up to ``workers`` groups in flight as Ray tasks; Ray places them on the cluster."""
+
+    name = "ray"
+
+    def __init__(self, workers: int = 1, address: str | None = None):
+        super().__init__(workers)
+        try:
+            import ray
+        except ImportError:
+            raise BadInput(NEEDS_RAY) from None
+        self._ray = ray
+        if address:
+            _check_address(address)
+        # Ray started (or joined) here is shut down here; one this process started already is used as it is
+        self._owner = not ray.is_initialized()
+        if self._owner:
+            options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+            try:
+                if address:
+                    ray.init(address=address, **options)
+                else:
+                    ray.init(resources={TIMING: 1}, **options)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                what = f"--address {address}: cannot join a Ray cluster there" if address else \
+                    "cannot start a local Ray cluster"
+                raise BadInput(f"{what}: {first}"[:500]) from None
+        # the task only waits on a child process (child.run_jobs): the Ray worker never imports torch
+        self._remote = ray.remote(max_retries=0)(run_jobs)
+        self._env = {"env_vars": {"PYTHONPATH": python_path()}}
+        self._refs: dict = {}  # ObjectRef -> group
+
+    def check(self, points: list[Point]) -> None:
+        """The cluster has what the points ask for (else a task would wait for ever), and the plugins
+        can be imported by name."""
+        plugins_of(points)
+        have = self._ray.cluster_resources()
+        for point in points:
+            options = resources([point])
+            if options.get("num_gpus") and not have.get("GPU"):
+                raise BadInput(f"device {point.device!r}: the Ray cluster has no GPU; run on cpu, or join one with GPUs")
+            if TIMING in options.get("resources", {}) and not have.get(TIMING):
+                raise BadInput(
+                    f"the Ray cluster has no {TIMING!r} resource for CPU timing points ({', '.join(point.metrics)}); "
+                    f"start each node with ray start --resources='{{\"{TIMING}\": 1}}'"
+                )
+
+    def submit(self, group: list[Point], settings: Settings) -> None:
+        options = resources(group)
+        whole, alone = jobs_of(group, settings, plugins_of(group))
+        ref = self._remote.options(**options, runtime_env=self._env).remote(whole, alone, settings.timeout)
+        self._refs[ref] = group
+
+    def next_finished(self) -> list[PointResult]:
+        [ref], _ = self._ray.wait(list(self._refs), num_returns=1)
+        group = self._refs.pop(ref)
+        try:
+            return results_of(group, self._ray.get(ref))
+        except self._ray.exceptions.RayError as exc:  # the task itself failed: its worker died, ...
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return failed_results(group, ("error", f"the Ray task failed: {type(exc).__name__}: {first}"[:500]))
+
+    def pending(self) -> int:
+        return len(self._refs)
+
+    def close(self) -> None:
+        for ref in self._refs:
+            self._ray.cancel(ref, force=True)
+        self._refs.clear()
+        if self._owner and self._ray.is_initialized():
+            self._ray.shutdown()

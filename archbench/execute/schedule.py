@@ -1,0 +1,188 @@
+"""Schedule a run's points over an executor: groups of one shape, ``oom`` skips, Ctrl-C after flight.
+
+    summary = run_points(points, Settings.of(suite), store, "quick")   # what `archbench run` does
+
+Where the groups run is an executor's business (``archbench.execute.executors``: serial, process,
+ray); ``run_points`` decides what to submit and writes results as they come back. After an
+``oom``, the points of the same architecture that are at least as large (seq_len and batch) are not
+run: ``skipped``, naming the point that ran out of memory.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import itertools
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from archbench.execute.executors.base import Executor
+from archbench.execute.executors.serial import SerialExecutor
+from archbench.execute.group import PointResult, Settings, status_rows
+from archbench.results.load import STATUSES
+from archbench.results.store import ResultStore, now_iso
+from archbench.suite.point import Point
+
+
+def _shape(point: Point) -> tuple:
+    """Everything but the architecture: points with the same shape are measured together."""
+    return tuple(v for k, v in point.key().items() if k not in ("arch", "arch_kind", "arch_params"))
+
+
+def groups(points: list[Point], interleave: bool = True) -> list[list[Point]]:
+    """Consecutive points of one shape (the plan puts architectures innermost)."""
+    if not interleave:
+        return [[p] for p in points]
+    return [list(g) for _, g in itertools.groupby(points, key=_shape)]
+
+
+def _family(point: Point) -> tuple:
+    """Everything but the size (and seed): one architecture, its parameters, pass, task and form."""
+    size = ("seq_len", "batch", "seed", "id")
+    return tuple(getattr(point, f.name) for f in dataclasses.fields(point) if f.name not in size)
+
+
+class OomSkips:
+    """The points that ran out of memory, and which later points they rule out.
+
+    A point is skipped when a point of its family (``_family``) ran out of memory at a length and a
+    batch no larger than its own: it would need at least as much.
+    """
+
+    def __init__(self) -> None:
+        self._ooms: dict[tuple, list[Point]] = collections.defaultdict(list)
+
+    def record(self, result: PointResult) -> None:
+        if result.status == "oom":
+            self.add(result.point)
+
+    def add(self, point: Point) -> None:
+        """``point`` ran out of memory."""
+        self._ooms[_family(point)].append(point)
+
+    def cause(self, point: Point) -> Point | None:
+        """The point whose ``oom`` rules ``point`` out, or None."""
+        return next(
+            (p for p in self._ooms.get(_family(point), ()) if point.seq_len >= p.seq_len and point.batch >= p.batch),
+            None,
+        )
+
+    @staticmethod
+    def skipped(point: Point, cause: Point) -> PointResult:
+        message = f"not run: {cause.describe()} (point {cause.id}) ran out of memory"
+        return PointResult(point, status_rows(point.metrics, "skipped", message), now_iso(), 0.0)
+
+
+@dataclass
+class Summary:
+    points: int = 0
+    rows: int = 0
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+
+    def line(self) -> str:
+        order = {s: k for k, s in enumerate(STATUSES)}
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items(), key=lambda x: order.get(x[0], 99)))
+        return f"{self.points} points, {self.rows} rows ({counts})"
+
+
+def run_points(
+    points: list[Point],
+    settings: Settings,
+    store: ResultStore,
+    suite_name: str,
+    progress: bool = True,
+    on_result: Callable[[PointResult], None] | None = None,
+    executor: Executor | None = None,
+    skips: OomSkips | None = None,
+) -> Summary:
+    """Run the points on ``executor`` (default: serial, in this process), appending each finished one
+    to the store as it arrives.
+
+    Points ruled out by an ``oom`` recorded before their group is submitted (see OomSkips; ``skips``
+    may hold earlier ones, for a resumed run) are recorded ``skipped`` without running. The first
+    Ctrl-C stops submitting and waits for the groups in flight to be written, then raises
+    KeyboardInterrupt; a second one raises it at once.
+    """
+    from tqdm import tqdm
+
+    executor = executor or SerialExecutor()
+    summary = Summary()
+    skips = skips or OomSkips()
+    bar = tqdm(total=len(points), desc=suite_name, unit="pt", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    # a group's points ruled out before it ran, written beside its results, in plan order
+    waiting: dict[str, tuple[list[Point], dict[str, PointResult]]] = {}
+
+    def record(result: PointResult) -> None:
+        skips.record(result)
+        store.append(result.to_record(suite_name))
+        summary.points += 1
+        summary.rows += len(result.rows)
+        summary.statuses[result.status] += 1
+        if on_result:
+            on_result(result)
+        bar.update(1)
+
+    def collect() -> None:
+        results = executor.next_finished()
+        if not results:
+            return
+        group, skipped = waiting.pop(results[0].point.id, ([], {}))
+        ran = {r.point.id: r for r in results}
+        for point in group or [r.point for r in results]:
+            record(ran.get(point.id) or skipped[point.id])
+
+    with _interrupt_after_flight() as stop:
+        try:
+            for group in groups(points, settings.interleave):
+                while not executor.has_room():
+                    collect()
+                if stop.requested:
+                    break
+                bar.set_postfix_str(group[0].describe() + (f" (+{len(group) - 1})" if len(group) > 1 else ""))
+                causes = [skips.cause(p) for p in group]
+                run = [p for p, c in zip(group, causes) if c is None]
+                skipped = {p.id: skips.skipped(p, c) for p, c in zip(group, causes) if c is not None}
+                if not run:
+                    for point in group:
+                        record(skipped[point.id])
+                    continue
+                waiting[run[0].id] = (group, skipped)
+                executor.submit(run, settings)
+            while executor.pending():
+                collect()
+        finally:
+            bar.close()
+    if stop.requested:
+        raise KeyboardInterrupt
+    return summary
+
+
+class _Stop:
+    requested = False
+
+
+@contextlib.contextmanager
+def _interrupt_after_flight() -> Iterator[_Stop]:
+    """The first Ctrl-C sets ``requested`` (the run stops once what is in flight is written);
+    the second raises KeyboardInterrupt as usual. Only in the main thread, over Python's own handler."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield stop
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        stop.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nstopping once the points in flight are written (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

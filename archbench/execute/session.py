@@ -1,0 +1,163 @@
+"""A run, from a suite to a consolidated results folder: ``archbench run`` without the command line.
+
+    outcome = archbench.run("suites/quick.yaml", out="results", executor="process", workers=2)
+    outcome.folder          # results/quick/<stamp>/
+    archbench.load_results(outcome.folder)
+
+What a session does around the points themselves: writes ``meta.json`` (provenance, the point ids,
+each architecture's Table 1 laws), measures the device's matmul peak once, resumes an earlier folder
+(``resume=``: only the points it has not finished), consolidates the tables, and records the end.
+Ctrl-C lets the points in flight finish, keeps and consolidates what finished, and raises
+:class:`Interrupted` (a KeyboardInterrupt) naming the folder, so a caller can say how to resume.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from archbench import registry
+from archbench.errors import BadInput
+from archbench.execute import executors
+from archbench.execute.group import DTYPES, Settings
+from archbench.execute.resume import check_same_points, point_ids_of, remaining
+from archbench.execute.schedule import Summary, run_points
+from archbench.instruments import environment, flags
+from archbench.instruments.peak import matmul_peak
+from archbench.results.load import latest
+from archbench.results.store import ResultStore, now_iso
+from archbench.suite import MAX_POINTS
+from archbench.suite.load import load_suite
+from archbench.suite.plan import expand, resolve_device
+from archbench.suite.schema import Suite
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished run left: its folder (``os.fspath`` works on the outcome too) and its counts."""
+
+    folder: Path
+    summary: Summary
+
+    def __fspath__(self) -> str:
+        return str(self.folder)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C: the points that finished are in ``folder``, consolidated; the rest can be resumed."""
+
+    def __init__(self, folder: Path, finished: int, total: int):
+        super().__init__(f"interrupted: {finished} of {total} points finished")
+        self.folder, self.finished, self.total = folder, finished, total
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def run(
+    suite: str | Path | Suite,
+    out: str | Path = "results",
+    *,
+    device: str | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    resume: str | Path | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+    max_points: int | None = MAX_POINTS,
+    say: Callable[[str], None] = _stderr,
+) -> RunOutcome:
+    """Run ``suite`` (a path, or a Suite from ``archbench.load_suite``) into ``out/<suite>/<stamp>/``,
+    or finish the earlier run in ``resume``; return its folder and counts.
+
+    ``executor``: serial (this process), process or ray (default: the suite's ``executor:``, else
+    serial); ``say`` receives the progress lines (default: stderr). BadInput on bad input, before
+    anything is written.
+    """
+    suite_path = str(suite.path or suite.name) if isinstance(suite, Suite) else str(suite)
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite, max_points=max_points)
+    elif not suite.text:
+        raise BadInput("give a suite file's path, or a Suite from archbench.load_suite (its text is saved "
+                       "with the results)")
+    if retry_failed and resume is None:
+        raise BadInput("--retry-failed runs the failed points of an earlier run again: give it with --resume RESULTS_DIR")
+    old_store = ResultStore.open(resume) if resume is not None else None
+    old = old_store.read_meta() if old_store else {}
+    resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
+    points = expand(suite, source=suite_path, device=resolved)
+    name = executor or suite.executor or "serial"
+    if old_store:
+        check_same_points(points, point_ids_of(old, resolved), str(resume), suite_path)
+    with executors.make(name, workers, address) as ex:
+        ex.check(points)
+        todo, skips = points, None
+        if old_store:
+            store = old_store
+            with _warnings_to(say):
+                todo, skips = remaining(points, store.records(), retry_failed)
+            sha = hashlib.sha256(suite.text.encode()).hexdigest()
+            if sha != old.get("suite_sha256"):
+                say(f"note: {suite_path} differs from {resume}/suite.yaml but gives the same points; "
+                    "the points still to run use its settings (timing:, timeout:, executor:)")
+            resumed = {"at": now_iso(), "command": " ".join(sys.argv), "suite_sha256": sha, "executor": name,
+                       "points": len(todo), "retry_failed": retry_failed}
+            store.write_meta({**old, "ended": None, "interrupted": None,
+                              "resumed": [*old.get("resumed", []), resumed]})
+            say(f"{suite.name}: resuming {store.folder}: {len(points) - len(todo)} of {len(points)} points "
+                f"done, {len(todo)} to run on {resolved} ({name})")
+        else:
+            store = ResultStore.create(out, suite.name)
+            store.start(suite.text, _meta(suite, suite_path, points, resolved, name, workers, address))
+            say(f"{suite.name}: {len(points)} points on {resolved} ({name}) -> {store.folder}")
+        try:
+            peak = store.read_meta().get("device_peak")
+            if peak is None and any("latency" in p.metrics for p in todo):
+                peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
+                store.write_meta({**store.read_meta(), "device_peak": peak})
+                say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
+            settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
+            summary = run_points(todo, settings, store, suite.name, progress=progress, executor=ex, skips=skips)
+        except KeyboardInterrupt:
+            frame = store.consolidate()  # what finished is on disk already: make it a table
+            store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
+            raise Interrupted(store.folder, frame.point_id.nunique(), len(points)) from None
+    store.consolidate()
+    statuses = collections.Counter(r["status"] for r in latest(store.records()))
+    store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": False, "statuses": dict(statuses)})
+    return RunOutcome(store.folder, summary)
+
+
+def _meta(suite: Suite, suite_path: str, points: list, device: str, executor: str, workers: int | None,
+          address: str | None) -> dict:
+    """The provenance of a new run (``meta.json``)."""
+    return {
+        "suite": suite.name, "suite_path": suite_path, "points": len(points), "device": device,
+        "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
+        "started": now_iso(), "ended": None, "environment": environment.collect(),
+        "flags": flags.pinned_snapshot(suite.threads, suite.tf32, suite.cudnn_benchmark),
+        "command": " ".join(sys.argv), "device_peak": None,
+        "executor": {"name": executor, "workers": workers or 1, "address": address},
+        "point_ids": [p.id for p in points],
+        # each architecture's laws (Table 1), so that table1.csv can be written without torch
+        "theory": {kind: registry.architectures.get(kind).laws()
+                   for kind in sorted({p.arch_kind for p in points})
+                   if hasattr(registry.architectures.get(kind), "laws")},
+    }
+
+
+@contextlib.contextmanager
+def _warnings_to(say: Callable[[str], None]) -> Iterator[None]:
+    """Warnings (a record line cut short by a crash) as one ``warning: ...`` line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        say(f"warning: {w.message}")

@@ -1,0 +1,100 @@
+"""The three passes a point can time: ``forward``, ``backward`` and ``train_step``.
+
+Each returns a zero-argument callable that runs one pass, ready for ``measure``; whatever the
+pass needs beforehand (a retained graph, an optimiser) is built outside the timed call.
+
+- forward: inference, ``model.eval()`` under ``torch.inference_mode``.
+- backward: the backward of the training loss alone, on a graph built once and retained.
+- train_step: zero_grad, forward, cross-entropy on the scored positions, backward, gradient
+  clipping at norm 1, AdamW step.
+
+The two training passes check the loss once, before anything is timed: a NaN or infinite loss
+raises :class:`~archbench.errors.Diverged` (status ``diverged``) rather than timing arithmetic on
+NaN. Each callable carries its model as ``fn.model``, so the runner's time limit can tell whose
+pass is running.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archbench.errors import Diverged
+from archbench.tasks.base import Batch
+
+IGNORE = -100
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over scored positions; ``targets`` holds IGNORE elsewhere (no host sync)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+
+
+def scored_targets(batch: Batch) -> torch.Tensor:
+    return batch.targets.masked_fill(~batch.mask, IGNORE)
+
+
+def check_finite(loss: torch.Tensor, pass_: str) -> None:
+    if not bool(torch.isfinite(loss)):
+        raise Diverged(f"the {pass_} loss is {loss.item()}")
+
+
+def _owned(run: Callable[[], object], model: nn.Module) -> Callable[[], object]:
+    run.model = model  # type: ignore[attr-defined]  # whose time this is (runner.Watchdog)
+    return run
+
+
+def forward(model: nn.Module, batch: Batch) -> Callable[[], object]:
+    model.eval()
+    x = batch.inputs
+
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return _owned(run, model)
+
+
+def backward(model: nn.Module, batch: Batch) -> Callable[[], object]:
+    model.train()
+    targets = scored_targets(batch)
+    loss = loss_fn(model(batch.inputs), targets)
+    check_finite(loss, "backward")
+
+    def run() -> object:
+        loss.backward(retain_graph=True)
+        return None
+
+    return _owned(run, model)
+
+
+def train_step(model: nn.Module, batch: Batch) -> Callable[[], object]:
+    model.train()
+    targets = scored_targets(batch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-3)
+    with torch.no_grad():
+        check_finite(loss_fn(model(batch.inputs), targets), "train_step")
+
+    def run() -> object:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(batch.inputs), targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        return loss
+
+    return _owned(run, model)
+
+
+PASSES: dict[str, Callable[[nn.Module, Batch], Callable[[], object]]] = {
+    "forward": forward,
+    "backward": backward,
+    "train_step": train_step,
+}
+
+# FLOPs of each pass in forwards: the backward costs about twice the forward (the gradients with
+# respect to the inputs and to the weights), so a training step is three forwards.
+FLOP_FACTOR: dict[str, int] = {"forward": 1, "backward": 2, "train_step": 3}

@@ -1,0 +1,27 @@
+"""When the timer stops sampling: at least ``min_samples`` and ``min_time``, then as soon as the 95 %
+confidence interval of the median is within ``target`` of it, or at ``max_time`` (then ``noisy``).
+
+    archbench.measure(fn, "cpu", StopRule(max_time=0.5))
+
+torch-free: the suite's schema (``timing:``) builds it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When to stop sampling; the defaults suit a quiet machine and calls of a millisecond or more."""
+
+    min_samples: int = 10
+    min_time: float = 0.1         # s of sampling at least
+    max_time: float = 2.0         # s; stopping here before the target marks the measurement noisy
+    target: float = 0.01          # relative distance of the median's 95 % CI ends from the median
+    warmup: float = 0.05          # s of warm-up calls after the first (cold) call, at least one call
+    min_sample_time: float = 1e-3 # s per sample on CPU; on CUDA 50 µs per event pair is enough
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.min_samples < 1 or self.min_time < 0 or self.max_time <= 0 or self.target <= 0:
+            raise ValueError(f"invalid stop rule {self}")

@@ -1,0 +1,185 @@
+"""Train a model on a task under a fixed budget and score it on held-out data.
+
+    result = train(model, task, TrainingSettings(steps=300, lr=3e-3), seed=0, batch=32)
+    result.accuracy, result.steps_to_threshold, result.curve
+
+AdamW with a linear warm-up and a cosine decay of the learning rate, gradient clipping after
+``backward()``, a fresh batch each step from a generator seeded by ``seed``, and evaluation on a
+held-out set drawn from a different seed (``seed + EVAL_SEED_OFFSET``). Training stops at the
+step budget, at the time budget, or as soon as the held-out accuracy reaches the threshold.
+Every random draw (data, initialisation of the feature layers, dropout) comes from ``seed``:
+the same seed on the same device gives the same numbers (on CPU, bit for bit). A time budget
+makes the step count depend on the machine.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archbench.errors import Diverged
+from archbench.instruments.passes import loss_fn, scored_targets
+from archbench.tasks.base import Batch, Task
+
+EVAL_SEED_OFFSET = 1_000_003  # the held-out set's seed: seed + this, never a training seed
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    steps: int = 300                 # the step budget
+    lr: float = 3e-3                 # peak learning rate
+    warmup: float = 0.1              # fraction of the steps spent warming up, linearly from 0
+    weight_decay: float = 0.01
+    clip: float = 1.0                # gradient norm, clipped after backward()
+    time_budget: float | None = None  # s of training; None: the step budget alone
+    eval_every: int = 50
+    eval_size: int = 512             # held-out sequences
+    threshold: float = 0.99          # held-out accuracy that ends training early
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> TrainingSettings:
+        return cls(**values)
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to ``lr``, then cosine decay to a tenth of it."""
+        warm = max(1, round(self.warmup * self.steps))
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        progress = (step - warm) / max(1, self.steps - warm)
+        return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@dataclass
+class TrainingResult:
+    accuracy: float
+    loss: float
+    steps: int
+    steps_to_threshold: int | None
+    train_time: float
+    curve: dict[str, list[float]] = field(default_factory=dict)
+    attention_entropy: float | None = None
+
+
+def read_features(model: nn.Module, task: Task) -> nn.Module:
+    """For a task with continuous inputs (``n_features``) or a regression objective: a linear input
+    layer in place of the token embedding and a one-output head, on the same backbone.
+
+    The built-ins and any architecture with ``embed`` and ``head`` layers take this; others
+    cannot run such a task, which is an error naming the architecture.
+    """
+    if task.n_features == 0 and task.objective == "classification":
+        return model
+    embed, head = getattr(model, "embed", None), getattr(model, "head", None)
+    if not isinstance(embed, nn.Embedding) or not isinstance(head, nn.Linear):
+        raise ValueError(
+            f"{type(model).__name__} has no `embed` (nn.Embedding) and `head` (nn.Linear) layers to swap "
+            f"for the continuous inputs and output of task {type(task).__name__}"
+        )
+    device, dtype = embed.weight.device, embed.weight.dtype
+    if task.n_features:
+        model.embed = nn.Linear(task.n_features, embed.embedding_dim).to(device, dtype)
+    if task.objective == "regression":
+        model.head = nn.Linear(head.in_features, 1).to(device, dtype)
+    return model
+
+
+def model_input(batch: Batch) -> torch.Tensor:
+    return batch.inputs if batch.features is None else batch.features
+
+
+def objective_loss(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
+    if task.objective == "regression":
+        return F.mse_loss(out[..., 0][batch.mask].float(), batch.targets[batch.mask].float())
+    return loss_fn(out, scored_targets(batch))
+
+
+def correct(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(B, T) bool: whether the prediction at each position is right (read where ``scored``)."""
+    if task.objective == "regression":
+        return (out[..., 0] - batch.targets).abs() < getattr(task, "tolerance", 0.04)
+    return out.argmax(-1) == batch.targets
+
+
+def evaluate(model: nn.Module, task: Task, held_out: list[Batch]) -> tuple[float, float]:
+    """(accuracy on the answer positions, mean loss on the loss positions) over the held-out set."""
+    model.eval()
+    hits = total = 0
+    loss_sum = loss_n = 0.0
+    with torch.no_grad():
+        for batch in held_out:
+            out = model(model_input(batch))
+            scored = batch.scored
+            hits += int(correct(task, out, batch)[scored].sum())
+            total += int(scored.sum())
+            n = int(batch.mask.sum())
+            loss_sum += float(objective_loss(task, out, batch)) * n
+            loss_n += n
+    model.train()
+    return hits / max(total, 1), loss_sum / max(loss_n, 1)
+
+
+def held_out_set(task: Task, size: int, chunk: int, seed: int, device: torch.device) -> list[Batch]:
+    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    sizes = [min(chunk, size - i) for i in range(0, size, chunk)]
+    return [task.sample(n, generator).to(device) for n in sizes]
+
+
+def train(model: nn.Module, task: Task, settings: TrainingSettings, seed: int, batch: int,
+          device: torch.device | str = "cpu") -> TrainingResult:
+    """Train ``model`` in place on ``task`` and return its held-out scores and training curve."""
+    device = torch.device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)  # feature layers and dropout: from the seed, not the caller's RNG
+        model = read_features(model, task)
+        return _train(model, task, settings, seed, batch, device)
+
+
+def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: int,
+           device: torch.device) -> TrainingResult:
+    generator = torch.Generator().manual_seed(seed)
+    held_out = held_out_set(task, s.eval_size, max(batch, 64), seed, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    curve: dict[str, list[float]] = {"step": [], "train_loss": [], "eval_loss": [], "eval_accuracy": [], "time": []}
+    reached: int | None = None
+    running, since = 0.0, 0
+    model.train()
+    start = time.perf_counter()
+    step = 0
+    while step < s.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = s.lr_at(step)
+        data = task.sample(batch, generator).to(device)
+        loss = objective_loss(task, model(model_input(data)), data)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, s.clip)  # after backward, before the step
+        optimizer.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise Diverged(f"the training loss is {value} at step {step + 1}")
+        running, since, step = running + value, since + 1, step + 1
+        out_of_time = s.time_budget is not None and time.perf_counter() - start >= s.time_budget
+        if step % s.eval_every == 0 or step == s.steps or out_of_time:
+            accuracy, eval_loss = evaluate(model, task, held_out)
+            for key, v in (("step", step), ("train_loss", running / since), ("eval_loss", eval_loss),
+                           ("eval_accuracy", accuracy), ("time", time.perf_counter() - start)):
+                curve[key].append(v)
+            running, since = 0.0, 0
+            if accuracy >= s.threshold:
+                reached = step
+                break
+        if out_of_time:
+            break
+    train_time = time.perf_counter() - start
+    accuracy, eval_loss = curve["eval_accuracy"][-1], curve["eval_loss"][-1]  # the loop ends on an evaluation
+    entropy = None
+    if callable(getattr(model, "attention_entropy", None)):
+        entropy = float(model.attention_entropy(model_input(held_out[0])))
+    return TrainingResult(accuracy, eval_loss, step, reached, train_time, curve, entropy)

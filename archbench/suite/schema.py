@@ -1,0 +1,234 @@
+"""The suite file's schema: pydantic models that refuse typos and bad values before anything runs.
+
+A suite names experiments; each crosses architectures with a sweep of sequence lengths,
+batch sizes and shared architecture parameters (``d_model``), passes and seeds::
+
+    name: quick
+    experiments:
+      - name: latency
+        architectures: [lstm, tcn, {kind: transformer, heads: 4}]
+        metrics: [latency, peak_memory]
+        passes: [forward, train_step]
+        sweep: {seq_len: [64, 256], batch: 8, d_model: 64}
+
+A value given as a list is swept; a scalar is one value. This module is the structure only: it
+imports neither torch nor the registry, so the results, the gate and the report can read a suite's
+``compare:`` rules with it. Names (architectures, tasks, metrics) are checked by expanding
+(``archbench.suite.load``).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from archbench.instruments.stop_rule import StopRule
+
+Pass = Literal["forward", "backward", "train_step"]
+PositiveInt = Annotated[int, Field(gt=0)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+
+
+def _as_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+class Strict(BaseModel):
+    # strict: YAML's `yes` is not the integer 1, and "3" is not 3
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Timing(Strict):
+    """The stop rule of the timer (see archbench.instruments.stop_rule)."""
+
+    min_samples: PositiveInt = 10
+    min_time: Seconds = 0.1
+    max_time: PositiveSeconds = 2.0     # finite: it is what ends a noisy measurement
+    target: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    warmup: Seconds = 0.05
+    interleave: bool = True     # time the architectures of one shape in rounds, A B C A B C
+    cold_cache: bool = False    # CUDA: clear L2 before each call, outside the timed interval
+    clock: Literal["wall", "thread_cpu"] = "wall"  # CPU: wall time, or the CPU time of the timing thread
+
+    def rule(self) -> StopRule:
+        return StopRule(**self.model_dump(exclude={"interleave", "cold_cache", "clock"}))
+
+
+class Training(Strict):
+    """The training budget of the ``accuracy`` metric (see archbench.instruments.training.TrainingSettings).
+
+    ``lr`` may be a list: each learning rate is a point of its own, and the accuracy table reports
+    the best per architecture (a learning-rate grid, as Zoology and MAD do).
+    """
+
+    steps: PositiveInt = 300
+    lr: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = Field(default=[3e-3], min_length=1)
+    warmup: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
+    clip: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # the gradient norm clipped to
+    time_budget: PositiveSeconds | None = None
+    eval_every: PositiveInt = 50
+    eval_size: PositiveInt = 512
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.99
+
+    _lr = field_validator("lr", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+
+    def grid(self) -> list[dict[str, Any]]:
+        """The settings of each point: one per learning rate."""
+        rest = self.model_dump(exclude={"lr"})
+        return [{**rest, "lr": lr} for lr in self.lr]
+
+
+class Component(BaseModel):
+    """A registered name and its parameters: ``tcn`` or ``{kind: tcn, label: cnn, dilation_base: 1}``.
+
+    A parameter given as a list is swept.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    kind: str
+    label: Name | None = None
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"kind": data}
+        if isinstance(data, dict):
+            own = {k: data[k] for k in ("kind", "label") if k in data}
+            return {**own, "params": {k: v for k, v in data.items() if k not in own}}
+        return data
+
+    @property
+    def name(self) -> str:
+        return self.label or self.kind
+
+
+class Sweep(BaseModel):
+    """Sequence lengths, batch sizes, and any parameter every architecture of the experiment takes."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    seq_len: list[PositiveInt] = Field(min_length=1)
+    batch: list[PositiveInt] = Field(default=[1], min_length=1)
+    # A fixed token budget instead of a batch: batch = tokens / seq_len, so batch x seq_len is constant.
+    tokens: list[PositiveInt] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: _as_list(v) for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> Sweep:
+        for key, values in (self.model_extra or {}).items():
+            if not values:
+                raise ValueError(f"{key} is empty; give at least one value")
+        if self.tokens is not None:
+            if "batch" in self.model_fields_set:
+                raise ValueError("give either batch or tokens (a fixed budget sets the batch), not both")
+            for t in self.tokens:
+                for n in self.seq_len:
+                    if t % n:
+                        raise ValueError(f"tokens {t} is not a multiple of seq_len {n}; batch = tokens / seq_len")
+        return self
+
+    def shapes(self) -> list[tuple[int, int]]:
+        """(seq_len, batch) pairs in plan order."""
+        if self.tokens is None:
+            return [(n, b) for n in self.seq_len for b in self.batch]
+        return [(n, t // n) for n in self.seq_len for t in self.tokens]
+
+    def shared(self) -> dict[str, list[Any]]:
+        return dict(self.model_extra or {})
+
+
+class Experiment(Strict):
+    name: Name
+    architectures: list[Component] = Field(min_length=1)
+    task: Component = Component(kind="uniform")
+    metrics: list[str] = Field(min_length=1)
+    passes: list[Pass] = Field(default=["forward"], min_length=1)
+    causal: list[bool] = Field(default=[True], min_length=1)
+    seeds: list[int] | None = Field(default=None, min_length=1)
+    training: Training | None = None  # the budget of the accuracy metric
+    match_params: PositiveInt | None = None  # size each architecture's d_model to about this many parameters
+    sweep: Sweep
+
+    _lists = field_validator("architectures", "metrics", "passes", "causal", "seeds", mode="before")(
+        classmethod(lambda cls, v: v if v is None else _as_list(v))
+    )
+
+
+RULE_FIELDS = ("threshold", "alpha", "floor")
+
+
+class MetricRule(BaseModel):
+    """One metric's entry under a suite's ``compare:`` (the regression gate, ``archbench.gate``);
+    unset fields keep the gate's default for that metric."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    threshold: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    alpha: Annotated[float, Field(gt=0, lt=1)] | None = None
+    floor: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key not in RULE_FIELDS:
+                    raise ValueError(f"unknown key {key!r}; allowed: {', '.join(RULE_FIELDS)}")
+        elif data is not None and not isinstance(data, MetricRule):
+            raise ValueError(f"a metric's rule is a mapping of {', '.join(RULE_FIELDS)}, got {data!r}")
+        return data
+
+    def set_fields(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Suite(Strict):
+    name: Name
+    description: str = ""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    threads: PositiveInt = 1
+    tf32: bool = False              # TF32 matmul and cuDNN; off, so float32 means float32 everywhere
+    cudnn_benchmark: bool = False
+    seeds: list[int] = Field(default=[0], min_length=1)
+    timing: Timing = Timing()
+    timeout: PositiveSeconds | None = None  # s one point may take (all its metrics); over it: `timeout`
+    experiments: list[Experiment] = Field(min_length=1)
+    # metric name -> {threshold, alpha, floor}: the regression gate's rules (archbench.gate)
+    compare: dict[str, MetricRule] = {}
+    # where the points run (archbench.execute.executors); `archbench run --executor` wins over it
+    executor: Literal["serial", "process", "ray"] | None = None
+    # modules imported before the names are checked: their import registers architectures or tasks
+    plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]] = []
+    _text: str = PrivateAttr(default="")
+    _path: str | None = PrivateAttr(default=None)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, v: Any) -> Any:
+        return _as_list(v)
+
+    @model_validator(mode="after")
+    def _one_thread_for_thread_time(self) -> Suite:
+        if self.timing.clock == "thread_cpu" and self.threads != 1:
+            raise ValueError(f"timing.clock thread_cpu counts the CPU time of one thread; it needs threads: 1, "
+                             f"got threads: {self.threads}")
+        return self
+
+    @property
+    def text(self) -> str:
+        """The suite file as written (the exact text is kept in results for provenance)."""
+        return self._text
+
+    @property
+    def path(self) -> str | None:
+        return self._path
