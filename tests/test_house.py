@@ -1,0 +1,202 @@
+"""The house rules, checked on the code itself: no import cycles, dependencies that point one way,
+torch-free readers, no module over 400 lines, and a front door that runs without torch.
+
+The import graph is read from the source (every ``import`` statement, function-level and
+``TYPE_CHECKING`` ones included), not from what happens to be imported at run time.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "archbench"
+TORCH_FREE = ("archbench.results", "archbench.gate", "archbench.report", "archbench.suite.schema",
+              "archbench.suite.yaml", "archbench.suite.messages", "archbench.suite.point",
+              "archbench.errors", "archbench.registry")
+MAX_LINES = 400
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The archbench modules ``name`` imports anywhere in its text; ``from pkg import sub`` counts as
+    importing the submodule when ``pkg.sub`` is a module, else the package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in MODULES else base)
+    return {m for m in found if m in MODULES and m != name}
+
+
+def _outside(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _parents(name: str) -> list[str]:
+    """Importing a.b.c runs a/__init__ and a/b/__init__ first."""
+    parts = name.split(".")
+    return [".".join(parts[:k]) for k in range(1, len(parts)) if ".".join(parts[:k]) in MODULES]
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle_and_only_that():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    assert _cycles(GRAPH) == []
+
+
+def _closure(name: str) -> set[str]:
+    seen, todo = set(), [name]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        todo += [*GRAPH.get(m, ()), *_parents(m)]
+    return seen
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith(TORCH_FREE)))
+def test_readers_import_no_torch(name):
+    """What reads results, judges or reports never imports torch, through any chain of imports."""
+    heavy = sorted(m for m in _closure(name) if "torch" in _outside(MODULES[m]))
+    assert heavy == [], f"{name} reaches torch through {heavy}"
+
+
+def test_dependencies_point_one_way():
+    """Downstream stages are never imported upstream: results, the gate and the report are read-side."""
+    order = ["archbench.suite", "archbench.execute", "archbench.results", "archbench.gate", "archbench.report"]
+    allowed = {  # stage -> the stages it may import
+        "archbench.suite": set(),
+        "archbench.results": set(),
+        "archbench.execute": {"archbench.suite", "archbench.results"},
+        "archbench.gate": {"archbench.suite", "archbench.results"},
+        "archbench.report": {"archbench.suite", "archbench.results"},
+    }
+    bad = []
+    for name, deps in GRAPH.items():
+        stage = next((s for s in order if name == s or name.startswith(s + ".")), None)
+        if stage is None:
+            continue
+        for dep in deps:
+            other = next((s for s in order if dep == s or dep.startswith(s + ".")), None)
+            if other not in (None, stage) and other not in allowed[stage]:
+                bad.append(f"{name} -> {dep}")
+    assert bad == []
+
+
+def test_no_module_over_400_lines():
+    long = {name: n for name, path in MODULES.items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+# A finder that refuses torch, as a machine without it would.
+_BLOCK = (
+    "import sys\n"
+    "class _NoTorch:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'torch' or name.startswith('torch.'):\n"
+    "            raise ModuleNotFoundError(\"No module named 'torch'\")\n"
+    "sys.meta_path.insert(0, _NoTorch())\n"
+    "from archbench.cli import main\n"
+    "sys.argv = ['archbench', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+def _without_torch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", _BLOCK, *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=120)
+
+
+def test_the_blocker_does_block_torch(tmp_path):
+    done = _without_torch("env", cwd=tmp_path)  # `env` describes torch: it must fail here
+    assert done.returncode != 0 and "No module named 'torch'" in done.stderr
+
+
+def test_help_report_compare_and_export_run_without_torch(tmp_path):
+    fixture = ROOT / "tests" / "fixtures" / "results_v1"
+    assert _without_torch("--help", cwd=tmp_path).returncode == 0
+    report = _without_torch("report", str(fixture), "--out", str(tmp_path / "report"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "index.html").is_file()
+    cmp = _without_torch("compare", str(fixture), str(fixture), cwd=tmp_path)
+    assert cmp.returncode == 0 and "PASS" in cmp.stdout, cmp.stderr
+    out = tmp_path / "bench.json"
+    export = _without_torch("export", str(fixture), "--format", "pytest-benchmark", "-o", str(out), cwd=tmp_path)
+    assert export.returncode == 0 and out.stat().st_size > 0, export.stderr
