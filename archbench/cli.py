@@ -33,7 +33,7 @@ YES = click.option("--yes", "-y", is_flag=True, default=False,
 class Group(click.Group):
     """Turn BadInput anywhere below into `error: ...` and exit code 2."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except BadInput as exc:

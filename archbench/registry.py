@@ -125,7 +125,7 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} is already registered (by {self._entries[name].source})"
             )
         self.check_contract(name, obj)
-        module = source or getattr(inspect.getmodule(obj), "__name__", "?")
+        module = source or str(getattr(inspect.getmodule(obj), "__name__", "?"))
         self._entries[name] = Entry(name, obj, module, _loading)
 
     def check_contract(self, name: str, obj: Any) -> None:
@@ -139,7 +139,7 @@ class Registry(Generic[T]):
             for method in self.requires:
                 found = getattr(obj, method, None)
                 if not callable(found) or getattr(found, "__name__", "") == "_forward_unimplemented":
-                    raise BadInput(f"{what} does not define {method}(); the contract is in DESIGN.md")
+                    raise BadInput(f"{what} does not define {method}(); the contract is in archbench/architectures/base.py (tasks: archbench/tasks/base.py)")
 
     def remove(self, name: str) -> T:
         """Unregister ``name`` and return what it named (for tests that register a stand-in)."""
@@ -161,11 +161,11 @@ class Registry(Generic[T]):
 
     def validate(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """The entry's parameters with defaults filled in; raises ValidationError or ValueError."""
-        return validate_params(self.get(name), self.harness_args, params)
+        return validate_params(self.get(name), self.harness_args, params)  # type: ignore[arg-type]
 
     def parameters(self, name: str) -> list[dict[str, Any]]:
         """Name, type, default and constraints of each parameter the suite may set."""
-        return describe(self.get(name), self.harness_args)
+        return describe(self.get(name), self.harness_args)  # type: ignore[arg-type]
 
     def names(self) -> list[str]:
         self._load_builtins()

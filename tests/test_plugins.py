@@ -121,7 +121,7 @@ BROKEN = {
         class NoForward(nn.Module):
             pass
     """}, "plugin 'nofwd' = 'nofwd_plugin' (archbench.architectures, from broken-dist 0.1.0): "
-          "architecture 'nofwd' (NoForward) does not define forward(); the contract is in DESIGN.md"),
+          "architecture 'nofwd' (NoForward) does not define forward(); the contract is in archbench/architectures/base.py (tasks: archbench/tasks/base.py)"),
 }
 
 

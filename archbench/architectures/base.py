@@ -51,6 +51,11 @@ class Architecture(nn.Module):
         """Input positions that output ``probe_position(seq_len)`` depends on (closed form)."""
         raise NotImplementedError
 
+    def whole_sequence(self, seq_len: int) -> int:
+        """The field of a model that sees all it may: the prefix up to ``probe_position`` (causal), or
+        all ``seq_len`` positions (a recurrence, attention, a kernel as long as the sequence)."""
+        return seq_len if not self.causal else self.probe_position(seq_len) + 1
+
     def flops(self, batch: int, seq_len: int) -> int:
         """Analytic forward FLOPs (2 per multiply-add) of matrix products and convolutions."""
         raise NotImplementedError

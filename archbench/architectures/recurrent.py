@@ -38,7 +38,7 @@ class Recurrent(Architecture):
 
     def receptive_field(self, seq_len: int) -> int:
         # The state carries every earlier input (the whole prefix); the backward direction the rest.
-        return seq_len if not self.causal else self.probe_position(seq_len) + 1
+        return self.whole_sequence(seq_len)
 
     def flops(self, batch: int, seq_len: int) -> int:
         return self.recurrence_flops(batch, seq_len) + head_flops(batch, seq_len, self.d_model * self.directions,

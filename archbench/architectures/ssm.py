@@ -52,7 +52,7 @@ class S4D(nn.Module):
         self.C = nn.Parameter(torch.randn(directions, channels, state, 2) * math.sqrt(0.5))  # complex, as pairs
         self.D = nn.Parameter(torch.randn(channels))
 
-    def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
         """dt A, and C dB per direction (complex): (H, N), (directions, H, N). In float32 at least:
         complex half precision is barely supported."""
         log_neg_re_a, im_a, log_dt, C = (p.to(at_least_float32(p.dtype))
@@ -162,7 +162,7 @@ class SSM(Architecture):
 
     def receptive_field(self, seq_len: int) -> int:
         # The kernel is as long as the sequence: the whole prefix (causal), all of it (not).
-        return seq_len if not self.causal else self.probe_position(seq_len) + 1
+        return self.whole_sequence(seq_len)
 
     def flops(self, batch: int, seq_len: int) -> int:
         b, n, d = batch, seq_len, self.d_model

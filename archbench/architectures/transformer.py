@@ -146,7 +146,7 @@ class Transformer(Architecture):
 
     def receptive_field(self, seq_len: int) -> int:
         # Every position attends to every earlier one (causal) or to all (not causal), in one layer.
-        return seq_len if not self.causal else self.probe_position(seq_len) + 1
+        return self.whole_sequence(seq_len)
 
     def flops(self, batch: int, seq_len: int) -> int:
         b, n, d = batch, seq_len, self.d_model

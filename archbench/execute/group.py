@@ -105,7 +105,7 @@ def _forget(exc: BaseException) -> None:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         exc.__traceback__ = None
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  # None ends the loop
 
 
 def status_rows(metric_names: Iterable[str], status: str, message: str) -> list[Row]:
@@ -184,7 +184,7 @@ def run_group(points: list[Point], settings: Settings) -> list[PointResult]:
                     outcomes = [exc] * len(live)
                 for i, outcome in zip(live, outcomes):
                     rows[i].extend(_rows_of(name, outcome))
-                outcomes = outcome = None  # type: ignore[assignment]  # let go of failed frames' tensors
+                del outcomes, outcome  # let go of failed frames' tensors
         finally:
             ctxs.clear()
             gc.collect()

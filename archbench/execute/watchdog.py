@@ -121,7 +121,7 @@ class Watchdog:
 
 def _source_files(factory: Any) -> frozenset[str]:
     """Where a PointTimeout may be raised for a point of ``factory``: its own code, the pass, the timer."""
-    files = set()
+    files: set[str] = set()
     for obj in (factory, passes, timing):
         try:
             path = inspect.getsourcefile(obj)

@@ -40,13 +40,13 @@ def mann_whitney_u(x: Sequence[float], y: Sequence[float], method: str = "auto")
     ``auto``: exact when there are no ties and one sample has 8 values or fewer; otherwise the
     normal approximation with the tie correction and a continuity correction of 1/2.
     """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    n1, n2 = len(x), len(y)
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n1, n2 = len(xs), len(ys)
     if n1 == 0 or n2 == 0:
         raise ValueError("Mann–Whitney U needs at least one value in each sample")
-    if np.isnan(x).any() or np.isnan(y).any():
+    if np.isnan(xs).any() or np.isnan(ys).any():
         raise ValueError("Mann–Whitney U: a sample holds NaN")
-    _, inverse, ties = np.unique(np.concatenate([x, y]), return_inverse=True, return_counts=True)
+    _, inverse, ties = np.unique(np.concatenate([xs, ys]), return_inverse=True, return_counts=True)
     ends = np.cumsum(ties)
     ranks = (ends - (ties - 1) / 2.0)[inverse]  # mid-ranks, 1-based
     u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2)

@@ -49,6 +49,7 @@ class GpuMonitor:
 
     def _read(self) -> dict[str, Any]:
         n, h = self.nvml, self.handle
+        assert n is not None, "read only when available"
         reasons = getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None) or n.nvmlDeviceGetCurrentClocksThrottleReasons
         return {
             "sm_clock_mhz": n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM),
@@ -58,6 +59,7 @@ class GpuMonitor:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.interval):
+            assert self.nvml is not None, "polled only when available"
             self.util.append(float(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu))
 
     def __enter__(self) -> GpuMonitor:

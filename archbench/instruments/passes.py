@@ -42,7 +42,7 @@ def check_finite(loss: torch.Tensor, pass_: str) -> None:
 
 
 def _owned(run: Callable[[], object], model: nn.Module) -> Callable[[], object]:
-    run.model = model  # type: ignore[attr-defined]  # whose time this is (runner.Watchdog)
+    run.model = model  # type: ignore[attr-defined]  # whose time this is (execute.watchdog.Watchdog)
     return run
 
 

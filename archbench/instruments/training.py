@@ -180,6 +180,7 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
     train_time = time.perf_counter() - start
     accuracy, eval_loss = curve["eval_accuracy"][-1], curve["eval_loss"][-1]  # the loop ends on an evaluation
     entropy = None
-    if callable(getattr(model, "attention_entropy", None)):
-        entropy = float(model.attention_entropy(model_input(held_out[0])))
+    attention_entropy = getattr(model, "attention_entropy", None)
+    if callable(attention_entropy):
+        entropy = float(attention_entropy(model_input(held_out[0])))
     return TrainingResult(accuracy, eval_loss, step, reached, train_time, curve, entropy)

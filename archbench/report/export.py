@@ -23,7 +23,6 @@ This module reads files only; it never imports torch.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 
 from archbench.errors import BadInput
 from archbench.results.load import Run, load_run
+from archbench.results.values import plain
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
 DIRECTIONS = ("smaller", "bigger")
@@ -68,29 +68,19 @@ def benchmark_stats(data: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return int(value) if value.is_integer() else value
-    if hasattr(value, "item"):
-        return _plain(value.item())
-    return value
-
-
 def _params(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: _plain(row.get(k)) for k in ("seq_len", "batch", "pass", "seed", "causal", "device", "dtype", "threads")}
-    out.update({k.removeprefix("param."): _plain(v) for k, v in row.items()
-                if str(k).startswith("param.") and _plain(v) is not None})
+    out = {k: plain(row.get(k)) for k in ("seq_len", "batch", "pass", "seed", "causal", "device", "dtype", "threads")}
+    out.update({k.removeprefix("param."): plain(v) for k, v in row.items()
+                if str(k).startswith("param.") and plain(v) is not None})
     return out
 
 
 def _name(row: dict[str, Any]) -> str:
-    causal = "" if _plain(row.get("causal")) in (True, None) else ",bidirectional"
-    seed = _plain(row.get("seed"))
+    causal = "" if plain(row.get("causal")) in (True, None) else ",bidirectional"
+    seed = plain(row.get("seed"))
     seed = f",seed={seed}" if seed not in (0, None) else ""
-    return (f"{row['experiment']}/{row['arch']}[{row['pass']},n={_plain(row['seq_len'])},"
-            f"b={_plain(row['batch'])}{causal}{seed}]")
+    return (f"{row['experiment']}/{row['arch']}[{row['pass']},n={plain(row['seq_len'])},"
+            f"b={plain(row['batch'])}{causal}{seed}]")
 
 
 def _meta(folder: Path) -> dict[str, Any]:
@@ -114,13 +104,13 @@ def to_pytest_benchmark(run: Run, folder: Path) -> dict[str, Any]:
         name = _name(row)
         stats = benchmark_stats(samples)
         stats["data"] = list(samples)
-        stats["iterations"] = _plain(row.get("calls")) or 1
+        stats["iterations"] = plain(row.get("calls")) or 1
         benchmarks.append({
-            "group": f"{row['experiment']} {row['pass']} n={_plain(row['seq_len'])}",
+            "group": f"{row['experiment']} {row['pass']} n={plain(row['seq_len'])}",
             "name": name, "fullname": f"archbench/{suite}/{name}", "params": _params(row),
-            "param": f"{row['arch']}-{row['pass']}-{_plain(row['seq_len'])}",
-            "extra_info": {"point_id": row["point_id"], "unit": "s", "archbench_median": _plain(row.get("value")),
-                           "noisy": _plain(row.get("noisy")), "cold": _plain(row.get("cold"))},
+            "param": f"{row['arch']}-{row['pass']}-{plain(row['seq_len'])}",
+            "extra_info": {"point_id": row["point_id"], "unit": "s", "archbench_median": plain(row.get("value")),
+                           "noisy": plain(row.get("noisy")), "cold": plain(row.get("cold"))},
             "options": {"disable_gc": False, "timer": "perf_counter" if row.get("device") == "cpu" else "cuda_event",
                         "min_rounds": (meta.get("timing") or {}).get("min_samples"),
                         "max_time": (meta.get("timing") or {}).get("max_time"),
@@ -153,17 +143,17 @@ def to_github_action_benchmark(run: Run, direction: str, metrics: Iterable[str] 
     bigger = direction == "bigger"
     out = []
     for row in run.frame.to_dict("records"):
-        value = _plain(row.get("value"))
+        value = plain(row.get("value"))
         if row.get("status") != "ok" or value is None or (metrics and row["metric"] not in metrics):
             continue
-        if bool(_plain(row.get("higher_is_better"))) != bigger:
+        if bool(plain(row.get("higher_is_better"))) != bigger:
             continue
         entry: dict[str, Any] = {"name": f"{row['metric']} {_name(row)}", "unit": str(row.get("unit")),
                                  "value": value}
-        lo, hi = _plain(row.get("ci_low")), _plain(row.get("ci_high"))
+        lo, hi = plain(row.get("ci_low")), plain(row.get("ci_high"))
         if lo is not None and hi is not None:
             entry["range"] = f"± {max(value - lo, hi - value):.4g}"
-            entry["extra"] = f"point {row['point_id']}; median of {_plain(row.get('n'))} samples, 95% CI [{lo:.4g}, {hi:.4g}]"
+            entry["extra"] = f"point {row['point_id']}; median of {plain(row.get('n'))} samples, 95% CI [{lo:.4g}, {hi:.4g}]"
         else:
             entry["extra"] = f"point {row['point_id']}"
         out.append(entry)

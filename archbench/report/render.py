@@ -19,6 +19,7 @@ from archbench.errors import BadInput
 from archbench.report import plots
 from archbench.results.accuracy import accuracy_table
 from archbench.results.load import load_artifacts, load_results
+from archbench.results.values import format_value
 
 
 def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:
@@ -26,16 +27,6 @@ def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:
     results_dir = results_dir.resolve()
     root = Path(reports_root) if reports_root else results_dir.parent.parent.parent / "reports"
     return root / results_dir.parent.name / results_dir.name
-
-
-def _fmt(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value * 1e3:.3g} ms"
-    if unit == "B":
-        return f"{value / 2**20:.3g} MiB"
-    if unit in ("tokens/s", "FLOP/s"):
-        return f"{value:.3g} {unit}"
-    return f"{value:.3g} {unit}"
 
 
 def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[str, float]]],
@@ -54,15 +45,15 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[st
     for (metric, pass_), (stem, by_arch) in slopes.items():
         if metric != "latency" or not by_arch:
             continue
-        parts = ", ".join(f"{a} as n^{s:.2f}" for a, s in sorted(by_arch.items(), key=lambda kv: -kv[1]))
-        out.append((f"{pass_} latency grows with sequence length: {parts} (upper half of the lengths).", stem))
+        growth = ", ".join(f"{a} as n^{s:.2f}" for a, s in sorted(by_arch.items(), key=lambda kv: -kv[1]))
+        out.append((f"{pass_} latency grows with sequence length: {growth} (upper half of the lengths).", stem))
         ok = df[(df.metric == "latency") & (df["pass"] == pass_) & (df.status == "ok")]
         ok = ok[ok.experiment == ok.groupby("experiment").seq_len.nunique().idxmax()]
         top = ok[ok.seq_len == ok.seq_len.max()].groupby("arch").value.median().sort_values()
         if len(top) > 1:
             out.append((f"At n = {int(ok.seq_len.max())} ({pass_}), {top.index[0]} is the fastest at "
-                        f"{_fmt(top.iloc[0], 's')}, {top.iloc[-1] / top.iloc[0]:.1f}x faster than {top.index[-1]} "
-                        f"({_fmt(top.iloc[-1], 's')}).", stem))
+                        f"{format_value(top.iloc[0], 's')}, {top.iloc[-1] / top.iloc[0]:.1f}x faster than {top.index[-1]} "
+                        f"({format_value(top.iloc[-1], 's')}).", stem))
         break
     rf = df[df.metric.isin(["rf_theoretical", "erf_90"]) & (df.status == "ok") & df.causal.astype(bool)]
     if rf.metric.nunique() == 2:  # a plugin may not provide rf_theoretical
@@ -75,15 +66,15 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[st
     cover = df[df.metric.isin(["layers_to_cover", "layers_to_cover_theory"])]
     if not cover.empty and cover.arch.nunique() > 1:
         n = int(cover.seq_len.max())
-        parts = []
+        layers: list[str] = []
         for arch, g in cover[cover.seq_len == n].groupby("arch"):
             measured = g[(g.metric == "layers_to_cover") & (g.status == "ok")].value
             theory = g[g.metric == "layers_to_cover_theory"].value
             if len(measured):
-                parts.append(f"{arch} needs {_count(measured.iloc[0], 'layer')}")
+                layers.append(f"{arch} needs {_count(measured.iloc[0], 'layer')}")
             elif len(theory):
-                parts.append(f"{arch} {_count(theory.iloc[0], 'layer')} by the closed form (too deep to measure)")
-        out.append((f"To connect positions 0 and {n - 1}: " + ", ".join(parts) + ".", "rf_layers_to_cover"))
+                layers.append(f"{arch} {_count(theory.iloc[0], 'layer')} by the closed form (too deep to measure)")
+        out.append((f"To connect positions 0 and {n - 1}: " + ", ".join(layers) + ".", "rf_layers_to_cover"))
     accuracy = accuracy_table(df)
     for experiment, t in (accuracy.groupby("experiment", sort=False) if not accuracy.empty else ()):
         t = t[t.best_lr & t.accuracy.notna()]

@@ -1,10 +1,10 @@
 """The executor contract: run groups of points somewhere, hand back their results as they finish.
 
     with executors.make("process", workers=2) as ex:
-        ex.submit(group, settings)       # points of one shape (runner.groups), run together
+        ex.submit(group, settings)       # points of one shape (execute.schedule.groups), run together
         results = ex.next_finished()     # the PointResults of the next group to finish (blocks)
 
-``runner.run_points`` submits a group only while ``ex.has_room()``, so that a group is decided
+``execute.schedule.run_points`` submits a group only while ``ex.has_room()``, so that a group is decided
 (run, or skipped after an ``oom``) as late as possible, and writes each result as it arrives.
 """
 from __future__ import annotations

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 
 from archbench.errors import BadInput
 from archbench.execute.executors.base import Executor, is_timing
@@ -87,7 +88,8 @@ class RayExecutor(Executor):
         # Ray started (or joined) here is shut down here; one this process started already is used as it is
         self._owner = not ray.is_initialized()
         if self._owner:
-            options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+            options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                                       "log_to_driver": False}
             try:
                 if address:
                     ray.init(address=address, **options)

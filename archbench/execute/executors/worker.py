@@ -95,8 +95,8 @@ def _exit_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
-    [folder] = argv
-    folder = Path(folder)
+    [arg] = argv
+    folder = Path(arg)
     _exit_with_parent()
     job: Job = pickle.loads((folder / "job.pkl").read_bytes())
     for plugin in job.plugins:
