@@ -29,7 +29,7 @@ import torch
 from pydantic import ValidationError
 
 from archbench import registry
-from archbench.config import Component, Experiment, Suite, Training, format_path, short_repr
+from archbench.config import Component, Experiment, Generation, Suite, Training, format_path, short_repr
 from archbench.errors import BadInput
 from archbench.tasks.base import build_task
 
@@ -60,6 +60,7 @@ class Point:
     dtype: str
     threads: int
     training: Params = ()   # the accuracy metric's budget (archbench.training); empty for the others
+    generation: Params = ()  # the generation metric's settings (config.Generation); empty for the others
     id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,9 @@ class Point:
         d["training"] = dict(self.training)
         if not self.training:  # absent, as before training existed: the ids of other points stand
             del d["training"]
+        d["generation"] = dict(self.generation)
+        if not self.generation:
+            del d["generation"]
         return d
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +90,7 @@ class Point:
         d["arch_params"] = tuple(sorted(d["arch_params"].items()))
         d["task_params"] = tuple(sorted(d["task_params"].items()))
         d["training"] = tuple(sorted(d.get("training", {}).items()))
+        d["generation"] = tuple(sorted(d.get("generation", {}).items()))
         d["metrics"] = tuple(d["metrics"])
         return cls(**d)
 
@@ -175,6 +180,15 @@ def _trainings(exp: Experiment, at: str) -> list[dict[str, Any]]:
     return (exp.training or Training()).grid()
 
 
+def _generation(exp: Experiment, at: str) -> Params:
+    """The generation settings of each point: the suite's (or the defaults) when a metric generates."""
+    if not any(getattr(registry.metrics.get(m), "generates", False) for m in exp.metrics):
+        if exp.generation is not None:
+            raise BadInput(f"{at}.generation: no metric of this experiment generates (generation does); remove it")
+        return ()
+    return tuple(sorted((exp.generation or Generation()).model_dump().items()))
+
+
 @functools.lru_cache(maxsize=256)
 def _matched_d_model(kind: str, params: Params, target: int, vocab: int, causal: bool) -> tuple[int, int]:
     """(d_model, parameter count) of ``kind`` closest to ``target`` parameters, the rest as given.
@@ -240,6 +254,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
 
     shared = exp.sweep.shared()
     trainings = _trainings(exp, at)
+    generation = _generation(exp, at)
     task_grid = _swept(exp.task, f"{at}.task")
     arch_grids = [_swept(arch, f"{at}.architectures[{j}]") for j, arch in enumerate(exp.architectures)]
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
@@ -267,6 +282,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                                 metrics=tuple(exp.metrics), seq_len=seq_len, batch=batch, pass_=pass_,
                                 seed=seed, causal=causal, device=device, dtype=suite.dtype,
                                 threads=suite.threads, training=tuple(sorted(training.items())),
+                                generation=generation,
                             )
                         )
     return points
