@@ -23,6 +23,16 @@ from archbench.parameters import PositiveInt, Probability
 from archbench.registry import register_architecture
 
 
+def convolve(conv: nn.Conv1d, a: torch.Tensor) -> torch.Tensor:  # a: (B, D, L + T) -> (B, D, T)
+    """``conv(a)``; for one output (a decode step) its k taps as one matrix product, which on a CPU
+    costs a fraction of a conv1d call on so short an input (the same products, summed in another order)."""
+    d, k = conv.dilation[0], conv.kernel_size[0]
+    if a.shape[-1] != (k - 1) * d + 1:
+        return conv(a)
+    taps = a[..., ::d]                                                               # (B, D, k)
+    return F.linear(taps.flatten(1), conv.weight.flatten(1), conv.bias)[..., None]  # (B, D, 1)
+
+
 class TemporalBlock(nn.Module):
     """Two dilated convolutions, each ReLU + dropout, and a residual connection (Bai et al., Fig. 1b)."""
 
@@ -43,9 +53,9 @@ class TemporalBlock(nn.Module):
         """The causal block on new inputs x (B, D, T) after the inputs its queues (B, D, (k-1) d) hold:
         the queue stands in for the left padding; returns the output and the queues T inputs on."""
         a = torch.cat([queues[0], x], -1)                        # (B, D, L + T)
-        h = self.drop(F.relu(self.conv1(a)))                     # (B, D, T)
+        h = self.drop(F.relu(convolve(self.conv1, a)))           # (B, D, T)
         b = torch.cat([queues[1], h], -1)
-        h = self.drop(F.relu(self.conv2(b)))
+        h = self.drop(F.relu(convolve(self.conv2, b)))
         keep = queues[0].shape[-1]
         # copies, so the state holds (k - 1) d inputs, not the storage of the whole prompt
         return F.relu(x + h), (a[..., a.shape[-1] - keep:].contiguous(), b[..., b.shape[-1] - keep:].contiguous())

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from archbench.architectures.decoding import cuda_graph_step, greedy, greedy_step, state_bytes, unsupported
+from archbench.architectures.decoding import NOT_PROVIDED, cuda_graph_step, greedy, greedy_step, state_bytes, unsupported
 from archbench.metrics.base import Context, Metric, Row
 from archbench.metrics.memory import WINDOW, _quiet_stderr
 from archbench.registry import register_metric
@@ -117,6 +117,9 @@ class Generation(Metric):
         with torch.no_grad():
             for i, ctx in enumerate(ctxs):
                 why = unsupported(ctx.model)
+                if why == NOT_PROVIDED:
+                    why = (f"not provided: {ctx.point.arch_kind} defines no init_state(), prefill() and step() "
+                           "(incremental decoding)")
                 if why is not None:
                     results[i] = [Row(m, math.nan, u, h, status="skipped", error=why) for m, u, h in self.produces()
                                   if m != "decode_latency_cuda_graph"]
