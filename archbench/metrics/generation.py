@@ -82,9 +82,12 @@ class _Prepared:
         self.allocated = held - token.untyped_storage().nbytes()
         self.bytes = state_bytes(self.state)
         self.decode = greedy_step(model, token.clone(), self.state)
-        self.graph = None
+        self.graph, self.graph_error = None, None
         if self.graphs and ctx.device.type == "cuda":
-            self.graph = cuda_graph_step(model, token.clone(), self.state)
+            try:  # a step that cannot be captured fails its own row, not the eager ones
+                self.graph = cuda_graph_step(model, token.clone(), self.state)
+            except Exception as exc:  # noqa: BLE001
+                self.graph_error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"[:500]
         self.prefill = lambda: model.prefill(self.prompt, model.init_state(b, self.prompt_len))
         self.generate = lambda: greedy(model, self.prompt, self.new_tokens)
         try:
@@ -156,6 +159,8 @@ class Generation(Metric):
         if "graph" in m:
             rows.append(Row("decode_latency_cuda_graph", m["graph"].median, "s", False,
                             stats={**m["graph"].stats(), **context}, samples=list(m["graph"].samples)))
+        elif p.graph_error is not None:
+            rows.append(Row("decode_latency_cuda_graph", math.nan, "s", False, status="error", error=p.graph_error))
         elif p.graphs:
             rows.append(Row("decode_latency_cuda_graph", math.nan, "s", False, status="skipped",
                             error=f"cuda_graphs needs a CUDA device; this point runs on {ctx.device.type}"))
