@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from archbench import registry
