@@ -115,6 +115,9 @@ def _print_tables(folder: Path) -> None:
     table = pd.read_csv(folder / "table1.csv")
     if not table.empty:
         click.echo(format_table1(table))
+    from archbench.results.table1_generation import print_table1_generation
+
+    print_table1_generation(folder, click.echo)
 
 
 @cli.command("report")

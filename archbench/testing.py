@@ -20,6 +20,16 @@
   ``uncounted_flops(B, T)`` where it declares work the counter may not see (an FFT; a fused
   recurrence such as oneDNN's LSTM, counted as 0, where nn.GRU on the CPU is counted in full).
 
+``check_decoding(model)`` checks incremental decoding (archbench.architectures.decoding), for a
+causal model that provides it: prefill a prompt, then step token by token, and the logits equal the
+full causal forward's at every position, within the model's ``decode_tolerance`` (absolute, on
+float32 logits; 1e-4 unless it declares another); stepping twice from one state gives the same
+logits bit for bit; and the declared ``decode_flops(B, c)`` equals FlopCounterMode's count of a
+step at context c (where countable). It returns ``"not provided"`` for a model without the methods
+and ``"not causal"`` for ``causal=False``; ``decoding_difference`` gives the largest difference.
+
+    assert check_decoding(build("my_gru", causal=True, d_model=16)) == "ok"
+
 Each check raises AssertionError naming the architecture and what differs. Optional parts of the
 contract are reported, not failed: ``"not provided"`` when ``flops`` / ``receptive_field`` raise
 NotImplementedError, ``"not countable"`` when the counter counts nothing (a fused kernel, as
@@ -35,6 +45,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from archbench.architectures.base import build_architecture
+from archbench.architectures.decoding import NOT_PROVIDED, unsupported
 from archbench.metrics.receptive_field import gradient_mass, support_span
 
 VOCAB, BATCH, SEQ_LEN = 11, 2, 24
@@ -121,6 +132,58 @@ def check_flops(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN) ->
     return "ok"
 
 
+def decoding_difference(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN,
+                        prompt: int | None = None) -> float:
+    """Largest |logit| difference between prefill (``prompt`` tokens, seq_len // 3 by default) then
+    steps, and the full forward, over all positions."""
+    prompt = seq_len // 3 if prompt is None else prompt
+    x = tokens(model, batch, seq_len, seed=2)
+    with torch.no_grad():
+        full = model(x)                                                          # (B, T, V)
+        logits, state = model.prefill(x[:, :prompt], model.init_state(batch, seq_len))
+        pieces = [logits]
+        for t in range(prompt, seq_len):
+            logits, state = model.step(x[:, t], state)                           # (B, V)
+            pieces.append(logits[:, None])
+    stepped = torch.cat(pieces, 1)
+    name = type(model).__name__
+    assert stepped.shape == full.shape, f"{name}: prefill and steps gave logits {tuple(stepped.shape)}, " \
+        f"the forward {tuple(full.shape)}"
+    return float((stepped - full).abs().max())
+
+
+def check_decoding(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN) -> str:
+    """Prefill + steps == the full forward; a state stepped from twice gives the same logits;
+    ``decode_flops`` == FlopCounterMode's count of one step (see the module docstring)."""
+    why = unsupported(model)
+    if why is not None:
+        return NOT_PROVIDED if why == NOT_PROVIDED else "not causal"
+    name = type(model).__name__
+    tolerance = getattr(model, "decode_tolerance", 1e-4)
+    diff = decoding_difference(model, batch, seq_len)
+    assert diff <= tolerance, f"{name}: prefill then step gave logits {diff:.3g} from the full forward's " \
+        f"(decode_tolerance {tolerance:g})"
+    x = tokens(model, batch, seq_len, seed=3)
+    context = seq_len // 2
+    with torch.no_grad():
+        _, state = model.prefill(x[:, :context], model.init_state(batch, context + 1))
+        first, _ = model.step(x[:, context], state)
+        again, _ = model.step(x[:, context], state)
+        assert torch.equal(first, again), f"{name}: stepping twice from one state gave different logits " \
+            "(step changed what the state passed in means)"
+        try:
+            declared = model.decode_flops(batch, context)
+        except NotImplementedError:
+            return "ok"
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model.step(x[:, context], state)
+    counted = counter.get_total_flops()
+    uncounted = model.uncounted_flops(batch, 1) if hasattr(model, "uncounted_flops") else 0
+    assert counted in (0, declared, declared - uncounted), f"{name}: decode_flops({batch}, {context}) is " \
+        f"{declared}, FlopCounterMode counts {counted} for one step"
+    return "ok"
+
+
 CHECKS = {"shape": check_shape, "causality": check_causality,
           "receptive_field": check_receptive_field, "flops": check_flops}
 
@@ -138,5 +201,5 @@ def check_architecture(kind: str, causal: tuple[bool, ...] = (True, False), **pa
     return results
 
 
-__all__ = ["check_architecture", "check_shape", "check_causality", "check_receptive_field", "check_flops",
+__all__ = ["check_architecture", "check_decoding", "decoding_difference", "check_shape", "check_causality", "check_receptive_field", "check_flops",
            "counted_flops", "build", "tokens", "CHECKS"]

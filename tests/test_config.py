@@ -41,7 +41,7 @@ def test_quick_yaml_parses():
     assert suite.text == path.read_text(encoding="utf-8")
     exp = suite.experiments[0]
     assert [e.name for e in suite.experiments] == ["latency", "receptive_field", "layers_to_cover", "graph",
-                                                  "copy_memory", "positional_encoding"]
+                                                  "generation", "copy_memory", "positional_encoding"]
     assert [a.kind for a in exp.architectures] == ["lstm", "tcn", "transformer", "gru", "rnn", "local_attention",
                                                    "linear_attention", "ssm"]
     assert exp.architectures[2].params == {"heads": 4, "layers": 2}
@@ -123,7 +123,7 @@ BAD = {
     ),
     "unknown-experiment-key": (
         text(sweeps={"seq_len": 8}),
-        ["experiments[0].sweeps: unknown key; allowed: name, architectures, task, metrics, passes, causal, seeds, training, match_params, sweep"],
+        ["experiments[0].sweeps: unknown key; allowed: name, architectures, task, metrics, passes, causal, seeds, training, generation, match_params, sweep"],
     ),
     # wrong types
     "threads-not-int": (text(top={"threads": "many"}), ["threads: Input should be a valid integer", "got 'many'"]),

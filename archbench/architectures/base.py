@@ -5,6 +5,13 @@
     model.receptive_field(seq_len=512)   # closed form, from the model's own parameters, at probe_position
     model.flops(batch=8, seq_len=512)    # analytic forward FLOPs, 2 per multiply-add
 
+A causal architecture that can generate also implements incremental decoding
+(archbench.architectures.decoding; docs/generation.md):
+
+    state = model.init_state(batch=8, capacity=640)   # empty, room for 640 tokens
+    logits, state = model.prefill(prompt, state)      # (B, P) -> (B, P, V), the state of P tokens
+    logits, state = model.step(token, state)          # (B,) -> (B, V), the state of P + 1 tokens
+
 FLOPs count the matrix products and convolutions only (the convention of
 torch.utils.flop_counter): elementwise work, softmax and normalisation are left out.
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
 from pydantic import ValidationError
 from torch import nn
 
@@ -35,13 +43,20 @@ class Architecture(nn.Module):
     depth_exponent: ClassVar[float | None] = None
     path_length_law: ClassVar[str | None] = None
     work_exponent_from: ClassVar[float] = 0.0
+    # Generation (Table 1, generation): how the work of one decoded token and the bytes of the
+    # decoding state grow with the context c, as exponents. None: unknown.
+    decode_work_exponent: ClassVar[float | None] = None
+    state_exponent: ClassVar[float | None] = None
+    # The largest |stepped - full forward| logit difference check_decoding accepts (float32).
+    decode_tolerance: ClassVar[float] = 1e-4
 
     @classmethod
     def laws(cls) -> dict[str, Any]:
         """The theoretical laws above, as plain data (for meta.json and table1.csv)."""
         return {"operation": cls.operation, "work_exponent": cls.work_exponent,
                 "depth_exponent": cls.depth_exponent, "path_length_law": cls.path_length_law,
-                "work_exponent_from": cls.work_exponent_from}
+                "work_exponent_from": cls.work_exponent_from,
+                "decode_work_exponent": cls.decode_work_exponent, "state_exponent": cls.state_exponent}
 
     def probe_position(self, seq_len: int) -> int:
         """The output position whose receptive field is reported: the last (causal) or the middle."""
@@ -58,6 +73,25 @@ class Architecture(nn.Module):
 
     def flops(self, batch: int, seq_len: int) -> int:
         """Analytic forward FLOPs (2 per multiply-add) of matrix products and convolutions."""
+        raise NotImplementedError
+
+    def init_state(self, batch: int, capacity: int) -> Any:
+        """An empty decoding state for ``batch`` sequences, with room for ``capacity`` tokens where it
+        grows (a key-value cache); on the model's device and dtype."""
+        raise NotImplementedError
+
+    def prefill(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """Run a prompt (B, P) from ``init_state``: the full forward's logits (B, P, V) and the state
+        holding the P tokens (the state passed in may be filled in place)."""
+        raise NotImplementedError
+
+    def step(self, token: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """One token (B,) after the tokens ``state`` holds: logits (B, V) and the state one token on.
+        The state passed in keeps its meaning: stepping from it again gives the same logits."""
+        raise NotImplementedError
+
+    def decode_flops(self, batch: int, context: int) -> int:
+        """Analytic FLOPs of one ``step`` when the state holds ``context`` tokens (matrix products)."""
         raise NotImplementedError
 
     def num_parameters(self) -> int:

@@ -9,6 +9,8 @@ phi(q_i)^T S_i / phi(q_i)^T z_i, with S_i = sum_j phi(k_j) v_j^T and z_i = sum_j
 j <= i (causal) or all j. The parallel form takes the prefix sums with ``cumsum`` (holding a
 Dh x Dh state per position: memory O(n d Dh)); the recurrent form carries S and z step by step,
 which is what makes it an RNN. The rest is the Transformer's block (pre-norm, MLP, positions).
+Generating, each layer's state is its running sums S and z: constant work and memory per token
+(Katharopoulos et al., section 3.4).
 """
 from __future__ import annotations
 
@@ -33,11 +35,11 @@ class LinearSelfAttention(SelfAttention):
 
     recurrent = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, D)
+    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # x: (B, T, D)
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
         q, k = feature_map(q), feature_map(k)
-        y = (self.steps if self.recurrent else self.parallel)(q, k, v)                          # (B, H, T, Dh)
+        y = (self.steps if self.recurrent else self.parallel)(q, k, v, cache)                   # (B, H, T, Dh)
         if self.entropy is not None:  # measuring (Transformer.attention_entropy): the implied weights, O(n^2)
             w = q @ k.transpose(-1, -2)                                                         # (B, H, T, T)
             w = w.tril() if self.causal else w
@@ -45,17 +47,19 @@ class LinearSelfAttention(SelfAttention):
             self.entropy = -(w * w.clamp_min(1e-30).log()).sum(-1).mean()
         return self.proj(y.transpose(1, 2).reshape(B, T, D))                                    # (B, T, D)
 
-    def parallel(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def parallel(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:
         kv = k.unsqueeze(-1) @ v.unsqueeze(-2)                          # (B, H, T, Dh, Dh): phi(k_j) v_j^T
         if self.causal:
             S, z = kv.cumsum(2), k.cumsum(2)                            # prefix sums: S_i, z_i
+            if cache is not None:  # prefill: the sums over the whole prompt
+                cache[0].copy_(S[:, :, -1]), cache[1].copy_(z[:, :, -1])
         else:
             S, z = kv.sum(2, keepdim=True), k.sum(2, keepdim=True)      # one state for all positions
         num = (q.unsqueeze(-2) @ S).squeeze(-2)                         # (B, H, T, Dh)
         den = (q.unsqueeze(-2) @ z.unsqueeze(-1)).squeeze(-1)           # (B, H, T, 1)
         return num / den
 
-    def steps(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def steps(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:
         S = q.new_zeros(*q.shape[:2], q.shape[-1], v.shape[-1])         # (B, H, Dh, Dh)
         z = q.new_zeros(*q.shape[:2], q.shape[-1])                      # (B, H, Dh)
         if not self.causal:  # the state after the whole sequence, read by every position
@@ -67,7 +71,25 @@ class LinearSelfAttention(SelfAttention):
                 S, z = S + k[:, :, i, :, None] * v[:, :, i, None, :], z + k[:, :, i]
             qi = q[:, :, i]                                             # (B, H, Dh)
             out.append((qi.unsqueeze(-2) @ S).squeeze(-2) / (qi * z).sum(-1, keepdim=True))
+        if cache is not None:
+            cache[0].copy_(S), cache[1].copy_(z)
         return torch.stack(out, dim=2)                                  # (B, H, T, Dh)
+
+    def init_cache(self, batch: int, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The running sums S (B, H, Dh, Dh) and z (B, H, Dh), whatever the capacity."""
+        w = self.qkv.weight
+        dh = w.shape[1] // self.heads
+        return w.new_zeros(batch, self.heads, dh, dh), w.new_zeros(batch, self.heads, dh)
+
+    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
+        """S += phi(k) v^T, z += phi(k); the output phi(q)^T S / phi(q)^T z (new tensors: the old state stands)."""
+        B, _, D = x.shape
+        q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)
+        q, k = feature_map(q), feature_map(k)
+        S = cache[0] + k.transpose(-1, -2) @ v                          # (B, H, Dh, Dh)
+        z = cache[1] + k[:, :, 0]                                       # (B, H, Dh)
+        y = (q @ S) / (q @ z.unsqueeze(-1))                             # (B, H, 1, Dh)
+        return self.proj(y.transpose(1, 2).reshape(B, 1, D)), (S, z)
 
 
 @register_architecture("linear_attention")
@@ -76,6 +98,7 @@ class LinearAttention(Transformer):
 
     operation, work_exponent, depth_exponent, path_length_law = "linear attention", 1.0, 0.0, "1"
     work_exponent_from = 0.0
+    decode_work_exponent, state_exponent = 0.0, 0.0  # the running sums
 
     @functools.wraps(Transformer.__init__)  # the Transformer's parameters, as it declares them
     def __init__(self, *args: Any, **kwargs: Any):
@@ -99,6 +122,9 @@ class LinearAttention(Transformer):
         finally:
             for block in self.blocks:
                 block.attn.recurrent = False
+
+    def decode_flops(self, batch: int, context: int) -> int:
+        return self.flops(batch, 1)  # one position's products; the sums carry the rest
 
     def flops(self, batch: int, seq_len: int) -> int:
         b, n, d = batch, seq_len, self.d_model

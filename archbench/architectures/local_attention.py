@@ -12,6 +12,10 @@ at most twice the r n d of the useful ones. One layer reaches r - 1 positions fu
 output n - 1 needs (n - 1) / (r - 1) layers to see input 0: a path length of O(n / r).
 
 The rest is the Transformer's block (pre-norm, MLP, sinusoidal positions), unchanged.
+
+Generating (causal), each layer keeps a rolling cache of its window: the keys and values of the
+last r positions, position p in slot p mod r. A new token attends to at most r keys, so work and
+state per token stay bounded by the window, whatever the context.
 """
 from __future__ import annotations
 
@@ -35,11 +39,14 @@ class LocalSelfAttention(SelfAttention):
         self.left = window - 1 if causal else (window - 1) // 2
         self.right = window - 1 - self.left
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, D)
+    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # x: (B, T, D)
         B, T, D = x.shape
         r, span = self.window, self.window + self.left + self.right  # queries, keys per block
         blocks = -(-T // r)
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
+        if cache is not None:  # prefill: the last r keys and values, position p in slot p mod r
+            last = torch.arange(max(T - r, 0), T, device=x.device)
+            cache[0][:, :, last % r], cache[1][:, :, last % r] = k[:, :, last], v[:, :, last]
         q = F.pad(q, (0, 0, 0, blocks * r - T)).reshape(B, -1, r, q.shape[-1])                    # (B, H nb, r, Dh)
         pad = (0, 0, self.left, blocks * r - T + self.right)
         k, v = (F.pad(t, pad).unfold(2, span, r).transpose(-1, -2).flatten(1, 2) for t in (k, v))  # (B, H nb, span, Dh)
@@ -52,6 +59,20 @@ class LocalSelfAttention(SelfAttention):
             self.entropy = entropy.reshape(B, self.heads, -1)[:, :, :T].mean()
         y = y.reshape(B, self.heads, blocks * r, -1)[:, :, :T]                                    # (B, H, T, Dh)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))                                       # (B, T, D)
+
+    def init_cache(self, batch: int, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rolling cache: keys and values of the last ``window`` positions, (B, H, window, Dh) each."""
+        return super().init_cache(batch, self.window)
+
+    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
+        """The token at ``pos`` attends to the window's cached keys and itself (written over the oldest)."""
+        B, _, D = x.shape
+        q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)
+        keys, values = cache
+        slot, filled = pos % self.window, min(pos + 1, self.window)
+        keys[:, :, slot], values[:, :, slot] = k[:, :, 0], v[:, :, 0]
+        y = F.scaled_dot_product_attention(q, keys[:, :, :filled], values[:, :, :filled], scale=self.scale)
+        return self.proj(y.transpose(1, 2).reshape(B, 1, D)), cache                              # (B, 1, D)
 
     def mask(self, T: int, blocks: int, device: torch.device) -> torch.Tensor:
         """(nb, r, span): query a of block j may see key c of its span (position j r - left + c).
@@ -73,6 +94,7 @@ class LocalAttention(Transformer):
 
     operation, work_exponent, depth_exponent, path_length_law = "local attention", 1.0, 0.0, "n/r"
     work_exponent_from = 0.0
+    decode_work_exponent, state_exponent = 0.0, 0.0  # bounded by the window
 
     def __init__(
         self,
@@ -89,6 +111,9 @@ class LocalAttention(Transformer):
         self.window = window
         for block in self.blocks:
             block.attn = LocalSelfAttention(d_model, heads, causal, window)
+
+    def decode_keys(self, context: int) -> int:
+        return min(context + 1, self.window)
 
     def reach(self) -> tuple[int, int]:
         """How far (left, right) one output sees through all layers, in an unbounded sequence."""

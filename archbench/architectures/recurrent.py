@@ -3,7 +3,8 @@
     archbench.build_architecture("gru", vocab_size=16, causal=False, d_model=32, layers=2)  # a BiGRU
 
 They differ only in the cell (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) and its number of gate
-products per step (4, 3, 1); everything else is this one class.
+products per step (4, 3, 1); everything else is this one class. Generating, the state is the
+cell's hidden state (and the LSTM's cell state): ``layers`` x (B, d_model), whatever the context.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from archbench.architectures.base import Architecture, head_flops
+from archbench.architectures.decoding import DecodeState
 from archbench.parameters import PositiveInt
 
 
@@ -23,6 +25,7 @@ class Recurrent(Architecture):
     gates: ClassVar[int]  # products W_ih x and W_hh h per step, each d_model wide
     depth_parameter = "layers"
     operation, work_exponent, depth_exponent, path_length_law = "recurrence", 1.0, 1.0, "n"
+    decode_work_exponent, state_exponent = 0.0, 0.0
 
     def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, layers: PositiveInt = 2):
         super().__init__()
@@ -35,6 +38,23 @@ class Recurrent(Architecture):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
         h, _ = self.rnn(self.embed(x))                      # (B, T, D * directions)
         return self.head(h)                                 # (B, T, V)
+
+    def init_state(self, batch: int, capacity: int) -> DecodeState:
+        w = self.head.weight
+        h = w.new_zeros(self.layers, batch, self.d_model)    # what nn.RNNBase starts from without hx
+        return DecodeState((h, torch.zeros_like(h)) if isinstance(self.rnn, nn.LSTM) else (h,))
+
+    def prefill(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        hx = state.layers if isinstance(self.rnn, nn.LSTM) else state.layers[0]
+        h, hx = self.rnn(self.embed(x), hx)                 # (B, T, D), the state after the last token
+        return self.head(h), state.advanced(hx if isinstance(hx, tuple) else (hx,), x.shape[1])
+
+    def step(self, token: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        logits, state = self.prefill(token[:, None], state)  # one token is a prompt of length 1
+        return logits[:, 0], state
+
+    def decode_flops(self, batch: int, context: int) -> int:
+        return self.recurrence_flops(batch, 1) + head_flops(batch, 1, self.d_model * self.directions, self.vocab_size)
 
     def receptive_field(self, seq_len: int) -> int:
         # The state carries every earlier input (the whole prefix); the backward direction the rest.

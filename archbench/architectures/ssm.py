@@ -15,6 +15,10 @@ a fixed-size state like an RNN (run this way). Not causal: bidirectional, a seco
 ``convolution: fft`` (the default) applies K by FFT, O(n log n); ``direct`` by ``conv1d``,
 O(n^2). An FFT mixes every input into every output by rounding, so its causality holds to float
 precision (``causal_tolerance``, relative), not bit for bit; the direct form is exactly causal.
+
+Generating (causal), each layer's state is its recurrent state s (B, d_model, state), complex:
+constant work and memory per token. Prefill runs the convolutional form on the prompt and sums
+its state in closed form, s_T = sum_t dA^(T-1-t) C dB u_t.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archbench.architectures.base import Architecture, head_flops
+from archbench.architectures.decoding import DecodeState, require_fresh
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
 
@@ -71,14 +76,37 @@ class S4D(nn.Module):
         re, im = magnitude * torch.cos(angle), magnitude * torch.sin(angle)
         return 2 * (CdB.real.unsqueeze(-2) @ re - CdB.imag.unsqueeze(-2) @ im).squeeze(-2)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:  # u: (B, H, T)
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:  # u: (B, H, T)
         dtype, T = u.dtype, u.shape[-1]
         u = u.to(at_least_float32(dtype))
         K = self.kernel(T)                                             # (directions, H, T)
         y = self.convolve(u, K[0])                                     # (B, H, T): sum_{s <= t} K[t - s] u_s
+        if state is not None:  # prefill: the recurrent state after the prompt
+            state.copy_(self.final_state(u))
         if not self.causal:
             y = y + self.convolve(u.flip(-1), K[1]).flip(-1)           # sum_{s >= t} K'[s - t] u_s
         return (y + self.D[:, None] * u).to(dtype)
+
+    def final_state(self, u: torch.Tensor, chunk: int = 2048) -> torch.Tensor:  # u: (B, H, T)
+        """s_T = C dB sum_t dA^(T-1-t) u_t (B, H, N), the powers in real arithmetic, ``chunk`` positions at a time."""
+        dtA, CdB = self.discrete()
+        T = u.shape[-1]
+        re = im = 0.0
+        for t0 in range(0, T, chunk):
+            l = (T - 1 - torch.arange(t0, min(t0 + chunk, T), device=u.device)).to(dtA.real.dtype)
+            magnitude, angle = torch.exp(dtA.real[..., None] * l), dtA.imag[..., None] * l   # (H, N, chunk)
+            part = u[..., t0:t0 + chunk].transpose(0, 1)                                    # (H, B, chunk)
+            re = re + part @ (magnitude * torch.cos(angle)).transpose(1, 2)                 # (H, B, N)
+            im = im + part @ (magnitude * torch.sin(angle)).transpose(1, 2)
+        return (torch.complex(re, im) * CdB[0][:, None]).transpose(0, 1)                   # (B, H, N)
+
+    def step(self, u: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # u: (B, H)
+        """One position of the recurrent form: s = dA s + C dB u, y = 2 Re(sum_n s) + D u."""
+        dtA, CdB = self.discrete()
+        dtype = u.dtype
+        u = u.to(at_least_float32(dtype))
+        s = torch.exp(dtA) * s + CdB[0] * u[..., None]                 # (B, H, N), a new tensor
+        return (2 * s.sum(-1).real + self.D * u).to(dtype), s
 
     def convolve(self, u: torch.Tensor, K: torch.Tensor) -> torch.Tensor:  # u: (B, H, T), K: (H, T)
         T = u.shape[-1]
@@ -113,10 +141,14 @@ class SSMBlock(nn.Module):
         self.out = nn.Linear(d, d)
         self.recurrent = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, D)
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:  # x: (B, T, D)
         u = self.norm(x).transpose(1, 2)                                   # (B, D, T)
-        y = self.ssm.steps(u) if self.recurrent else self.ssm(u)           # (B, D, T)
+        y = self.ssm.steps(u) if self.recurrent else self.ssm(u, state)    # (B, D, T)
         return x + self.out(F.gelu(y.transpose(1, 2)))                     # (B, T, D)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # x: (B, 1, D)
+        y, state = self.ssm.step(self.norm(x)[:, 0], state)               # (B, D)
+        return x + self.out(F.gelu(y))[:, None], state                     # (B, 1, D)
 
 
 @register_architecture("ssm")
@@ -126,6 +158,7 @@ class SSM(Architecture):
     depth_parameter = "layers"
     operation, work_exponent, depth_exponent, path_length_law = "state space", 1.0, 0.0, "1"
     causal_tolerance: ClassVar[float] = 1e-5  # FFT rounding reaches earlier outputs (see the module docstring)
+    decode_work_exponent, state_exponent = 0.0, 0.0  # the recurrent state
 
     def __init__(
         self,
@@ -159,6 +192,31 @@ class SSM(Architecture):
         finally:
             for block in self.blocks:
                 block.recurrent = False
+
+    def init_state(self, batch: int, capacity: int) -> DecodeState:
+        w = self.head.weight
+        complex_dtype = torch.complex(w.new_zeros(()).to(at_least_float32(w.dtype)), w.new_zeros(())).dtype
+        return DecodeState(tuple(torch.zeros(batch, self.d_model, self.state, dtype=complex_dtype, device=w.device)
+                                 for _ in self.blocks))
+
+    def prefill(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        require_fresh(state)
+        h = self.embed(x)                                  # (B, T, D)
+        for block, s in zip(self.blocks, state.layers):
+            h = block(h, s)                                # (B, T, D), s filled with the prompt's state
+        return self.head(self.norm(h)), state.advanced(state.layers, x.shape[1])
+
+    def step(self, token: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        h = self.embed(token[:, None])                     # (B, 1, D)
+        states = []
+        for block, s in zip(self.blocks, state.layers):
+            h, s = block.step(h, s)
+            states.append(s)
+        return self.head(self.norm(h))[:, 0], state.advanced(tuple(states))
+
+    def decode_flops(self, batch: int, context: int) -> int:
+        # matrix products only (the state update is elementwise): each block's output projection, the head
+        return self.layers * 2 * batch * self.d_model * self.d_model + head_flops(batch, 1, self.d_model, self.vocab_size)
 
     def receptive_field(self, seq_len: int) -> int:
         # The kernel is as long as the sequence: the whole prefix (causal), all of it (not).

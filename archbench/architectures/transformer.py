@@ -1,4 +1,8 @@
-"""Transformer (Vaswani et al. 2017), pre-norm, attention through ``F.scaled_dot_product_attention``."""
+"""Transformer (Vaswani et al. 2017), pre-norm, attention through ``F.scaled_dot_product_attention``.
+
+Generating, each layer keeps a key-value cache preallocated for ``capacity`` tokens: a new token
+attends to the c cached keys and itself, so its work and the cache grow with the context c.
+"""
 from __future__ import annotations
 
 import math
@@ -9,15 +13,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from archbench.architectures.base import Architecture, head_flops
+from archbench.architectures.decoding import DecodeState, require_fresh
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
 
 
-def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(...): (T, D)."""
-    t = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None]
+def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype, start: int = 0) -> torch.Tensor:
+    """PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(...): (T, D), rows t = start .. seq_len - 1."""
+    t = torch.arange(start, seq_len, device=device, dtype=torch.float32)[:, None]
     freq = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(seq_len, d, device=device)
+    pe = torch.zeros(seq_len - start, d, device=device)
     pe[:, 0::2] = torch.sin(t * freq)
     pe[:, 1::2] = torch.cos(t * freq[: d // 2])
     return pe.to(dtype)
@@ -47,14 +52,39 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d, d)
         self.entropy: torch.Tensor | None = None  # set by attention_entropy(): the mean entropy of the weights
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, D)
+    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # x: (B, T, D)
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)      # (B, H, T, Dh)
         if self.entropy is not None:  # measuring: the weights themselves, which the fused kernel never forms
             w = attention_weights(q, k, self.scale, self.causal)                                   # (B, H, T, T)
             self.entropy = -(w * w.clamp_min(1e-30).log()).sum(-1).mean()
+        if cache is not None:  # prefill: the prompt's keys and values, at positions 0 .. T - 1
+            self.check_room(cache, T - 1)
+            cache[0][:, :, :T], cache[1][:, :, :T] = k, v
         return self.proj(y.transpose(1, 2).reshape(B, T, D))                                      # (B, T, D)
+
+    def init_cache(self, batch: int, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values, (B, H, capacity, Dh) each, preallocated."""
+        w = self.qkv.weight
+        shape = (batch, self.heads, capacity, w.shape[1] // self.heads)
+        return w.new_zeros(shape), w.new_zeros(shape)
+
+    @staticmethod
+    def check_room(cache: tuple, position: int) -> None:
+        if position >= cache[0].shape[2]:
+            raise ValueError(f"the key-value cache holds {cache[0].shape[2]} tokens, position {position} does not fit; "
+                             "pass a larger capacity to init_state")
+
+    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
+        """The token at ``pos`` attends to the cached keys 0 .. pos - 1 and itself (written at ``pos``)."""
+        B, _, D = x.shape
+        q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)
+        self.check_room(cache, pos)
+        keys, values = cache
+        keys[:, :, pos], values[:, :, pos] = k[:, :, 0], v[:, :, 0]
+        y = F.scaled_dot_product_attention(q, keys[:, :, :pos + 1], values[:, :, :pos + 1], scale=self.scale)
+        return self.proj(y.transpose(1, 2).reshape(B, 1, D)), cache                              # (B, 1, D)
 
 
 class Block(nn.Module):
@@ -66,9 +96,14 @@ class Block(nn.Module):
         self.attn = SelfAttention(d, heads, causal, scaled)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D)
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # (B, T, D)
+        x = x + (self.attn(self.norm1(x)) if cache is None else self.attn(self.norm1(x), cache))
         return x + self.mlp(self.norm2(x))
+
+    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # (B, 1, D)
+        a, cache = self.attn.step(self.norm1(x), cache, pos)
+        x = x + a
+        return x + self.mlp(self.norm2(x)), cache
 
 
 @register_architecture("transformer")
@@ -78,6 +113,7 @@ class Transformer(Architecture):
     depth_parameter = "layers"
     operation, work_exponent, depth_exponent, path_length_law = "attention", 2.0, 0.0, "1"
     work_exponent_from = 8.0  # n >= 8 d
+    decode_work_exponent, state_exponent = 1.0, 1.0  # the key-value cache: c keys read, c kept
 
     def __init__(
         self,
@@ -112,21 +148,49 @@ class Transformer(Architecture):
         if p["positional"] == "learned" and seq_len > p["max_len"]:
             raise ValueError(f"seq_len {seq_len} exceeds the learned positional table (max_len {p['max_len']})")
 
-    def pos(self, x: torch.Tensor) -> torch.Tensor | float:  # (T, D), or 0 without positions
-        T = x.shape[1]
+    def pos(self, x: torch.Tensor, start: int = 0) -> torch.Tensor | float:  # (T, D), or 0 without positions
+        T = start + x.shape[1]  # positions start .. T - 1
         if self.positional == "none":
             return 0.0
         if T > self.max_len and self.pos_table is not None:
             raise ValueError(f"seq_len {T} exceeds the learned positional table (max_len {self.max_len})")
         if self.pos_table is not None:
-            return self.pos_table.weight[:T]
-        return sinusoidal(T, self.d_model, x.device, self.embed.weight.dtype)
+            return self.pos_table.weight[start:T]
+        return sinusoidal(T, self.d_model, x.device, self.embed.weight.dtype, start)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
         h = self.embed(x) + self.pos(x)                  # (B, T, D)
         for block in self.blocks:
             h = block(h)                                 # (B, T, D), causal when self.causal
         return self.head(self.norm(h))                   # (B, T, V)
+
+    def init_state(self, batch: int, capacity: int) -> DecodeState:
+        return DecodeState(tuple(block.attn.init_cache(batch, capacity) for block in self.blocks))
+
+    def prefill(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        require_fresh(state)
+        h = self.embed(x) + self.pos(x)                  # (B, T, D)
+        for block, cache in zip(self.blocks, state.layers):
+            h = block(h, cache)                          # (B, T, D), the cache filled with the prompt
+        return self.head(self.norm(h)), state.advanced(state.layers, x.shape[1])
+
+    def step(self, token: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        x = token[:, None]                               # (B, 1)
+        h = self.embed(x) + self.pos(x, state.length)    # (B, 1, D)
+        caches = []
+        for block, cache in zip(self.blocks, state.layers):
+            h, cache = block.step(h, cache, state.length)
+            caches.append(cache)
+        return self.head(self.norm(h))[:, 0], state.advanced(tuple(caches))
+
+    def decode_keys(self, context: int) -> int:
+        """Keys one new token attends to when the state holds ``context`` tokens: all, and itself."""
+        return context + 1
+
+    def decode_flops(self, batch: int, context: int) -> int:
+        b, d = batch, self.d_model
+        per_layer = 2 * b * d * (3 * d + d) + 2 * 2 * b * self.decode_keys(context) * d + 2 * 2 * b * d * 4 * d
+        return self.layers * per_layer + head_flops(b, 1, d, self.vocab_size)
 
     def attention_entropy(self, x: torch.Tensor) -> float:
         """Mean entropy (nats) of the attention weights over layers, heads, batch and queries.

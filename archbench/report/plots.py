@@ -258,3 +258,58 @@ def training_curves(df: pd.DataFrame, artifacts: list[dict[str, Any]], experimen
     ax.legend(unique.values(), unique.keys(), fontsize=6, ncol=2)
     ax.grid(True, alpha=0.3)
     return _save(fig, out, f"curves_{experiment}")
+
+
+def against_context(df: pd.DataFrame, metric: str, colour: dict[str, str], out: Path, stem: str,
+                    title: str) -> str | None:
+    """A generation row against the context c (the sweep's seq_len), log-log, a line per architecture
+    with its fitted exponent; ``decode_latency_cuda_graph``, where measured, dashed beside the eager line."""
+    rows = df[(df.metric == metric) & (df.status == "ok")]
+    if rows.empty or rows.seq_len.nunique() < 2:
+        return None
+    graphs = df[(df.metric == f"{metric}_cuda_graph") & (df.status == "ok")]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for arch, g in rows.groupby("arch"):
+        ok = g.groupby("seq_len").value.median().sort_index()
+        slope = loglog_fit(ok.index.values, ok.values)
+        ax.plot(ok.index, ok.values, "o-", color=colour[arch],
+                label=arch + (f"  (c^{slope:.2f})" if slope is not None else ""))
+        graphed = graphs[graphs.arch == arch].groupby("seq_len").value.median().sort_index()
+        if not graphed.empty:
+            ax.plot(graphed.index, graphed.values, "s--", color=colour[arch], alpha=0.7, label=f"{arch}, CUDA graph")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    unit = rows.unit.iloc[0]
+    ax.set_xlabel("context c (tokens the state holds)")
+    ax.set_ylabel(f"{metric} ({'seconds per token' if unit == 's' else UNITS.get(unit, unit)})")
+    ax.set_title(f"{title}, batch {int(rows.batch.iloc[0])} ({rows.experiment.iloc[0]})")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, out, stem)
+
+
+def prefill_vs_decode(df: pd.DataFrame, colour: dict[str, str], out: Path) -> str | None:
+    """Seconds per token: prefill (a prompt of P tokens at once, divided by P) beside decode (one token
+    at a time, at the smallest context): what parallel prefill saves over sequential decoding."""
+    rows = df[df.metric.isin(["prefill_latency", "decode_latency"]) & (df.status == "ok")]
+    if rows.empty or rows.metric.nunique() < 2:
+        return None
+    c = rows.seq_len.min()
+    rows = rows[rows.seq_len == c]
+    table = rows.groupby(["arch", "metric"]).value.median().unstack("metric").dropna()
+    prompt = df.get("gen.prompt")
+    p = int(prompt.dropna().iloc[0]) if prompt is not None and prompt.notna().any() else None
+    if table.empty or p is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table.prefill_latency.values / p, 0.4, color=[colour[a] for a in table.index], alpha=0.55,
+           label=f"prefill, per prompt token (P = {p})")
+    ax.bar(x + 0.2, table.decode_latency.values, 0.4, color=[colour[a] for a in table.index],
+           label=f"decode, per token (c = {int(c)})")
+    ax.set_yscale("log")
+    ax.set_xticks(x, table.index, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("seconds per token")
+    ax.set_title("Prefill (parallel) against decode (sequential)")
+    ax.legend(fontsize=8)
+    return _save(fig, out, "generation_prefill_vs_decode")

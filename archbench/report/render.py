@@ -128,6 +128,37 @@ def _table1(results_dir: Path) -> pd.DataFrame | None:
     return t[keep].round(3)
 
 
+def _generation(df: pd.DataFrame, colour: dict[str, str], folder: Path,
+                results_dir: Path) -> tuple[pd.DataFrame, list[str], str | None] | None:
+    """Table 1, generation (table1_generation.csv), its figures and the crossover sentence; None without
+    generation rows."""
+    if not df.metric.isin(["decode_latency", "state_memory"]).any():
+        return None
+    from archbench.results.table1_generation import crossover, describe_crossover
+
+    figs = [f for f in (
+        plots.against_context(df, "decode_latency", colour, folder, "generation_decode_latency",
+                              "Per-token decode latency against the context"),
+        plots.against_context(df, "state_memory", colour, folder, "generation_state_memory",
+                              "Decoding state memory against the context"),
+        plots.prefill_vs_decode(df, colour, folder)) if f]
+    path = results_dir / "table1_generation.csv"
+    t = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    keep = [c for c in ("arch", "d_model", "work_exponent", "work_theory", "latency_exponent", "latency_ci_low",
+                        "latency_ci_high", "latency_theory", "latency_agrees", "state_exponent", "state_theory",
+                        "state_agrees", "c_max") if c in t]
+    view = t[keep].round(3)
+    if not t.empty:  # the figures a reader compares, in readable units
+        view["ms per token at c_max"] = (t.decode_latency_at_c_max * 1e3).round(3)
+        view["state MiB at c_max"] = (t.state_memory_at_c_max / 2**20).round(3)
+    kinds = set(df.arch_kind.dropna())
+    sentence = describe_crossover(crossover(df)) if {"transformer", "lstm"} <= kinds else None
+    if sentence is not None:
+        sentence = sentence[0].upper() + sentence[1:] + " (decode latency per token, batch " \
+            f"{int(df[df.metric == 'decode_latency'].batch.iloc[0])})."
+    return view, figs, sentence
+
+
 def _accuracy_tables(accuracy: pd.DataFrame) -> list[str]:
     """Per experiment: mean accuracy over seeds with its 95 % interval, beside the blind guess."""
     md = ["Held-out accuracy on the answer positions after training under the suite's budget, mean over "
@@ -199,6 +230,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
                       plots.gradient_decay(df, artifacts, colour, folder), plots.layers_to_cover(df, colour, folder)) if f]
     if rf:
         sections.append(("Receptive field", rf))
+    generation = _generation(df, colour, folder, results_dir)
+    if generation is not None:
+        sections.append(("Generation: one token at a time", generation[1]))
     accuracy = accuracy_table(df)
     trained = list(dict.fromkeys(accuracy.experiment)) if not accuracy.empty else []
     acc_figs = [f for e in trained for f in (plots.accuracy_bars(accuracy, e, colour, folder),
@@ -207,6 +241,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
         sections.append(("Accuracy on synthetic tasks", acc_figs))
 
     findings = _findings(df, slopes, table1)
+    if generation is not None and generation[2]:
+        findings.append((generation[2], generation[1][0] if generation[1] else None))
     problems = _problems(df)
     env = meta.get("environment", {})
     suite_name = meta.get("suite") or (df.suite.dropna().iloc[0] if not df.empty else results_dir.parent.name)
@@ -222,6 +258,10 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
             md += ["Exponents in n measured on the traced model beside each architecture's declared law "
                    "(work: FLOPs; depth: the critical path of the traced operations; path: max_path_length).", "",
                    _table(table1), ""]
+        if title.startswith("Generation") and generation is not None:
+            md += ["Exponents in the context c of the work per decoded token (decode_flops), the latency per "
+                   "token and the state's bytes, beside each architecture's declared law "
+                   "(table1_generation.csv).", "", _table(generation[0]), ""]
         if title.startswith("Accuracy"):
             md += _accuracy_tables(accuracy)
         for stem in stems:

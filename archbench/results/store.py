@@ -8,6 +8,7 @@
         results.csv     long form, one row per (point, metric): COLUMNS, then param.<name>
         fits.csv        power-law exponents in seq_len (and d_model, batch) per arch, metric, pass
         table1.csv      exponents of work and depth in n beside the theory (archbench.results.table1)
+        table1_generation.csv  decode work, latency and state memory against the context (when generated)
         accuracy.csv    trained points: accuracy per configuration over seeds (archbench.results.accuracy)
         meta.json       provenance (environment, suite hash, start and end)
         suite.yaml      the suite as written
@@ -33,6 +34,7 @@ from archbench.results.accuracy import accuracy_table
 from archbench.results.fits import fit_results
 from archbench.results.load import latest, read_records, records_to_frame
 from archbench.results.table1 import table1
+from archbench.results.table1_generation import write_table1_generation
 
 
 def stamp(now: dt.datetime | None = None) -> str:
@@ -154,6 +156,7 @@ class ResultStore:
         _write_atomic(self.folder / "fits.csv", fit_results(frame).to_csv(index=False))
         meta = self.read_meta() if (self.folder / "meta.json").is_file() else {}
         _write_atomic(self.folder / "table1.csv", table1(frame, meta.get("theory") or {}).to_csv(index=False))
+        write_table1_generation(self.folder, frame, meta.get("theory") or {})
         accuracy = accuracy_table(frame)
         if not accuracy.empty:
             _write_atomic(self.folder / "accuracy.csv", accuracy.to_csv(index=False))

@@ -30,7 +30,7 @@ from archbench import registry
 from archbench.errors import BadInput
 from archbench.suite.messages import format_path, short_repr
 from archbench.suite.point import Params, Point
-from archbench.suite.schema import Component, Experiment, Suite, Training
+from archbench.suite.schema import Component, Experiment, Generation, Suite, Training
 from archbench.tasks.base import build_task
 
 
@@ -110,6 +110,15 @@ def _trainings(exp: Experiment, at: str) -> list[dict[str, Any]]:
     return (exp.training or Training()).grid()
 
 
+def _generation(exp: Experiment, at: str) -> Params:
+    """The generation settings of each point: the suite's (or the defaults) when a metric generates."""
+    if not any(getattr(registry.metrics.get(m), "generates", False) for m in exp.metrics):
+        if exp.generation is not None:
+            raise BadInput(f"{at}.generation: no metric of this experiment generates (generation does); remove it")
+        return ()
+    return tuple(sorted((exp.generation or Generation()).model_dump().items()))
+
+
 @functools.lru_cache(maxsize=256)
 def _matched_d_model(kind: str, params: Params, target: int, vocab: int, causal: bool) -> tuple[int, int]:
     """(d_model, parameter count) of ``kind`` closest to ``target`` parameters, the rest as given.
@@ -175,6 +184,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
 
     shared = exp.sweep.shared()
     trainings = _trainings(exp, at)
+    generation = _generation(exp, at)
     task_grid = _swept(exp.task, f"{at}.task")
     arch_grids = [_swept(arch, f"{at}.architectures[{j}]") for j, arch in enumerate(exp.architectures)]
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
@@ -202,6 +212,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                                 metrics=tuple(exp.metrics), seq_len=seq_len, batch=batch, pass_=pass_,
                                 seed=seed, causal=causal, device=device, dtype=suite.dtype,
                                 threads=suite.threads, training=tuple(sorted(training.items())),
+                                generation=generation,
                             )
                         )
     return points

@@ -40,6 +40,7 @@ class Point:
     dtype: str
     threads: int
     training: Params = ()   # the accuracy metric's budget (archbench.instruments.training); empty for the others
+    generation: Params = ()  # the generation metric's settings (schema.Generation); empty for the others
     id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +54,9 @@ class Point:
         d["training"] = dict(self.training)
         if not self.training:  # absent, as before training existed: the ids of other points stand
             del d["training"]
+        d["generation"] = dict(self.generation)
+        if not self.generation:
+            del d["generation"]
         return d
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +70,7 @@ class Point:
         d["arch_params"] = tuple(sorted(d["arch_params"].items()))
         d["task_params"] = tuple(sorted(d["task_params"].items()))
         d["training"] = tuple(sorted(d.get("training", {}).items()))
+        d["generation"] = tuple(sorted(d.get("generation", {}).items()))
         d["metrics"] = tuple(d["metrics"])
         return cls(**d)
 

@@ -81,6 +81,15 @@ class Training(Strict):
         return [{**rest, "lr": lr} for lr in self.lr]
 
 
+class Generation(Strict):
+    """The settings of the ``generation`` metric (archbench.metrics.generation); the sweep's seq_len is
+    the context c at which a token is decoded."""
+
+    prompt: PositiveInt = 64        # P: the prompt of prefill_latency and generate_throughput
+    tokens: PositiveInt = 32        # G: greedy tokens generated after it in generate_throughput
+    cuda_graphs: bool = False       # CUDA: also time the decode step captured in a CUDA graph
+
+
 class Component(BaseModel):
     """A registered name and its parameters: ``tcn`` or ``{kind: tcn, label: cnn, dilation_base: 1}``.
 
@@ -156,6 +165,7 @@ class Experiment(Strict):
     causal: list[bool] = Field(default=[True], min_length=1)
     seeds: list[int] | None = Field(default=None, min_length=1)
     training: Training | None = None  # the budget of the accuracy metric
+    generation: Generation | None = None  # prompt, tokens and cuda_graphs of the generation metric
     match_params: PositiveInt | None = None  # size each architecture's d_model to about this many parameters
     sweep: Sweep
 
