@@ -17,11 +17,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_compare import LOAD, RepeatTCN, _run  # noqa: E402  (the suite and the runner of the gate's tests)
+from test_compare import LOAD, RepeatTCN, _run
 
-from archbench import registry  # noqa: E402
-from archbench.gate.judge import compare  # noqa: E402
-from archbench.gate.render import render  # noqa: E402
+from archbench import registry
+from archbench.gate.judge import compare
+from archbench.gate.render import render
 
 
 @pytest.fixture(scope="module")
