@@ -103,14 +103,33 @@ def test_gradients_are_clipped_after_backward(monkeypatch):
     assert norms == [0.5] * 4
 
 
-def test_early_stop_and_time_budget():
+def test_early_stop_at_the_threshold():
     task = build_task("reverse", 8, False, vocab_size=4)
     early = trained("transformer", task, settings=TrainingSettings(steps=2000, lr=1e-2, eval_every=10, eval_size=64,
                                                                    threshold=0.5), d_model=16)
     assert early.steps == early.steps_to_threshold < 2000 and early.accuracy >= 0.5
-    timed = trained("lstm", task, settings=TrainingSettings(steps=10**6, time_budget=0.3, eval_every=10**6,
-                                                            eval_size=8), d_model=8)
-    assert timed.steps < 10**6 and timed.train_time < 5 and timed.curve["step"] == [timed.steps]
+
+
+def test_the_time_budget_stops_training_at_the_first_step_that_spends_it(monkeypatch):
+    # a fake clock that moves 0.1 s with each training forward (evaluation is free): the budget of 0.3 s
+    # is spent by step 3, whatever the machine's load
+    import archbench.instruments.training as training
+
+    clock = {"forwards": 0}
+    fake_time = type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock["forwards"] / 10)})
+    monkeypatch.setattr(training, "time", fake_time)
+    task = build_task("reverse", 8, False, vocab_size=4)
+    torch.manual_seed(0)
+    model = build_architecture("lstm", vocab_size=task.vocab_size, causal=task.causal, d_model=8)
+
+    def tick(module, args):
+        clock["forwards"] += module.training
+
+    model.register_forward_pre_hook(tick)
+    timed = train(model, task, TrainingSettings(steps=10**6, time_budget=0.3, eval_every=10**6, eval_size=8), seed=0,
+                  batch=32)
+    assert timed.steps == 3 and timed.train_time == 0.3
+    assert timed.curve["step"] == [3] and timed.curve["time"] == [0.3]  # one evaluation, at the stop
 
 
 def test_adding_trains_a_regression_head_on_the_same_backbone():

@@ -35,7 +35,28 @@ def test_receptive_field_and_flops_are_positive_and_bounded(kind):
     model = build(kind, causal=True)
     assert 1 <= model.receptive_field(T) <= T
     assert model.flops(B, T) > 0
-    assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+
+
+def closed_form_parameters(kind, V, d, depth, k=3):
+    """Parameters counted from the layer shapes on paper: embedding V d, head d V + V, and per layer/level."""
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}
+    if kind in gates:  # W_ih, W_hh (g d x d each) and two biases (g d each)
+        per = 2 * gates[kind] * d * d + 2 * gates[kind] * d
+    elif kind == "tcn":  # two convolutions of k taps d -> d, with biases
+        per = 2 * (k * d * d + d)
+    else:  # transformer: two LayerNorms, qkv (3 d x d), proj, MLP d -> 4d -> d, all with biases
+        per = 2 * 2 * d + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d)
+    final_norm = 2 * d if kind == "transformer" else 0
+    return V * d + depth * per + final_norm + d * V + V
+
+
+@pytest.mark.parametrize("d, depth", [(8, 1), (16, 3)])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "tcn", "transformer"])
+def test_num_parameters_match_the_closed_form(kind, d, depth):
+    key = {"tcn": "levels"}.get(kind, "layers")
+    extra = {"heads": 2} if kind == "transformer" else {}
+    model = build(kind, True, d_model=d, **{key: depth}, **extra)
+    assert model.num_parameters() == closed_form_parameters(kind, VOCAB, d, depth)
 
 
 def counted(model, x):

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import archbench
 from archbench.cli import cli
-from archbench.results.load import COLUMNS
+from archbench.results.load import COLUMNS, latest, read_records, records_to_frame
 
 TINY = """
 name: tiny
@@ -62,11 +62,18 @@ def test_run_writes_every_file_of_the_results_folder(suite_file, tmp_path):
     assert {"param.d_model", "param.levels", "param.heads", "param.vocab_size"} <= set(df.columns)
     assert len(df) == rows_per_point * POINTS and (df.status == "ok").all()
     lat = df[df.metric == "latency"].set_index("point_id")
-    assert (lat.value > 0).all() and (lat.unit == "s").all() and (lat.n >= 3).all()
+    assert (lat.value > 0).all() and (lat.unit == "s").all() and (lat.n >= 1).all()
+    # min_samples (3) unless the time cap (max_time 0.02 s, reached first on a busy machine) stopped it: noisy
+    assert ((lat.n >= 3) | lat.noisy.astype(bool)).all(), lat[["n", "noisy"]]
     assert (lat.ci_low <= lat["median"]).all() and (lat["median"] <= lat.ci_high).all()
     mem = df[df.metric == "peak_memory"]
     assert (mem.value > 0).all() and (mem.unit == "B").all()
-    assert df.equals(archbench.load_results(folder))
+    # the consolidated table is the records' table: rebuilt here from records.jsonl, newest record per point
+    rebuilt = records_to_frame(latest(read_records(folder / "records.jsonl")))
+    assert len(rebuilt) == len(df) and list(rebuilt.columns) == list(df.columns)
+    # a CSV keeps no types: a missing error (None) reads back as NaN, true as True, an int column as int64
+    pd.testing.assert_frame_equal(rebuilt.astype(object).where(rebuilt.notna(), None),
+                                  df.astype(object).where(df.notna(), None), check_dtype=False)
 
     # what follows from the latency: tokens/s, FLOP/s from the analytic count, and MFU against the peak
     meta = json.loads((folder / "meta.json").read_text())

@@ -24,9 +24,17 @@ class FakeNVML:
         return type("U", (), {"gpu": self.util})()
 
 
+def wait_for_a_poll(mon, seconds=30.0):
+    """Until the monitor's thread has read the utilisation once: a busy machine may not run it for a while."""
+    deadline = time.monotonic() + seconds
+    while not mon.util and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert mon.util, f"the polling thread read nothing in {seconds} s"
+
+
 def test_a_quiet_gpu_is_not_flagged():
     with GpuMonitor(0, interval=0.001, nvml=FakeNVML()) as mon:
-        time.sleep(0.02)
+        wait_for_a_poll(mon)
     s = mon.stats()
     assert s["throttled"] is False and s["throttle_reasons"] is None
     assert s["sm_clock_mhz"] == 1970 and s["mem_clock_mhz"] == 2609  # the lower of the two readings

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import archbench
 from archbench import registry, testing
@@ -146,6 +147,58 @@ def test_ssm_flops_match_the_flop_counter_but_for_the_ffts(causal, convolution):
     counted = testing.counted_flops(model, tokens(3, 33))
     assert counted == model.flops(3, 33) - model.uncounted_flops(3, 33)
     assert (model.uncounted_flops(3, 33) > 0) == (convolution == "fft")
+
+
+class FFTCount(TorchDispatchMode):
+    """FLOPs of the FFTs and of the products of spectra that a forward runs, counted from the aten calls.
+
+    The convention the model states (ssm.fft_flops) and the usual one: a complex FFT of m points costs
+    5 m log2 m, a real one (rfft, irfft) half of that, 2.5 m log2 m per transform of m points; a product
+    of two complex numbers 6 (4 multiplications, 2 additions). What FlopCounterMode counts (the matrix
+    products) is not seen here, and nothing here is read from the model's own count.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.fft = 0.0
+        self.products = 0
+        self.spectra = []  # outputs of rfft (kept alive, so that `is` below is sound)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.ops.aten._fft_r2c.default:  # (input, dims, normalization, onesided)
+            x, dims = args[0], args[1]
+            m = math.prod(x.shape[d] for d in dims)
+            self.fft += x.numel() // m * 2.5 * m * math.log2(m)
+            self.spectra.append(out)
+        elif func is torch.ops.aten._fft_c2r.default:  # (input, dims, normalization, last_dim_size)
+            m = args[3]
+            self.fft += out.numel() // m * 2.5 * m * math.log2(m)
+        elif func is torch.ops.aten.mul.Tensor and all(any(a is s for s in self.spectra) for a in args[:2]):
+            self.products += 6 * out.numel()
+        return out
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("batch, seq_len", [(1, 1), (3, 7), (2, 33), (1, 64), (4, 100)])
+def test_ssm_flops_are_the_counted_matmuls_plus_an_independent_count_of_the_ffts(causal, batch, seq_len):
+    layers = 2
+    model = build("ssm", causal, d_model=8, state=4, layers=layers)
+    x = tokens(batch, seq_len)
+    matmuls = testing.counted_flops(model, x)  # FlopCounterMode: the matrix products, not the FFTs
+    with torch.no_grad(), FFTCount() as count:
+        model(x)
+    # what the forward does (zero-padded to 2n, rfft of the input and of the kernel, their product, irfft),
+    # per layer and direction, as the aten calls showed it
+    m, directions = 2 * seq_len, 1 if causal else 2
+    transforms = layers * directions * (2 * batch * 8 + 8)  # rfft and irfft of each (batch, channel), rfft of K
+    assert count.fft == pytest.approx(transforms * 2.5 * m * math.log2(m))
+    assert count.products == layers * directions * 6 * batch * 8 * (seq_len + 1)  # n + 1 bins of a 2n rfft
+    # the model rounds each convolution's estimate to an integer: at most 1/2 per layer and direction
+    assert model.uncounted_flops(batch, seq_len) == pytest.approx(count.fft + count.products,
+                                                                  abs=0.5 * layers * directions)
+    assert model.flops(batch, seq_len) == pytest.approx(matmuls + count.fft + count.products,
+                                                        abs=0.5 * layers * directions)
 
 
 @pytest.mark.parametrize("kind, params, grows", [

@@ -120,10 +120,6 @@ def test_the_corpus_is_large_and_every_file_says_what_it_expects():
 
 REQUIREMENTS = {
     "no-cuda": (lambda: not torch.cuda.is_available(), "checks the refusal of cuda on a CPU-only machine"),
-    "transformer-check_shape": (
-        lambda: hasattr(registry.architectures.get("transformer"), "check_shape"),
-        "archbench/architectures/transformer.py does not define check_shape(params, seq_len) yet",
-    ),
     "test-registrations": (lambda: True, ""),
 }
 

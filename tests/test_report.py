@@ -86,7 +86,10 @@ def test_a_single_architecture_with_one_metric_family(tmp_path):
     result = CliRunner().invoke(cli, ["run", str(tmp_path / "one.yaml"), "--out", str(tmp_path / "r"), "--no-progress"])
     assert result.exit_code == 0, result.output
     report = Path(next(x for x in result.output.splitlines() if x.startswith("report: ")).removeprefix("report: "))
-    assert referenced_images_are_valid(report.parent) >= 2
+    # latency makes throughput, achieved_flops and mfu: two scaling plots and two bar charts, and nothing else
+    assert {p.stem for p in report.parent.glob("*.png")} == {"scaling_latency_forward", "scaling_throughput_forward",
+                                                             "bars_mfu", "bars_achieved_flops"}
+    assert referenced_images_are_valid(report.parent) == 4
     assert "Receptive field" not in (report.parent / "report.md").read_text()
 
 
@@ -106,7 +109,8 @@ def test_the_report_is_drawn_from_files_alone_without_torch(results, tmp_path):
 def test_index_html_opens_from_disk(results):
     _, report = results
     page = report.read_text()
-    assert page.count("<img") >= 5 and "data:image/png;base64," in page
+    figures = len(list(report.parent.glob("*.png")))  # every figure drawn, each inlined once
+    assert figures >= 7 and page.count("<img") == page.count("data:image/png;base64,") == figures
     assert "http://" not in page and "https://" not in page and "src=\"" not in page.replace('src="data:', "")
 
 

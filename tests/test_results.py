@@ -6,7 +6,7 @@ import pytest
 
 import archbench
 from archbench.errors import BadInput
-from archbench.results.load import COLUMNS
+from archbench.results.load import COLUMNS, latest, read_records, records_to_frame
 from archbench.results.store import ResultStore
 
 
@@ -51,11 +51,20 @@ def test_two_runs_in_the_same_second_get_two_folders(tmp_path):
     assert a.folder != b.folder and a.folder.exists() and b.folder.exists()
 
 
-def test_load_results_accepts_the_csv_itself(tmp_path):
+def test_load_results_reads_the_table_the_records_make(tmp_path):
     store = ResultStore.create(tmp_path, "s")
-    store.append(record(0))
+    for i in range(3):
+        store.append(record(i))
+    store.append(record(1, status="error"))  # p1 ran again (a retry): its newest record counts, in its first place
     store.consolidate()
-    pd.testing.assert_frame_equal(archbench.load_results(store.folder / "results.csv"), archbench.load_results(store.folder))
+    from_csv = archbench.load_results(store.folder / "results.csv")
+    assert list(from_csv.point_id) == ["p0", "p1", "p2"] and list(from_csv.status) == ["ok", "error", "ok"]
+    # the independent reference: the table rebuilt from records.jsonl itself (a CSV keeps no types, so
+    # both are compared as plain values, a missing one as None)
+    rebuilt = records_to_frame(latest(read_records(store.records_path)))
+    pd.testing.assert_frame_equal(rebuilt.astype(object).where(rebuilt.notna(), None),
+                                  from_csv.astype(object).where(from_csv.notna(), None), check_dtype=False)
+    pd.testing.assert_frame_equal(archbench.load_results(store.folder), from_csv)  # a folder: its results.csv
 
 
 def test_load_results_of_nothing_is_a_clear_error(tmp_path):
