@@ -1,5 +1,7 @@
-"""When the timer stops sampling: at least ``min_samples`` and ``min_time``, then as soon as the 95 %
-confidence interval of the median is within ``target`` of it, or at ``max_time`` (then ``noisy``).
+"""When the timer stops sampling: after at least ``min_samples`` samples and ``min_time`` seconds, as
+soon as the 95 % confidence interval of the median is within ``target`` of it. ``max_time`` is a hard
+cap that wins over everything else, ``min_samples`` included: a measurement stopped by it is marked
+``noisy`` (on a busy machine it may hold fewer than ``min_samples`` samples).
 
     archbench.measure(fn, "cpu", StopRule(max_time=0.5))
 
