@@ -79,6 +79,9 @@ experiments:
     sweep: {seq_len: [8, 12, 16, 20, 24, 28], batch: 1, d_model: 8}
 """
 SLOW_POINTS = 6
+# For Ctrl-C: enough points (about 0.3 s each) that the run cannot end before a busy parent sends the signal.
+LONG = SLOW.replace("seq_len: [8, 12, 16, 20, 24, 28]", "seq_len: [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27]")
+LONG_POINTS = 20
 
 
 @pytest.fixture(autouse=True)
@@ -229,7 +232,7 @@ def test_a_run_killed_with_sigkill_resumes_to_every_point_exactly_once(tmp_path)
 
 
 def test_ctrl_c_stops_after_the_points_in_flight_and_prints_the_resume_command(tmp_path):
-    suite = write(tmp_path, SLOW)
+    suite = write(tmp_path, LONG)
     proc = start_cli(suite, tmp_path / "out")
     folder = wait_for_records(tmp_path / "out", 1, proc)
     proc.send_signal(signal.SIGINT)
@@ -238,11 +241,11 @@ def test_ctrl_c_stops_after_the_points_in_flight_and_prints_the_resume_command(t
     line = next(line for line in stderr.splitlines() if line.startswith("resume with: "))
     assert line == f"resume with: archbench run {suite} --resume {folder}"
     lines = (folder / "records.jsonl").read_text().splitlines()
-    assert all(json.loads(line) for line in lines) and len(lines) < SLOW_POINTS
+    assert all(json.loads(line) for line in lines) and len(lines) < LONG_POINTS
     assert json.loads((folder / "meta.json").read_text())["interrupted"] is True
     result = run(suite, "--resume", folder)
     assert result.exit_code == 0, result.output
-    assert pd.read_csv(folder / "results.csv").point_id.nunique() == SLOW_POINTS
+    assert pd.read_csv(folder / "results.csv").point_id.nunique() == LONG_POINTS
 
 
 def test_resume_refuses_a_suite_with_other_points_and_allows_other_timing(tmp_path):
