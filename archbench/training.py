@@ -61,10 +61,11 @@ class TrainingSettings:
         return self.max_steps if self.until == "converged" and self.max_steps is not None else self.steps
 
     def lr_at(self, step: int, horizon: int | None = None) -> float:
-        """Linear warm-up to ``lr`` over ``warmup`` of ``steps``, then cosine decay to a tenth of it at
-        ``horizon`` (default: the step limit)."""
+        """Linear warm-up to ``lr`` over ``warmup`` of the ``horizon`` (default: the step limit), then
+        cosine decay to a tenth of it at the horizon. ``until="converged"`` thus follows the schedule
+        of a budget of ``max_steps``, stopped where it converges."""
         horizon = self.step_limit if horizon is None else horizon
-        warm = max(1, round(self.warmup * min(self.steps, horizon)))
+        warm = max(1, round(self.warmup * horizon))
         if step < warm:
             return self.lr * (step + 1) / warm
         progress = (step - warm) / max(1, horizon - warm)
