@@ -227,3 +227,15 @@ def test_unconverged_lines_name_the_setting_that_varies():
     assert unconverged_lines(frame) == [
         "mqar/lstm (lr=0.001, seed 0) was still improving at step 600: the budget decides this number"]
     assert unconverged_lines(frame[frame.point_id == "b"]) == []
+
+
+@pytest.mark.parametrize("name", ["accuracy", "accuracy_architectures", "quick"])
+def test_the_shipped_suites_train_until_converged(name):
+    # every number they print is converged, or flagged as the budget's: no fixed-budget verdicts
+    from pathlib import Path
+
+    from archbench.config import load_suite
+
+    points = expand(load_suite(Path(__file__).parents[1] / "suites" / f"{name}.yaml"), device="cpu")
+    trained = [dict(p.training) for p in points if p.training]
+    assert trained and all(t["until"] == "converged" and t["max_steps"] >= t["steps"] for t in trained)
