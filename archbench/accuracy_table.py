@@ -77,6 +77,10 @@ def accuracy_table(results: pd.DataFrame) -> pd.DataFrame:
         row["converged_seeds"] = int(flags.eq(1.0).sum())
         # every seed that finished converged (a results folder from before the flag: unknown, NaN)
         row["converged"] = bool(flags.eq(1.0).all()) if len(flags) else math.nan
+        # the step at which the last unconverged seed stopped: "still improving at step …"
+        stuck = ok.loc[ok.metric == "converged"].loc[lambda f: f.value.eq(0.0), "point_id"]
+        at = ok.loc[(ok.metric == "train_steps") & ok.point_id.isin(stuck), "value"]
+        row["unconverged_at"] = float(at.max()) if len(at) else math.nan
         out.append(row)
     table = pd.DataFrame(out)
     table["best_lr"] = True
@@ -95,13 +99,19 @@ def unconverged_lines(results: pd.DataFrame) -> list[str]:
     if stuck.empty:
         return []
     steps = results[results.metric == "train_steps"].set_index("point_id").value
-    # the settings that tell apart the points of one architecture in one experiment (lr, seq_len, ...)
-    varying = [c for c in config_columns(flags) if c not in ("experiment", "arch", "task")
-               and flags.groupby(["experiment", "arch"])[c].nunique(dropna=False).max() > 1]
     lines = []
     for _, r in stuck.iterrows():
-        config = ", ".join(f"{c.removeprefix('param.').removeprefix('train.')}={r[c]}" for c in varying)
+        # the settings that tell apart the points of this architecture in its experiment (lr, seq_len, ...)
+        group = flags[(flags.experiment == r.experiment) & (flags.arch == r.arch)]
+        varying = [c for c in config_columns(group) if c not in ("experiment", "arch", "task")
+                   and group[c].nunique(dropna=False) > 1]
+        config = ", ".join(f"{c.removeprefix('param.').removeprefix('train.')}={plain_value(r[c])}" for c in varying)
         at = int(steps[r.point_id]) if r.point_id in steps.index else "?"
         arch = f"{r.arch} ({config}, seed {r.seed})" if config else f"{r.arch} (seed {r.seed})"
         lines.append(still_improving_line(arch, at, r.experiment))
     return lines
+
+
+def plain_value(value: object) -> object:
+    """2 for a 2.0 read back from a CSV column that also holds blanks; anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from archbench.accuracy_table import accuracy_table, unconverged_lines
+from archbench.accuracy_table import accuracy_table, plain_value
 from archbench.convergence import still_improving_line
 from archbench.errors import BadInput
 from archbench.report import plots
@@ -98,11 +98,13 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[st
             out.append((f"{experiment} ({t.task.iloc[0]}, n = {int(t.seq_len.max())}): held-out accuracy "
                         + ", ".join(parts) + f"; the blind guess scores {t.baseline_accuracy.max():.2f}.",
                         f"accuracy_{experiment}"))
-    stuck = unconverged_lines(df)
-    if stuck:
-        trained = int((df.metric == "converged").sum())
-        out.append((f"{_count(len(stuck), 'trained point')} of {trained} did not converge: "
-                    + "; ".join(stuck) + ".", None))
+    flags = df[(df.metric == "converged") & (df.status == "ok")]
+    stuck = flags[flags.value.eq(0.0)]
+    if not stuck.empty:
+        where = stuck.groupby(["experiment", "arch"], sort=False).size()
+        out.append((f"{_count(len(stuck), 'trained point')} of {len(flags)} did not converge (still improving when "
+                    "max_steps ran out: the budget decides their numbers, flagged in the tables below): "
+                    + ", ".join(f"{e}/{a} {n}" for (e, a), n in where.items()) + ".", None))
     bad = df[df.status != "ok"]
     if not bad.empty:
         counts = bad.status.value_counts()
@@ -118,7 +120,7 @@ def _still_improving(row: pd.Series, cols: list[str] = ()) -> str:
     if pd.isna(flag) or bool(flag):
         return ""
     seeds = f" ({row.n_seeds - row.converged_seeds:.0f} of {row.n_seeds:.0f} seeds)" if row.n_seeds > 1 else ""
-    return still_improving_line(f"{row.arch}{_where(row, list(cols))}", int(row.train_steps)) + seeds
+    return still_improving_line(f"{row.arch}{_where(row, list(cols))}", int(row.unconverged_at)) + seeds
 
 
 def _unconverged(row: pd.Series) -> str:
@@ -128,7 +130,7 @@ def _unconverged(row: pd.Series) -> str:
 
 def _where(row: pd.Series, cols: list[str]) -> str:
     """" (positional=none, causal=False)": the configuration beside an architecture's label."""
-    parts = [f"{c.removeprefix('param.').removeprefix('train.')}={row[c]}" for c in cols]
+    parts = [f"{c.removeprefix('param.').removeprefix('train.')}={plain_value(row[c])}" for c in cols]
     return f" ({', '.join(parts)})" if parts else ""
 
 
