@@ -118,6 +118,14 @@ def _print_tables(folder: Path) -> None:
     from archbench.results.table1_generation import print_table1_generation
 
     print_table1_generation(folder, click.echo)
+    from archbench.results.accuracy import unconverged_lines
+    from archbench.results.load import load_results
+
+    lines = unconverged_lines(load_results(folder))
+    if lines:
+        click.echo(f"{len(lines)} trained point{'s' if len(lines) > 1 else ''} did not converge:")
+        for line in lines:
+            click.echo(f"  {line}")
 
 
 @cli.command("report")

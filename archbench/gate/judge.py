@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +212,29 @@ def compare_runs(base: Run, cur: Run, rules: RuleBook | None = None) -> Comparis
                 detail=f"status {r.get('status')}" if r.get("status") != "ok" else ""))
     order = {cat: i for i, cat in enumerate(CATEGORIES)}
     changes.sort(key=lambda ch: order[ch.category])  # stable: plan order within a category
-    warnings = [w for w in (busy_warning(base, "baseline"), busy_warning(cur, "current")) if w]
+    unconverged = _unconverged(base) | _unconverged(cur)
+    changes = [replace(c, detail="; ".join(filter(None, [c.detail, "still improving when its budget ran out: "
+                                                        "the budget decides this number"])))
+               if c.metric == "accuracy" and {c.baseline_id, c.current_id} & unconverged else c for c in changes]
+    warnings = [w for w in (busy_warning(base, "baseline"), busy_warning(cur, "current"),
+                            unconverged_warning(base, "baseline"), unconverged_warning(cur, "current")) if w]
     return Comparison(base.path, cur.path, changes, used, warnings)
+
+
+def _unconverged(run: Run) -> set[str]:
+    """Ids of the trained points whose training was still improving when the budget ran out."""
+    f = run.frame
+    flags = f[(f.metric == "converged") & (f.status == "ok")]
+    return set(flags.loc[flags.value.map(plain) == 0, "point_id"])
+
+
+def unconverged_warning(run: Run, role: str) -> str | None:
+    """A line when trained points of a run did not converge: their accuracy is the budget's verdict."""
+    n = len(_unconverged(run))
+    if n:
+        return (f"{n} trained point{'s' if n > 1 else ''} of the {role} run did not converge (still improving when "
+                "the budget ran out): an accuracy change there may be the budget's, not the code's")
+    return None
 
 
 def busy_warning(run: Run, role: str) -> str | None:

@@ -49,6 +49,9 @@ DEFAULT_RULES: dict[str, Rule] = {
     "loss": Rule(threshold=0.05, floor=0.01), "baseline_loss": Rule(threshold=0.05, floor=0.01),
     "steps_to_threshold": Rule(threshold=0.10, floor=0.0),
     "train_time": Rule(threshold=1.0, floor=0.5),  # one wall time, no samples: only a doubling counts
+    "time_to_threshold": Rule(threshold=1.0, floor=0.5),
+    "converged": EXACT, "train_steps": Rule(threshold=0.10, floor=0.0),
+    "train_flops": Rule(threshold=0.10, floor=0.0), "flops_to_threshold": Rule(threshold=0.10, floor=0.0),
 }
 
 _RULES = TypeAdapter(dict[str, MetricRule])

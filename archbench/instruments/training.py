@@ -1,12 +1,17 @@
 """Train a model on a task under a fixed budget and score it on held-out data.
 
     result = train(model, task, TrainingSettings(steps=300, lr=3e-3), seed=0, batch=32)
-    result.accuracy, result.steps_to_threshold, result.curve
+    result.accuracy, result.steps_to_threshold, result.converged, result.curve
 
 AdamW with a linear warm-up and a cosine decay of the learning rate, gradient clipping after
 ``backward()``, a fresh batch each step from a generator seeded by ``seed``, and evaluation on a
 held-out set drawn from a different seed (``seed + EVAL_SEED_OFFSET``). Training stops at the
-step budget, at the time budget, or as soon as the held-out accuracy reaches the threshold.
+step budget, at the time budget, at the training-FLOPs budget (3 x the architecture's analytic
+forward FLOPs per step: forward, and a backward of twice the forward), or as soon as the held-out
+accuracy reaches the threshold. ``until="converged"`` trains at least ``steps``, then on until the
+threshold or a plateau of the held-out loss (archbench.results.convergence), at most ``max_steps``.
+Every result says whether it converged (archbench.results.convergence) and records its curve against
+steps, seconds and training FLOPs.
 Every random draw (data, initialisation of the feature layers, dropout) comes from ``seed``:
 the same seed on the same device gives the same numbers (on CPU, bit for bit). A time budget
 makes the step count depend on the machine.
@@ -24,9 +29,11 @@ from torch import nn
 
 from archbench.errors import Diverged
 from archbench.instruments.passes import loss_fn, scored_targets
+from archbench.results.convergence import converged, plateaued
 from archbench.tasks.base import Batch, Task
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out set's seed: seed + this, never a training seed
+BACKWARD_FACTOR = 3           # training FLOPs per step: the forward, and a backward of about twice it
 
 
 @dataclass(frozen=True)
@@ -40,17 +47,28 @@ class TrainingSettings:
     eval_every: int = 50
     eval_size: int = 512             # held-out sequences
     threshold: float = 0.99          # held-out accuracy that ends training early
+    until: str = "budget"            # "converged": past `steps`, on to the threshold or a plateau
+    max_steps: int | None = None     # the ceiling of until="converged"
+    flops_budget: float | None = None  # training FLOPs (3 x forward per step); None: no FLOPs budget
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> TrainingSettings:
         return cls(**values)
 
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up to ``lr``, then cosine decay to a tenth of it."""
-        warm = max(1, round(self.warmup * self.steps))
+    @property
+    def step_limit(self) -> int:
+        """The most steps this budget allows, before any time or FLOPs budget."""
+        return self.max_steps if self.until == "converged" and self.max_steps is not None else self.steps
+
+    def lr_at(self, step: int, horizon: int | None = None) -> float:
+        """Linear warm-up to ``lr`` over ``warmup`` of the ``horizon`` (default: the step limit), then
+        cosine decay to a tenth of it at the horizon. ``until="converged"`` thus follows the schedule
+        of a budget of ``max_steps``, stopped where it converges."""
+        horizon = self.step_limit if horizon is None else horizon
+        warm = max(1, round(self.warmup * horizon))
         if step < warm:
             return self.lr * (step + 1) / warm
-        progress = (step - warm) / max(1, self.steps - warm)
+        progress = (step - warm) / max(1, horizon - warm)
         return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
@@ -63,6 +81,11 @@ class TrainingResult:
     train_time: float
     curve: dict[str, list[float]] = field(default_factory=dict)
     attention_entropy: float | None = None
+    converged: bool = False                  # the threshold reached, or a plateau (archbench.results.convergence)
+    time_to_threshold: float | None = None   # s of training (evaluations included) to the threshold
+    flops_per_step: int | None = None        # training FLOPs of one step; None: no analytic count
+    train_flops: float | None = None
+    flops_to_threshold: float | None = None
 
 
 def read_features(model: nn.Module, task: Task) -> nn.Module:
@@ -140,21 +163,40 @@ def train(model: nn.Module, task: Task, settings: TrainingSettings, seed: int, b
         return _train(model, task, settings, seed, batch, device)
 
 
+def training_flops_per_step(model: nn.Module, batch: int, seq_len: int) -> int | None:
+    """3 x the architecture's analytic forward FLOPs at this shape; None when it declares no count."""
+    flops = getattr(model, "flops", None)
+    try:
+        return BACKWARD_FACTOR * int(flops(batch, seq_len)) if callable(flops) else None
+    except (NotImplementedError, TypeError):
+        return None
+
+
 def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: int,
            device: torch.device) -> TrainingResult:
     generator = torch.Generator().manual_seed(seed)
     held_out = held_out_set(task, s.eval_size, max(batch, 64), seed, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
-    curve: dict[str, list[float]] = {"step": [], "train_loss": [], "eval_loss": [], "eval_accuracy": [], "time": []}
+    curve: dict[str, list[float]] = {"step": [], "train_loss": [], "eval_loss": [], "eval_accuracy": [], "time": [],
+                                     "flops": []}
+    per_step = training_flops_per_step(model, batch, int(model_input(held_out[0]).shape[1]))
+    limit = s.step_limit
+    if s.flops_budget is not None:
+        if per_step is None:
+            raise ValueError(f"flops_budget needs an analytic FLOP count, and {type(model).__name__} defines no "
+                             "flops(batch, seq_len)")
+        limit = min(limit, max(1, int(s.flops_budget // per_step)))  # at least one step
     reached: int | None = None
+    reached_time: float | None = None
+    plateau = False
     running, since = 0.0, 0
     model.train()
     start = time.perf_counter()
     step = 0
-    while step < s.steps:
+    while step < limit:
         for group in optimizer.param_groups:
-            group["lr"] = s.lr_at(step)
+            group["lr"] = s.lr_at(step, limit)
         data = task.sample(batch, generator).to(device)
         loss = objective_loss(task, model(model_input(data)), data)
         optimizer.zero_grad(set_to_none=True)
@@ -166,21 +208,33 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
             raise Diverged(f"the training loss is {value} at step {step + 1}")
         running, since, step = running + value, since + 1, step + 1
         out_of_time = s.time_budget is not None and time.perf_counter() - start >= s.time_budget
-        if step % s.eval_every == 0 or step == s.steps or out_of_time:
+        if step % s.eval_every == 0 or step == limit or out_of_time:
             accuracy, eval_loss = evaluate(model, task, held_out)
             for key, v in (("step", step), ("train_loss", running / since), ("eval_loss", eval_loss),
-                           ("eval_accuracy", accuracy), ("time", time.perf_counter() - start)):
+                           ("eval_accuracy", accuracy), ("time", time.perf_counter() - start),
+                           ("flops", step * per_step if per_step is not None else math.nan)):
                 curve[key].append(v)
             running, since = 0.0, 0
             if accuracy >= s.threshold:
-                reached = step
+                reached, reached_time = step, curve["time"][-1]
+                break
+            if s.until == "converged" and step >= s.steps and plateaued(curve["eval_loss"]):
+                plateau = True
                 break
         if out_of_time:
             break
     train_time = time.perf_counter() - start
     accuracy, eval_loss = curve["eval_accuracy"][-1], curve["eval_loss"][-1]  # the loop ends on an evaluation
+    if per_step is None:
+        del curve["flops"]
     entropy = None
     attention_entropy = getattr(model, "attention_entropy", None)
     if callable(attention_entropy):
         entropy = float(attention_entropy(model_input(held_out[0])))
-    return TrainingResult(accuracy, eval_loss, step, reached, train_time, curve, entropy)
+    flops = None if per_step is None else float(step * per_step)
+    return TrainingResult(
+        accuracy, eval_loss, step, reached, train_time, curve, entropy,
+        converged=plateau or converged(curve["eval_loss"], reached is not None),
+        time_to_threshold=reached_time, flops_per_step=per_step, train_flops=flops,
+        flops_to_threshold=None if reached is None or per_step is None else float(reached * per_step),
+    )

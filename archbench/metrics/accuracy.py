@@ -8,10 +8,14 @@
       sweep: {seq_len: [40, 120], batch: 32, d_model: 32}
 
 Rows: ``accuracy`` (held-out, answer positions only), ``loss`` (held-out), the task's blind-guess
-``baseline_accuracy`` and ``baseline_loss`` beside them, ``steps_to_threshold`` (only when the
-threshold was reached), ``train_time``, and ``attention_entropy`` (mean entropy of the
-attention weights, nats) for an architecture that reports it. The training curve is saved for
-the report. A NaN or infinite training loss ends the point as ``diverged``.
+``baseline_accuracy`` and ``baseline_loss`` beside them, ``converged`` (1.0 when the threshold was
+reached or the held-out loss had stopped improving, 0.0 when it was still improving as the budget
+ran out: archbench.results.convergence), ``steps_to_threshold``, ``time_to_threshold`` and
+``flops_to_threshold`` (only when the threshold was reached), ``train_steps``, ``train_time``,
+``train_flops`` (3 x the analytic forward FLOPs per step, where the architecture counts them), and
+``attention_entropy`` (mean entropy of the attention weights, nats) for an architecture that
+reports it. The training curve (held-out loss and accuracy against step, seconds and training
+FLOPs) is saved for the report. A NaN or infinite training loss ends the point as ``diverged``.
 """
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ class Accuracy(Metric):
     trains = True  # its points carry the experiment's `training:` settings
 
     ROWS = (("accuracy", "fraction", True), ("loss", "loss", False), ("baseline_accuracy", "fraction", True),
-            ("baseline_loss", "loss", False), ("steps_to_threshold", "steps", False), ("train_time", "s", False))
+            ("baseline_loss", "loss", False), ("steps_to_threshold", "steps", False), ("train_time", "s", False),
+            ("converged", "flag", True), ("time_to_threshold", "s", False), ("flops_to_threshold", "FLOP", False),
+            ("train_steps", "steps", False), ("train_flops", "FLOP", False))
 
     def produces(self) -> list[tuple[str, str, bool]]:
         return list(self.ROWS)
@@ -39,10 +45,12 @@ class Accuracy(Metric):
         base = ctx.task.baseline()
         values = {"accuracy": result.accuracy, "loss": result.loss, "baseline_accuracy": base.accuracy,
                   "baseline_loss": base.loss, "train_time": result.train_time,
-                  "steps_to_threshold": result.steps_to_threshold}
-        # steps_to_threshold only when the threshold was reached: "never" is not a number of steps
+                  "steps_to_threshold": result.steps_to_threshold, "converged": float(result.converged),
+                  "time_to_threshold": result.time_to_threshold, "flops_to_threshold": result.flops_to_threshold,
+                  "train_steps": result.steps, "train_flops": result.train_flops}
+        # *_to_threshold only when the threshold was reached: "never" is not a number of steps
         rows = [Row(name, float(values[name]), unit, hib) for name, unit, hib in self.ROWS if values[name] is not None]
-        rows[0].stats = {"steps": result.steps, "threshold": settings.threshold}
+        rows[0].stats = {"steps": result.steps, "threshold": settings.threshold, "converged": result.converged}
         rows[0].artifacts = {"curve": result.curve}
         if result.attention_entropy is not None:
             rows.append(Row("attention_entropy", result.attention_entropy, "nats", False))

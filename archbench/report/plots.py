@@ -313,3 +313,34 @@ def prefill_vs_decode(df: pd.DataFrame, colour: dict[str, str], out: Path) -> st
     ax.set_title("Prefill (parallel) against decode (sequential)")
     ax.legend(fontsize=8)
     return _save(fig, out, "generation_prefill_vs_decode")
+
+
+def compute_curves(df: pd.DataFrame, artifacts: list[dict[str, Any]], experiment: str, colour: dict[str, str],
+                   out: Path) -> str | None:
+    """Held-out accuracy against training FLOPs (log) and against seconds of training, one line per point
+    of the experiment (the first seed): the time-to-quality view, architectures at equal compute."""
+    meta = df[df.experiment == experiment].drop_duplicates("point_id").set_index("point_id")
+    first_seed = meta.seed.min() if not meta.empty else None
+    curves = [(meta.loc[a["point_id"]], a["data"]) for a in artifacts
+              if a["name"] == "curve" and a["point_id"] in meta.index and meta.loc[a["point_id"]].seed == first_seed
+              and "time" in a["data"]]
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key, label in ((axes[0], "flops", "training FLOPs (3 × forward per step)"),
+                           (axes[1], "time", "seconds of training (evaluations included)")):
+        for row, data in curves:
+            if key in data:
+                ax.plot(data[key], data["eval_accuracy"], "-", color=colour.get(row.arch, "grey"), alpha=0.8,
+                        label=row.arch)
+        if key == "flops" and ax.has_data():
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("held-out accuracy")
+    axes[0].set_ylim(0, 1.05)
+    handles, names = axes[1].get_legend_handles_labels()
+    unique = dict(zip(names, handles))
+    axes[1].legend(unique.values(), unique.keys(), fontsize=6)
+    fig.suptitle(f"{experiment}: accuracy against training compute and time (seed {first_seed})", fontsize=9)
+    return _save(fig, out, f"compute_{experiment}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import pandas as pd
 from archbench.errors import BadInput
 from archbench.report import plots
 from archbench.results.accuracy import accuracy_table
+from archbench.results.convergence import still_improving_line
 from archbench.results.load import load_artifacts, load_results
-from archbench.results.values import format_value
+from archbench.results.values import format_value, plain
 
 
 def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:
@@ -83,11 +85,18 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[st
         cols = plots.varying(t)
         parts = [f"{r.arch}{_where(r, cols)} {r.accuracy:.2f}" + (
                  " (no better than the guess)" if r.accuracy_ci_high < r.baseline_accuracy + 0.05 else "")
-                 for _, r in t.sort_values("accuracy", ascending=False).iterrows()]
+                 + _unconverged(r) for _, r in t.sort_values("accuracy", ascending=False).iterrows()]
         if parts:
             out.append((f"{experiment} ({t.task.iloc[0]}, n = {int(t.seq_len.max())}): held-out accuracy "
                         + ", ".join(parts) + f"; the blind guess scores {t.baseline_accuracy.max():.2f}.",
                         f"accuracy_{experiment}"))
+    flags = df[(df.metric == "converged") & (df.status == "ok")]
+    stuck = flags[flags.value.eq(0.0)]
+    if not stuck.empty:
+        where = stuck.groupby(["experiment", "arch"], sort=False).size()
+        out.append((f"{_count(len(stuck), 'trained point')} of {len(flags)} did not converge (still improving when "
+                    "max_steps ran out: the budget decides their numbers, flagged in the tables below): "
+                    + ", ".join(f"{e}/{a} {n}" for (e, a), n in where.items()) + ".", None))
     bad = df[df.status != "ok"]
     if not bad.empty:
         counts = bad.status.value_counts()
@@ -96,9 +105,24 @@ def _findings(df: pd.DataFrame, slopes: dict[tuple[str, str], tuple[str, dict[st
     return out
 
 
+def _still_improving(row: pd.Series, cols: Sequence[str] = ()) -> str:
+    """"transformer (…) was still improving at step 600: the budget decides this number (2 of 3 seeds)" for
+    a configuration not every seed of which converged; "" otherwise (or for results from before the flag)."""
+    flag = row.get("converged")
+    if pd.isna(flag) or bool(flag):
+        return ""
+    seeds = f" ({row.n_seeds - row.converged_seeds:.0f} of {row.n_seeds:.0f} seeds)" if row.n_seeds > 1 else ""
+    return still_improving_line(f"{row.arch}{_where(row, list(cols))}", int(row.unconverged_at)) + seeds
+
+
+def _unconverged(row: pd.Series) -> str:
+    line = _still_improving(row)
+    return f" ({line.removeprefix(str(row.arch) + ' ')})" if line else ""
+
+
 def _where(row: pd.Series, cols: list[str]) -> str:
     """" (positional=none, causal=False)": the configuration beside an architecture's label."""
-    parts = [f"{c.removeprefix('param.').removeprefix('train.')}={row[c]}" for c in cols]
+    parts = [f"{c.removeprefix('param.').removeprefix('train.')}={plain(row[c])}" for c in cols]
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -163,7 +187,11 @@ def _accuracy_tables(accuracy: pd.DataFrame) -> list[str]:
     """Per experiment: mean accuracy over seeds with its 95 % interval, beside the blind guess."""
     md = ["Held-out accuracy on the answer positions after training under the suite's budget, mean over "
           "seeds with the 95 % t-interval; *guess* is the best input-blind prediction. Where several "
-          "learning rates were tried, each architecture is shown at its best (marked in accuracy.csv).", ""]
+          "learning rates were tried, each architecture is shown at its best (marked in accuracy.csv). "
+          "*converged*: the seeds that reached the threshold or whose held-out loss had stopped improving "
+          "(archbench.results.convergence); a number that did not converge is the budget's verdict, not the "
+          "architecture's. *steps*, *steps to threshold* and *s to threshold*: means over the seeds "
+          "(to threshold: over those that reached it).", ""]
     for experiment, t in accuracy.groupby("experiment", sort=False):
         t = t[t.best_lr]
         cols = plots.varying(t)
@@ -176,9 +204,18 @@ def _accuracy_tables(accuracy: pd.DataFrame) -> list[str]:
         view["guess loss"] = t.baseline_loss.round(4).values
         view["seeds"] = t.n_seeds.values
         view["reached threshold"] = [f"{r}/{n}" for r, n in zip(t.reached_threshold, t.n_seeds)]
+        if "converged" in t:
+            view["converged"] = [f"{c:.0f}/{n}" if pd.notna(f) else "" for c, f, n in
+                                 zip(t.converged_seeds, t.converged, t.n_seeds)]
+            whole = lambda values: [f"{v:.0f}" if pd.notna(v) else "" for v in values]  # noqa: E731
+            view["steps"] = whole(t.train_steps)
+            view["steps to threshold"] = whole(t.steps_to_threshold)
+            view["s to threshold"] = t.time_to_threshold.round(1).values
         if t.attention_entropy.notna().any():
             view["attention entropy (nats)"] = t.attention_entropy.round(3).values
         md += [f"**{experiment}** (task {t.task.iloc[0]})", "", _table(view), ""]
+        flagged = [f"- {_still_improving(r, cols)}." for _, r in t.iterrows() if _still_improving(r)]
+        md += flagged + [""] if flagged else []
     return md
 
 
@@ -236,7 +273,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     accuracy = accuracy_table(df)
     trained = list(dict.fromkeys(accuracy.experiment)) if not accuracy.empty else []
     acc_figs = [f for e in trained for f in (plots.accuracy_bars(accuracy, e, colour, folder),
-                                             plots.training_curves(df, artifacts, e, colour, folder)) if f]
+                                             plots.training_curves(df, artifacts, e, colour, folder),
+                                             plots.compute_curves(df, artifacts, e, colour, folder)) if f]
     if trained:
         sections.append(("Accuracy on synthetic tasks", acc_figs))
 

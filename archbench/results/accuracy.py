@@ -4,11 +4,16 @@
 
 One row per configuration (experiment, architecture, task, framing, length, batch, parameters
 and training settings: everything but the seed), with ``n_seeds``, the mean of accuracy, loss,
-steps_to_threshold, train_time and attention_entropy, the Student-t 95 % interval of the mean
+steps_to_threshold, time_to_threshold, flops_to_threshold (over the seeds that reached the
+threshold), train_steps, train_time, train_flops and attention_entropy, ``converged_seeds`` and
+``converged`` (every seed converged: archbench.results.convergence), the Student-t 95 % interval of the mean
 accuracy (clipped to [0, 1], the range of an accuracy: with few seeds that split between
 learning and not, the t-interval reaches past it), and the task's blind-guess baseline beside them. Where several learning rates were
 tried, ``best_lr`` marks the one with the highest mean accuracy per configuration (Zoology's and
 MAD's convention: each architecture at its own best learning rate). Reads a results table only.
+
+``unconverged_lines(results)`` gives one line per trained point that was still improving when its
+budget ran out, for the end of a run.
 """
 from __future__ import annotations
 
@@ -16,9 +21,12 @@ import math
 
 import pandas as pd
 
+from archbench.results.convergence import still_improving_line
 from archbench.results.student_t import t_quantile
+from archbench.results.values import plain
 
-SCORES = ("accuracy", "loss", "steps_to_threshold", "train_time", "attention_entropy")
+SCORES = ("accuracy", "loss", "steps_to_threshold", "train_time", "attention_entropy", "time_to_threshold",
+          "flops_to_threshold", "train_steps", "train_flops")
 BASELINES = ("baseline_accuracy", "baseline_loss")
 
 def mean_interval(values: pd.Series) -> tuple[float, float, float]:
@@ -57,6 +65,14 @@ def accuracy_table(results: pd.DataFrame) -> pd.DataFrame:
         for metric in SCORES[1:] + BASELINES:
             row[metric] = float(ok.loc[ok.metric == metric, "value"].mean()) if (ok.metric == metric).any() else math.nan
         row["reached_threshold"] = int((ok.metric == "steps_to_threshold").sum())  # the row exists only then
+        flags = ok.loc[ok.metric == "converged", "value"]
+        row["converged_seeds"] = int(flags.eq(1.0).sum())
+        # every seed that finished converged (a results folder from before the flag: unknown, NaN)
+        row["converged"] = bool(flags.eq(1.0).all()) if len(flags) else math.nan
+        # the step at which the last unconverged seed stopped: "still improving at step …"
+        stuck = ok.loc[ok.metric == "converged"].loc[lambda f: f.value.eq(0.0), "point_id"]
+        at = ok.loc[(ok.metric == "train_steps") & ok.point_id.isin(stuck), "value"]
+        row["unconverged_at"] = float(at.max()) if len(at) else math.nan
         out.append(row)
     table = pd.DataFrame(out)
     table["best_lr"] = True
@@ -65,3 +81,24 @@ def accuracy_table(results: pd.DataFrame) -> pd.DataFrame:
         best = table.groupby(rest, dropna=False, sort=False)["accuracy"].transform("max")
         table["best_lr"] = table.accuracy.eq(best) & table.accuracy.notna()
     return table
+
+
+def unconverged_lines(results: pd.DataFrame) -> list[str]:
+    """One line per trained point that was still improving when its budget ran out (``converged`` 0),
+    naming what sets it apart from its neighbours and the step it stopped at; empty when none."""
+    flags = results[(results.metric == "converged") & (results.status == "ok")]
+    stuck = flags[flags.value.eq(0.0)]
+    if stuck.empty:
+        return []
+    steps = results[results.metric == "train_steps"].set_index("point_id").value
+    lines = []
+    for _, r in stuck.iterrows():
+        # the settings that tell apart the points of this architecture in its experiment (lr, seq_len, ...)
+        group = flags[(flags.experiment == r.experiment) & (flags.arch == r.arch)]
+        varying = [c for c in config_columns(group) if c not in ("experiment", "arch", "task")
+                   and group[c].nunique(dropna=False) > 1]
+        config = ", ".join(f"{c.removeprefix('param.').removeprefix('train.')}={plain(r[c])}" for c in varying)
+        at = int(steps[r.point_id]) if r.point_id in steps.index else "?"
+        arch = f"{r.arch} ({config}, seed {r.seed})" if config else f"{r.arch} (seed {r.seed})"
+        lines.append(still_improving_line(arch, at, r.experiment))
+    return lines

@@ -26,10 +26,11 @@ COLUMNS = [
     # added after the stable schema, in this order
     "noisy", "cold", "calls", "mean", "std", "threads", "causal", "arch_kind", "host",
     "reserved", "sm_clock_mhz", "mem_clock_mhz", "throttled", "throttle_reasons", "gpu_util",
+    "converged",  # the accuracy row of a trained point: False when still improving as the budget ran out
 ]
 STAT_COLUMNS = (
     "median", "iqr", "p20", "p80", "n", "ci_low", "ci_high", "noisy", "cold", "calls", "mean", "std",
-    "reserved", "sm_clock_mhz", "mem_clock_mhz", "throttled", "throttle_reasons", "gpu_util",
+    "reserved", "sm_clock_mhz", "mem_clock_mhz", "throttled", "throttle_reasons", "gpu_util", "converged",
 )
 STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")
 

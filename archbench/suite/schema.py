@@ -18,7 +18,7 @@ imports neither torch nor the registry, so the results, the gate and the report 
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -61,6 +61,11 @@ class Training(Strict):
 
     ``lr`` may be a list: each learning rate is a point of its own, and the accuracy table reports
     the best per architecture (a learning-rate grid, as Zoology and MAD do).
+
+    ``until: converged`` trains at least ``steps``, then on until the threshold or a plateau of the
+    held-out loss (archbench.results.convergence), at most ``max_steps``; ``flops_budget`` caps the training
+    FLOPs (3 x the architecture's analytic forward FLOPs per step), so architectures can be
+    compared at equal compute.
     """
 
     steps: PositiveInt = 300
@@ -72,12 +77,33 @@ class Training(Strict):
     eval_every: PositiveInt = 50
     eval_size: PositiveInt = 512
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.99
+    until: Literal["budget", "converged"] = "budget"
+    max_steps: PositiveInt | None = None  # the ceiling of until: converged
+    flops_budget: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    # Added after point ids were published: left out of a point's settings while at their defaults,
+    # so that the ids of the points that do not set them stay as they were.
+    ADDED: ClassVar[dict[str, Any]] = {"until": "budget", "max_steps": None, "flops_budget": None}
 
     _lr = field_validator("lr", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+    # YAML's 1e12 without a dot is read as a number (see the loader); an int is a FLOP count too
+    _flops = field_validator("flops_budget", mode="before")(
+        classmethod(lambda cls, v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v))
+
+    @model_validator(mode="after")
+    def _until(self) -> Training:
+        if self.until == "converged" and self.max_steps is None:
+            raise ValueError("until: converged needs max_steps, the most steps to train (at least steps)")
+        if self.max_steps is not None and self.until != "converged":
+            raise ValueError("max_steps is the ceiling of until: converged; with until: budget, steps is the budget")
+        if self.max_steps is not None and self.max_steps < self.steps:
+            raise ValueError(f"max_steps {self.max_steps} is below steps {self.steps}; until: converged trains "
+                             "at least steps, at most max_steps")
+        return self
 
     def grid(self) -> list[dict[str, Any]]:
         """The settings of each point: one per learning rate."""
-        rest = self.model_dump(exclude={"lr"})
+        rest = {k: v for k, v in self.model_dump(exclude={"lr"}).items()
+                if not (k in self.ADDED and v == self.ADDED[k])}
         return [{**rest, "lr": lr} for lr in self.lr]
 
 
