@@ -69,3 +69,8 @@ def test_usage_errors_are_one_line(args):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+def test_an_architecture_parameter_beyond_any_model_is_refused_before_building():
+    with pytest.raises(BadInput, match=r"layers: 10+ is beyond any model archbench can build; allowed: at most 2147483647"):
+        parse_suite(suite().replace("seq_len: 8}", "seq_len: 8, layers: 1000000000000000000000000000000}"), "s.yaml")
