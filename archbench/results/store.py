@@ -126,13 +126,10 @@ class ResultStore:
     def open(cls, folder: str | Path) -> ResultStore:
         """An existing run's folder, to resume it: BadInput unless it holds a run's meta.json."""
         folder = Path(folder)
-        if not folder.is_dir():
-            raise BadInput(f"--resume {str(folder)!r}: not a folder; give a folder that `archbench run` wrote, "
-                           "such as results/<suite>/<stamp>")
         try:
             read_meta(folder, required=True)
         except BadInput as exc:
-            raise BadInput(f"--resume: {exc}") from None
+            raise BadInput(f"--resume {exc}") from None
         for name in FILES:
             path = folder / name
             if path.is_symlink() or (path.exists() and not path.is_file()):
