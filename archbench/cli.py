@@ -17,7 +17,11 @@ finish, keeps and consolidates the points it finished, prints the command that r
 """
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,19 +30,67 @@ from archbench.suite import MAX_POINTS
 
 # Paths are checked by archbench itself, so that a bad one is one line (click's checks print usage).
 SUITE = click.Path(path_type=Path)
+PLUGINS = click.option("--allow-plugins/--no-allow-plugins", default=False, show_default=True,
+                       help="Import the Python modules the suite's plugins: names (entry points of installed "
+                            "packages need no flag).")
 YES = click.option("--yes", "-y", is_flag=True, default=False,
                    help=f"Go ahead with a suite of more than {MAX_POINTS:,} points.")
 
 
+READERS = ("compare", "report", "export")  # verbs that only read a results folder
+
+
 class Group(click.Group):
-    """Turn BadInput anywhere below into `error: ...` and exit code 2."""
+    """Turn BadInput and click's usage errors anywhere below into `error: ...` and exit code 2.
+
+    A reader of results (compare, report, export) never ends in a traceback: an error archbench did
+    not foresee is one line too, exit 2 (never 1, which compare keeps for a regression);
+    ARCHBENCH_TRACEBACK=1 shows the traceback instead.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as exc:  # a usage error before any command ran
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _warning_line
+                return super().invoke(ctx)
         except BadInput as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
             ctx.exit(2)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"error: {_one_line(exc.format_message())}{where}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if ctx.invoked_subcommand not in READERS or os.environ.get("ARCHBENCH_TRACEBACK"):
+                raise
+            click.echo(f"error: {ctx.invoked_subcommand} could not read its input: {type(exc).__name__}: "
+                       f"{_one_line(str(exc))} (a case archbench does not check yet; ARCHBENCH_TRACEBACK=1 "
+                       "shows where)", err=True)
+            ctx.exit(2)
+
+
+def _warning_line(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """A warning as one line on stderr (not Python's two, with the source line)."""
+    click.echo(f"warning: {_one_line(str(message))}", err=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,10 +120,11 @@ def cli() -> None:
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report when the run ends.")
 @click.option("--reports", "reports", default=None, type=click.Path(path_type=Path),
               help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT].")
+@PLUGINS
 @YES
 def run(suite_path: Path, out: Path, device: str | None, executor_name: str | None, workers: int | None,
         address: str | None, resume: Path | None, retry_failed: bool, progress: bool, report: bool,
-        reports: Path | None, yes: bool) -> None:
+        reports: Path | None, allow_plugins: bool, yes: bool) -> None:
     """Run SUITE and write its results folder (or, with --resume, finish an earlier one)."""
     from archbench.execute.session import Interrupted
     from archbench.execute.session import run as run_suite
@@ -79,7 +132,8 @@ def run(suite_path: Path, out: Path, device: str | None, executor_name: str | No
     try:
         outcome = run_suite(suite_path, out, device=device, executor=executor_name, workers=workers,
                             address=address, resume=resume, retry_failed=retry_failed, progress=progress,
-                            max_points=None if yes else MAX_POINTS, say=lambda line: click.echo(line, err=True))
+                            max_points=None if yes else MAX_POINTS, say=lambda line: click.echo(line, err=True),
+                            allow_plugins=allow_plugins)
     except Interrupted as stop:
         click.echo(str(stop), err=True)
         click.echo(f"resume with: {_resume_command(suite_path, stop.folder, executor_name, workers, address)}",
@@ -142,13 +196,14 @@ def report_command(results_dir: Path, out: Path | None) -> None:
 
 @cli.command()
 @click.argument("suite_path", metavar="SUITE", type=SUITE)
+@PLUGINS
 @YES
-def plan(suite_path: Path, yes: bool) -> None:
+def plan(suite_path: Path, allow_plugins: bool, yes: bool) -> None:
     """List the points SUITE would run, without running them."""
     from archbench.suite.load import load_suite
     from archbench.suite.plan import expand
 
-    suite = load_suite(suite_path, max_points=None if yes else MAX_POINTS)
+    suite = load_suite(suite_path, max_points=None if yes else MAX_POINTS, allow_plugins=allow_plugins)
     points = expand(suite, source=str(suite_path))
     click.echo(f"{'id':12}  {'experiment':14} {'arch':12} {'seq_len':>7} {'batch':>5} {'pass':10} {'seed':>4}  params")
     for p in points:
@@ -207,7 +262,12 @@ def compare_command(baseline: Path, current: Path, fmt: str, threshold: tuple[st
                     floor: tuple[str, ...], show_unchanged: bool) -> None:
     """Gate CURRENT against BASELINE (results folders, or their results.csv / records.jsonl).
 
-    Exit 1 when a metric regressed or a point that was ok failed, 0 otherwise, 2 on bad input.
+    \b
+    Exit codes:
+      0  PASS: every matched point judged, nothing regressed or failed
+      1  FAIL: a metric regressed, or a point that was ok failed (only this)
+      2  bad input: a missing or damaged file (one line names it), or a bad option
+      3  CANNOT JUDGE: no point matched, or an ok value is not finite
     """
     from archbench.gate.judge import compare
     from archbench.gate.render import render

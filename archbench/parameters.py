@@ -57,12 +57,16 @@ def params_model(factory: Callable, skip: tuple[str, ...]) -> type[BaseModel]:
 def validate_params(factory: Callable, skip: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
     """Return the full parameter dict (defaults filled in), or raise ValidationError / ValueError."""
     values = params_model(factory, skip)(**params).model_dump()
+    for name, value in values.items():  # no model has 2**31 of anything: a typo, refused before building
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise ValueError(f"{name}: {value} is beyond any model archbench can build; allowed: at most {MAX_INT}")
     check = getattr(factory, "check_params", None)
     if check is not None:
         check(values)  # cross-parameter rules, e.g. d_model divisible by heads
     return values
 
 
+MAX_INT = 2**31 - 1
 _BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 

@@ -19,7 +19,10 @@ import contextlib
 import difflib
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -51,6 +54,8 @@ def loading_plugin(origin: str, label: str):
         yield
     except BadInput as exc:
         raise BadInput(f"{label}: {exc}") from None
+    except SystemExit as exc:  # a plugin may not end the command
+        raise BadInput(f"{label} called sys.exit({exc.code!r}) while being imported") from None
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise BadInput(f"{label} failed to import: {type(exc).__name__}: {first}") from None
@@ -59,10 +64,50 @@ def loading_plugin(origin: str, label: str):
 
 
 def load_plugin(module: str, origin: str = "suite") -> None:
-    """Import ``module`` (a suite's ``plugins:`` entry), whose import registers architectures or tasks."""
+    """Import ``module`` (a suite's ``plugins:`` entry), whose import registers architectures or tasks.
+
+    Never from the current directory by accident: it is taken off the path while the module is found
+    (unless PYTHONPATH names it). A module that registers nothing is a BadInput naming it.
+    """
     architectures.names(), tasks.names()  # the built-ins and entry points first: a name taken is the plugin's error
-    with loading_plugin(origin, f"plugin module {module!r}"):
+    label = f"plugin module {module!r}"
+    with loading_plugin(origin, label), _away_from_cwd(module, label):
         importlib.import_module(module)
+    if not any(e.source == module or e.source.startswith(module + ".")
+               for reg in (architectures, tasks, metrics) for e in reg):
+        raise BadInput(f"{label} registers no architecture, task or metric; a plugin registers with "
+                       "archbench.register_architecture (or register_task, register_metric)")
+
+
+def entry_point_modules() -> set[str]:
+    """The modules installed packages declare as archbench plugins (entry points): trusted without asking."""
+    groups = (architectures._entry_points_group, tasks._entry_points_group)
+    return {ep.module for group in groups if group for ep in importlib.metadata.entry_points(group=group)}
+
+
+@contextlib.contextmanager
+def _away_from_cwd(module: str, label: str) -> Iterator[None]:
+    """``sys.path`` without the current directory ('' or its path, which ``python -m`` puts first)."""
+    cwd = os.path.realpath(os.getcwd())
+    explicit = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+
+    def implicit(entry: str) -> bool:
+        where = os.path.realpath(entry or os.curdir)
+        return where == cwd and where not in explicit
+
+    saved = sys.path[:]
+    top = module.split(".")[0]
+    try:
+        sys.path[:] = [p for p in saved if not implicit(p)]
+        if top not in sys.modules and importlib.util.find_spec(top) is None:
+            sys.path[:] = saved
+            if importlib.util.find_spec(top) is not None:
+                raise BadInput(f"{label} is found only in the current directory; archbench does not import "
+                               "from it by accident: put its folder on PYTHONPATH, or install it")
+            sys.path[:] = [p for p in saved if not implicit(p)]
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def unknown_name_message(kind: str, name: Any, known: Iterable[str]) -> str:
@@ -81,6 +126,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._builtins = builtins  # the package whose import registers the built-ins, on first use
         self._entry_points = entry_points  # the entry point group of plugins, loaded after the built-ins
+        self._entry_points_group = entry_points
         self.requires = requires  # methods a registered class must define (the contract)
         self.harness_args = harness_args  # keyword arguments the harness passes, not the suite
         self._entries: dict[str, Entry[T]] = {}

@@ -355,7 +355,9 @@ def test_records_count_each_point_once_when_a_point_is_appended_again(tmp_path):
     from archbench.results.store import ResultStore
 
     store = ResultStore(tmp_path)
-    rec = lambda pid, status: {"suite": "s", "point": {"id": pid}, "status": status, "rows": []}  # noqa: E731
+    point = {"experiment": "e", "arch": "lstm", "task": "uniform", "pass": "forward", "device": "cpu",
+             "dtype": "float32", "seq_len": 8, "batch": 1, "seed": 0, "threads": 1}  # a whole record (issue R)
+    rec = lambda pid, status: {"suite": "s", "point": {"id": pid, **point}, "status": status, "rows": []}  # noqa: E731
     for r in (rec("a", "error"), rec("b", "ok"), rec("a", "ok")):
         store.append(r)
     assert [(r["point"]["id"], r["status"]) for r in latest(store.records())] == [("a", "ok"), ("b", "ok")]

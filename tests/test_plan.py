@@ -291,15 +291,19 @@ def test_labels_make_same_architectures_distinct():
 
 
 def test_same_architecture_twice_without_labels_is_a_duplicate_point():
-    with pytest.raises(BadInput) as info:
+    with pytest.raises(BadInput) as info:  # issue R: one label per architecture within an experiment
         expand(suite(architectures=["tcn", {"kind": "tcn", "dilation_base": 2}]))
     msg = str(info.value)
-    assert msg.startswith("s.yaml: experiments[0]: point 'e/tcn n=8 b=1 forward d_model=64' appears twice")
-    assert "distinct labels" in msg and "\n" not in msg
+    assert msg.startswith("s.yaml: experiments[0].architectures: architectures[0] and architectures[1] are both "
+                          "labelled 'tcn'")
+    assert "own label" in msg and "\n" not in msg
 
 
 def test_same_kind_different_params_without_labels_are_distinct():
-    points = expand(suite(architectures=[{"kind": "tcn", "levels": 2}, {"kind": "tcn", "levels": 3}]))
+    with pytest.raises(BadInput, match="both labelled 'tcn'"):  # issue R: their results would be pooled
+        expand(suite(architectures=[{"kind": "tcn", "levels": 2}, {"kind": "tcn", "levels": 3}]))
+    points = expand(suite(architectures=[{"kind": "tcn", "levels": 2, "label": "tcn2"},
+                                         {"kind": "tcn", "levels": 3, "label": "tcn3"}]))
     assert [p.params["levels"] for p in points] == [2, 3] and points[0].id != points[1].id
 
 

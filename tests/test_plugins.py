@@ -52,12 +52,12 @@ def load_entry_points(monkeypatch, root: Path) -> None:
 
 def test_the_example_plugin_runs_its_suite_through_the_plugins_list(isolated, tmp_path):
     isolated.syspath_prepend(str(EXAMPLE))
-    suite = archbench.load_suite(EXAMPLE / "suite.yaml")
+    suite = archbench.load_suite(EXAMPLE / "suite.yaml", allow_plugins=True)
     assert suite.plugins == ["archbench_gru_example"]
     entry = registry.architectures.entry("min_gru")
     assert (entry.source, entry.plugin) == ("archbench_gru_example", "suite")
     result = CliRunner().invoke(cli, ["run", str(EXAMPLE / "suite.yaml"), "--out", str(tmp_path), "--no-progress",
-                                      "--no-report"])
+                                      "--no-report", "--allow-plugins"])
     assert result.exit_code == 0, result.output
     df = archbench.load_results(next((tmp_path / "plugin_example").iterdir()))
     assert set(df.status) == {"ok"}
@@ -68,7 +68,7 @@ def test_the_example_plugin_runs_its_suite_through_the_plugins_list(isolated, tm
 
 def test_the_example_plugin_passes_the_shared_checks(isolated):
     isolated.syspath_prepend(str(EXAMPLE))
-    archbench.load_suite(EXAMPLE / "suite.yaml")
+    archbench.load_suite(EXAMPLE / "suite.yaml", allow_plugins=True)
     assert set(check_architecture("min_gru", d_model=8, layers=2).values()) == {"ok"}
 
 
@@ -139,7 +139,7 @@ def test_a_suite_plugin_that_cannot_be_imported_is_one_line(isolated, tmp_path):
     suite.write_text("name: s\nplugins: [no_such_plugin_module]\nexperiments:\n  - name: e\n"
                      "    architectures: [lstm]\n    metrics: [flops]\n    sweep: {seq_len: 8}\n")
     with pytest.raises(BadInput) as exc:
-        archbench.load_suite(suite)
+        archbench.load_suite(suite, allow_plugins=True)
     assert str(exc.value) == (f"{suite}: plugins[0]: plugin module 'no_such_plugin_module' failed to import: "
                               "ModuleNotFoundError: No module named 'no_such_plugin_module'")
     suite.write_text(suite.read_text().replace("no_such_plugin_module", "not a module"))
@@ -175,7 +175,8 @@ def test_a_plugin_without_flops_or_receptive_field_is_measured_and_says_not_prov
                      "  - name: e\n    architectures: [bare_lstm]\n"
                      "    metrics: [latency, flops, receptive_field, graph, path_length]\n"
                      "    sweep: {seq_len: [8, 16, 32], batch: 1, d_model: 4}\n")
-    result = CliRunner().invoke(cli, ["run", str(suite), "--out", str(tmp_path / "out"), "--no-progress"])
+    result = CliRunner().invoke(cli, ["run", str(suite), "--out", str(tmp_path / "out"), "--no-progress",
+                                      "--allow-plugins"])
     assert result.exit_code == 0, result.output
     df = archbench.load_results(next((tmp_path / "out" / "bare").iterdir()))
     at = df[df.seq_len == 16].set_index("metric")

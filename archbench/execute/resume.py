@@ -45,8 +45,9 @@ def remaining(points: list[Point], records: list[dict[str, Any]], retry_failed: 
     return [p for p in points if p.id not in latest or p.id in retry], skips
 
 
-def point_ids_of(meta: dict[str, Any], device: str) -> list[str]:
+def point_ids_of(meta: dict[str, Any], device: str, allow_plugins: bool = False) -> list[str]:
     """The point ids of the run in ``meta``: saved since archbench saves them, else its suite expanded again."""
     if "point_ids" in meta:
         return meta["point_ids"]
-    return [p.id for p in expand(parse_suite(meta.get("suite_text", ""), "suite.yaml", max_points=None), device=device)]
+    return [p.id for p in expand(parse_suite(meta.get("suite_text", ""), "suite.yaml", max_points=None,
+                                             allow_plugins=allow_plugins), device=device)]

@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from archbench import registry
 from archbench.errors import BadInput
@@ -30,7 +31,8 @@ from archbench.execute.schedule import Summary, run_points
 from archbench.instruments import environment, flags
 from archbench.instruments.peak import matmul_peak
 from archbench.results.load import latest
-from archbench.results.store import ResultStore, now_iso
+from archbench.results.lock import FolderLock
+from archbench.results.store import NoSpace, ResultStore, now_iso
 from archbench.suite import MAX_POINTS
 from archbench.suite.load import load_suite
 from archbench.suite.plan import expand, resolve_device
@@ -73,17 +75,19 @@ def run(
     progress: bool = True,
     max_points: int | None = MAX_POINTS,
     say: Callable[[str], None] = _stderr,
+    allow_plugins: bool = False,
 ) -> RunOutcome:
     """Run ``suite`` (a path, or a Suite from ``archbench.load_suite``) into ``out/<suite>/<stamp>/``,
     or finish the earlier run in ``resume``; return its folder and counts.
 
     ``executor``: serial (this process), process or ray (default: the suite's ``executor:``, else
-    serial); ``say`` receives the progress lines (default: stderr). BadInput on bad input, before
-    anything is written.
+    serial); ``say`` receives the progress lines (default: stderr); ``allow_plugins``: import the
+    suite's ``plugins:`` (Python code; see ``archbench.load_suite``). BadInput on bad input, before
+    anything is written; BadInput naming the holder when another process writes the folder.
     """
     suite_path = str(suite.path or suite.name) if isinstance(suite, Suite) else str(suite)
     if not isinstance(suite, Suite):
-        suite = load_suite(suite, max_points=max_points)
+        suite = load_suite(suite, max_points=max_points, allow_plugins=allow_plugins)
     elif not suite.text:
         raise BadInput("give a suite file's path, or a Suite from archbench.load_suite (its text is saved "
                        "with the results)")
@@ -95,44 +99,57 @@ def run(
     points = expand(suite, source=suite_path, device=resolved)
     name = executor or suite.executor or "serial"
     if old_store:
-        check_same_points(points, point_ids_of(old, resolved), str(resume), suite_path)
-    with executors.make(name, workers, address) as ex:
+        check_same_points(points, point_ids_of(old, resolved, allow_plugins), str(resume), suite_path)
+    with executors.make(name, workers, address) as ex, contextlib.ExitStack() as held:
         ex.check(points)
-        todo, skips = points, None
-        if old_store:
-            store = old_store
-            with _warnings_to(say):
-                todo, skips = remaining(points, store.records(), retry_failed)
-            sha = hashlib.sha256(suite.text.encode()).hexdigest()
-            if sha != old.get("suite_sha256"):
-                say(f"note: {suite_path} differs from {resume}/suite.yaml but gives the same points; "
-                    "the points still to run use its settings (timing:, timeout:, executor:)")
-            resumed = {"at": now_iso(), "command": " ".join(sys.argv), "suite_sha256": sha, "executor": name,
-                       "points": len(todo), "retry_failed": retry_failed}
-            store.write_meta({**old, "ended": None, "interrupted": None,
-                              "resumed": [*old.get("resumed", []), resumed]})
-            say(f"{suite.name}: resuming {store.folder}: {len(points) - len(todo)} of {len(points)} points "
-                f"done, {len(todo)} to run on {resolved} ({name})")
-        else:
-            store = ResultStore.create(out, suite.name)
-            store.start(suite.text, _meta(suite, suite_path, points, resolved, name, workers, address))
-            say(f"{suite.name}: {len(points)} points on {resolved} ({name}) -> {store.folder}")
+        store = old_store or ResultStore.create(out, suite.name)
+        held.enter_context(FolderLock(store.folder))  # a second writer of the folder stops here
         try:
-            peak = store.read_meta().get("device_peak")
-            if peak is None and any("latency" in p.metrics for p in todo):
-                peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
-                store.write_meta({**store.read_meta(), "device_peak": peak})
-                say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
-            settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
-            summary = run_points(todo, settings, store, suite.name, progress=progress, executor=ex, skips=skips)
-        except KeyboardInterrupt:
-            frame = store.consolidate()  # what finished is on disk already: make it a table
-            store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
-            raise Interrupted(store.folder, frame.point_id.nunique(), len(points)) from None
+            summary = _run_in(store, suite, suite_path, points, old, resolved, name, workers, address,
+                              retry_failed, progress, ex, say, resume)
+        except NoSpace as exc:
+            raise BadInput(f"{exc}; the finished points are kept; resume with: "
+                           f"archbench run {suite_path} --resume {store.folder}") from None
+    return RunOutcome(store.folder, summary)
+
+
+def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old: dict, resolved: str, name: str,
+            workers: int | None, address: str | None, retry_failed: bool, progress: bool, ex: Any,
+            say: Callable[[str], None], resume: str | Path | None) -> Summary:
+    """The points still to run, run into ``store`` (locked by the caller), and the folder consolidated."""
+    todo, skips = points, None
+    if resume is not None:
+        with _warnings_to(say):
+            todo, skips = remaining(points, store.records(), retry_failed)
+        sha = hashlib.sha256(suite.text.encode()).hexdigest()
+        if sha != old.get("suite_sha256"):
+            say(f"note: {suite_path} differs from {resume}/suite.yaml but gives the same points; "
+                "the points still to run use its settings (timing:, timeout:, executor:)")
+        resumed = {"at": now_iso(), "command": " ".join(sys.argv), "suite_sha256": sha, "executor": name,
+                   "points": len(todo), "retry_failed": retry_failed}
+        store.write_meta({**old, "ended": None, "interrupted": None,
+                          "resumed": [*old.get("resumed", []), resumed]})
+        say(f"{suite.name}: resuming {store.folder}: {len(points) - len(todo)} of {len(points)} points "
+            f"done, {len(todo)} to run on {resolved} ({name})")
+    else:
+        store.start(suite.text, _meta(suite, suite_path, points, resolved, name, workers, address))
+        say(f"{suite.name}: {len(points)} points on {resolved} ({name}) -> {store.folder}")
+    try:
+        peak = store.read_meta().get("device_peak")
+        if peak is None and any("latency" in p.metrics for p in todo):
+            peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
+            store.write_meta({**store.read_meta(), "device_peak": peak})
+            say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
+        settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
+        summary = run_points(todo, settings, store, suite.name, progress=progress, executor=ex, skips=skips)
+    except KeyboardInterrupt:
+        frame = store.consolidate()  # what finished is on disk already: make it a table
+        store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
+        raise Interrupted(store.folder, frame.point_id.nunique(), len(points)) from None
     store.consolidate()
     statuses = collections.Counter(r["status"] for r in latest(store.records()))
     store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": False, "statuses": dict(statuses)})
-    return RunOutcome(store.folder, summary)
+    return summary
 
 
 def _meta(suite: Suite, suite_path: str, points: list, device: str, executor: str, workers: int | None,

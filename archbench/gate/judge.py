@@ -24,6 +24,19 @@ or nearly so and has its own tolerance: changed beyond ``threshold`` (relative) 
 receptive field) when they change at all. A point ``ok`` in the baseline and not ``ok`` now is
 ``failed``. ``regressed`` or ``failed`` fails the gate; ``missing`` and ``new`` do not.
 
+The gate refuses to pass what it cannot judge: a matched point ``ok`` in both runs whose value is
+missing or not finite in either (NaN, infinite) is ``unjudged``, and so is a comparison in which no
+point of CURRENT matched one of BASELINE (two different suites).
+
+Exit codes of ``archbench compare`` (``Comparison.exit_code``):
+
+- **0** PASS: every matched point judged, nothing regressed or failed;
+- **1** FAIL: a metric regressed, or a point that was ok failed (this and nothing else);
+- **2** the inputs could not be read: a missing or damaged results folder or file (one line naming
+  the file, and line, and what is wrong), or a bad option;
+- **3** CANNOT JUDGE: no point matched, or an ``ok`` value is not finite (and nothing regressed;
+  a regression found beside it is still exit 1).
+
 The rules: ``archbench.gate.rules``. The gate never imports torch.
 """
 from __future__ import annotations
@@ -40,8 +53,9 @@ from archbench.gate.rules import DEFAULT_RULES, DERIVED_FROM_LATENCY, Rule, Rule
 from archbench.results.load import Run, load_run
 from archbench.results.values import plain
 
-CATEGORIES = ("failed", "regressed", "improved", "missing", "new", "unchanged")
+CATEGORIES = ("failed", "regressed", "unjudged", "improved", "missing", "new", "unchanged")
 FAILING = ("failed", "regressed")
+EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -71,14 +85,31 @@ class Comparison:
     changes: list[Change]
     rules: dict[str, Rule]
     warnings: list[str] = field(default_factory=list)
+    matched: int = -1             # points matched (-1: not counted, a Comparison built by hand)
 
     @property
     def failed(self) -> bool:
         return any(c.category in FAILING for c in self.changes)
 
     @property
+    def cannot_judge(self) -> list[str]:
+        """Why the gate cannot pass these runs (empty when it can)."""
+        why = []
+        if self.matched == 0:
+            why.append("no point of the current run matched one of the baseline (different suites?)")
+        unjudged = self.of("unjudged")
+        if unjudged:
+            why.append(f"{len(unjudged)} ok row{'s' if len(unjudged) > 1 else ''} without a finite value "
+                       f"(first: {unjudged[0].point} {unjudged[0].metric}: {unjudged[0].detail})")
+        return why
+
+    @property
+    def verdict(self) -> str:
+        return "FAIL" if self.failed else "CANNOT JUDGE" if self.cannot_judge else "PASS"
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return EXIT_FAIL if self.failed else EXIT_CANNOT_JUDGE if self.cannot_judge else EXIT_PASS
 
     def counts(self) -> dict[str, int]:
         return {cat: sum(c.category == cat for c in self.changes) for cat in CATEGORIES}
@@ -192,6 +223,11 @@ def compare_runs(base: Run, cur: Run, rules: RuleBook | None = None) -> Comparis
                 changes.append(Change("unchanged", ratio=None, p=None, n=None,
                                       detail=f"{bs} in both" if bs == cs else f"{bs} -> {cs}", **common))
             continue
+        if not (math.isfinite(bv) and math.isfinite(cv)):
+            which = " and ".join(r for r, v in (("baseline", bv), ("current", cv)) if not math.isfinite(v))
+            changes.append(Change("unjudged", ratio=None, p=None, n=None,
+                                  detail=f"status ok but no finite value in the {which}", **common))
+            continue
         timed = _is_timed(base, b) and _is_timed(cur, c)
         b_samples, b_ci = _timing(base, b, base_ci) if timed else (None, None)
         c_samples, c_ci = _timing(cur, c, cur_ci) if timed else (None, None)
@@ -218,7 +254,8 @@ def compare_runs(base: Run, cur: Run, rules: RuleBook | None = None) -> Comparis
                if c.metric == "accuracy" and {c.baseline_id, c.current_id} & unconverged else c for c in changes]
     warnings = [w for w in (busy_warning(base, "baseline"), busy_warning(cur, "current"),
                             unconverged_warning(base, "baseline"), unconverged_warning(cur, "current")) if w]
-    return Comparison(base.path, cur.path, changes, used, warnings)
+    matched = len({(b["point_id"], c["point_id"]) for b, c, _ in pairs})
+    return Comparison(base.path, cur.path, changes, used, warnings, matched)
 
 
 def _unconverged(run: Run) -> set[str]:

@@ -32,7 +32,8 @@ HEADER = ["", "point", "metric", "baseline", "current", "change", "p", "n", "why
 
 def summary_line(cmp: Comparison) -> str:
     counts = ", ".join(f"{n} {cat}" for cat, n in cmp.counts().items())
-    return f"{'FAIL' if cmp.failed else 'PASS'}: {counts}"
+    why = "".join(f"; {w}" for w in cmp.cannot_judge) if cmp.verdict == "CANNOT JUDGE" else ""
+    return f"{cmp.verdict}: {counts}{why}"
 
 
 def format_table(cmp: Comparison, show_unchanged: bool = False) -> str:
@@ -52,11 +53,12 @@ def format_markdown(cmp: Comparison, show_unchanged: bool = False) -> str:
         return text.replace("|", "\\|")
 
     counts = cmp.counts()
-    verdict = "**FAIL**" if cmp.failed else "**PASS**"
+    verdict = f"**{cmp.verdict}**"
     lines = [f"### archbench compare: {verdict}", "",
              " · ".join(f"{n} {cat}" for cat, n in counts.items()), "",
              f"baseline `{cmp.baseline}`, current `{cmp.current}`", ""]
     lines += [f"> **warning:** {w}\n" for w in cmp.warnings]
+    lines += [f"> **cannot judge:** {w}\n" for w in cmp.cannot_judge]
     rows = [_cells(c) for c in cmp.changes if show_unchanged or c.category != "unchanged"]
     if rows:
         lines.append("| " + " | ".join(h or "verdict" for h in HEADER) + " |")
@@ -78,7 +80,8 @@ def to_json(cmp: Comparison) -> str:
 
     changes = [{k: clean(v) if not isinstance(v, tuple) else list(v) for k, v in asdict(c).items()}
                for c in cmp.changes]
-    doc = {"baseline": cmp.baseline, "current": cmp.current, "failed": cmp.failed, "counts": cmp.counts(),
+    doc = {"baseline": cmp.baseline, "current": cmp.current, "failed": cmp.failed, "verdict": cmp.verdict,
+           "exit_code": cmp.exit_code, "cannot_judge": cmp.cannot_judge, "counts": cmp.counts(),
            "warnings": cmp.warnings,
            "rules": {m: asdict(r) for m, r in sorted(cmp.rules.items())}, "changes": changes}
     return json.dumps(doc, indent=2)

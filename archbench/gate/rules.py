@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from archbench.errors import BadInput
 from archbench.registry import unknown_name_message
+from archbench.results.check import read_text
 from archbench.suite.schema import MetricRule
 from archbench.suite.yaml import read_yaml
 
@@ -94,9 +95,9 @@ def rules_of(path: str | Path) -> dict[str, dict[str, float]]:
     """The ``compare:`` rules of the suite saved with a run (``suite.yaml`` beside its results)."""
     path = Path(path)
     suite_file = (path if path.is_dir() else path.parent) / "suite.yaml"
-    if not suite_file.is_file():
+    if not suite_file.is_file() and not suite_file.is_symlink():
         return {}
-    return suite_rules(suite_file.read_text(encoding="utf-8"), str(suite_file))
+    return suite_rules(read_text(suite_file), str(suite_file))
 
 
 def parse_option(option: str, values: Sequence[str], known: Iterable[str]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:

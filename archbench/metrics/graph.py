@@ -35,7 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from archbench.metrics.base import Context, Metric, Row
-from archbench.metrics.receptive_field import LayersToCover, probe_model
+from archbench.metrics.receptive_field import LayersToCover, probe_model, vocab_of
 from archbench.registry import register_metric
 
 
@@ -160,7 +160,7 @@ class PathLength(Metric):
                 return [Row(self.name, float("nan"), self.unit, self.higher_is_better, status="skipped",
                             error=f"layers_to_cover: {measured.error}")]
             layers = theory.value
-        one = probe_model(point, ctx.model.vocab_size, layers=1)
+        one = probe_model(point, vocab_of(ctx), layers=1)
         depth = {m: trace_forward(one, ctx.batch.inputs[:1, :m]).depth for m in sorted({1, min(2, n), n})}
         per_step = depth[min(2, n)] - depth[1]
         steps = (depth[n] - depth[1]) / per_step if per_step > 0 else 1.0

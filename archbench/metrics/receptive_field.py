@@ -116,8 +116,8 @@ class ReceptiveField(Metric):
     def run(self, ctx: Context) -> list[Row]:
         model, T = ctx.model, ctx.point.seq_len
         gen = torch.Generator().manual_seed(ctx.point.seed)
-        t = model.probe_position(T)
-        mass = gradient_mass(model, _tokens(model.vocab_size, PROBES, T, gen, ctx.device), t, gen)
+        t = probe_position(model, T, ctx.point.causal)
+        mass = gradient_mass(model, _tokens(vocab_of(ctx), PROBES, T, gen, ctx.device), t, gen)
         profile = mass.mean(0).cpu()
         lag = profile.flip(0)[T - 1 - t:] if ctx.point.causal else profile  # causal: mass at lag 0, 1, ...
         rows = []
@@ -138,8 +138,20 @@ class ReceptiveField(Metric):
     def _heatmap(model: nn.Module, ctx: Context, gen: torch.Generator) -> torch.Tensor:
         """|dy_t/dx_s| (mass over channels, mean over inputs) for a short sequence: (T, T)."""
         n = min(HEATMAP_LEN, ctx.point.seq_len)
-        tokens = _tokens(model.vocab_size, PROBES, n, gen, ctx.device)
+        tokens = _tokens(vocab_of(ctx), PROBES, n, gen, ctx.device)
         return torch.stack([gradient_mass(model, tokens, t, gen).mean(0).cpu() for t in range(n)])
+
+
+def probe_position(model: nn.Module, seq_len: int, causal: bool) -> int:
+    """The output position a field is measured at: the model's own ``probe_position`` when it has one
+    (an archbench Architecture), else the last (causal) or the middle, for a plain ``nn.Module``."""
+    own = getattr(model, "probe_position", None)
+    return int(own(seq_len)) if callable(own) else (seq_len - 1 if causal else seq_len // 2)
+
+
+def vocab_of(ctx: Context) -> int:
+    """The vocabulary the point's model was built with (a plain ``nn.Module`` may not keep it)."""
+    return int(getattr(ctx.model, "vocab_size", None) or ctx.task.vocab_size)
 
 
 def probe_model(point: Point, vocab_size: int, layers: int) -> nn.Module:
@@ -223,13 +235,13 @@ class LayersToCover(Metric):
         gen = torch.Generator().manual_seed(point.seed)
 
         def build(layers: int) -> nn.Module:
-            return probe_model(point, ctx.model.vocab_size, layers)
+            return probe_model(point, vocab_of(ctx), layers)
 
-        tokens = _tokens(ctx.model.vocab_size, 2, n, gen, torch.device("cpu"))
+        tokens = _tokens(vocab_of(ctx), 2, n, gen, torch.device("cpu"))
 
         def measured(layers: int) -> bool:
             model = build(layers)
-            t = model.probe_position(n)
+            t = probe_position(model, n, point.causal)
             return all(depends(model, tokens, s, t) for s in ([0] if point.causal else [0, n - 1]))
 
         def theory(layers: int) -> bool:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from archbench.errors import BadInput
+from archbench.results.check import finite_ok_values, read_meta
 from archbench.results.load import Run, load_run
 from archbench.results.values import plain
 
@@ -84,10 +85,7 @@ def _name(row: dict[str, Any]) -> str:
 
 
 def _meta(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+    return read_meta(folder)
 
 
 def to_pytest_benchmark(run: Run, folder: Path) -> dict[str, Any]:
@@ -173,6 +171,10 @@ def export(results: str | Path, fmt: str, direction: str = "smaller", metrics: S
     path = Path(results)
     run = load_run(path, "RESULTS")
     folder = path if path.is_dir() else path.parent
+    finite_ok_values(run.frame, path, "RESULTS ")
+    missing = [c for c in ("experiment", "arch", "pass", "seq_len", "batch") if c not in run.frame.columns]
+    if missing:
+        raise BadInput(f"RESULTS {str(path)!r}: has no column {missing[0]!r} (an export names each row by it)")
     if metrics:
         present = set(run.frame.metric.dropna())
         for m in metrics:

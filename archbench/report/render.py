@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,9 @@ import pandas as pd
 from archbench.errors import BadInput
 from archbench.report import plots
 from archbench.results.accuracy import accuracy_table
+from archbench.results.check import finite_ok_values, read_meta
 from archbench.results.convergence import still_improving_line
-from archbench.results.load import load_artifacts, load_results
+from archbench.results.load import COLUMNS, load_artifacts, load_results, read_csv_file
 from archbench.results.values import format_value, plain
 
 
@@ -144,7 +145,7 @@ def _table1(results_dir: Path) -> pd.DataFrame | None:
     path = results_dir / "table1.csv"
     if not path.exists():
         return None
-    t = pd.read_csv(path)
+    t = read_csv_file(path)
     if t.empty:
         return None
     keep = [c for c in ("arch", "operation", "work_exponent", "work_theory", "work_agrees", "depth_exponent",
@@ -234,11 +235,35 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     if not results_dir.is_dir():
         raise BadInput(f"results folder {str(results_dir)!r} does not exist")
     df = load_results(results_dir)
-    meta_path = results_dir / "meta.json"
-    meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    missing = [c for c in COLUMNS[:25] if c not in df.columns]
+    if missing:
+        raise BadInput(f"{str(results_dir / 'results.csv')!r}: has no column {missing[0]!r} (a report needs the "
+                       "results schema's columns)")
+    finite_ok_values(df, results_dir / "results.csv")
+    meta: dict[str, Any] = read_meta(results_dir)
     artifacts = load_artifacts(results_dir)
+    table1 = _table1(results_dir)
     folder = Path(out) if out else default_folder(results_dir, Path(reports_root) if reports_root else None)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"report folder {str(folder)!r} is a file; give a folder with --out (or --reports)")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _draw(df, meta, artifacts, table1, results_dir, folder)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise BadInput(f"cannot write the report to {str(folder)!r}: {exc.strerror or exc}") from None
+    except BaseException:
+        if created:  # nothing half-written stays behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def _draw(df: pd.DataFrame, meta: dict[str, Any], artifacts: list[dict[str, Any]], table1: pd.DataFrame | None,
+          results_dir: Path, folder: Path) -> None:
+    """The figures, report.md and index.html of a checked results table, into ``folder``."""
     colour = plots.colours(sorted(df.arch.dropna().unique()))
 
     sections: list[tuple[str, list[str]]] = []
@@ -260,7 +285,6 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     if figs:
         sections.append(("Speed, memory and scaling", figs))
     graph = [f[0] for f in (plots.scaling(df, m, "forward", colour, folder) for m in ("graph_work", "graph_depth", "parallelism")) if f]
-    table1 = _table1(results_dir)
     if graph or table1 is not None:
         sections.append(("Parallelism: Table 1 of Vaswani et al., measured", graph))
     rf = [f for f in (plots.field_sizes(df, colour, folder), plots.heatmaps(df, artifacts, folder),
@@ -282,7 +306,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     if generation is not None and generation[2]:
         findings.append((generation[2], generation[1][0] if generation[1] else None))
     problems = _problems(df)
-    env = meta.get("environment", {})
+    env = meta.get("environment") or {}
     suite_name = meta.get("suite") or (df.suite.dropna().iloc[0] if not df.empty else results_dir.parent.name)
 
     md = [f"# archbench report: {suite_name}", "",
@@ -309,18 +333,19 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     md += ["", "## Environment", ""]
     env_rows = {k: v for k, v in env.items() if not isinstance(v, (dict, list))}
     env_rows.update({f"flag {k}": v for k, v in (meta.get("flags") or {}).items()})
-    git = env.get("git") or {}
+    git = env.get("git")
+    git = git if isinstance(git, dict) else {}
     env_rows["git commit"] = f"{git.get('commit')} (dirty: {git.get('dirty')})"
     if meta.get("device_peak"):
         env_rows["measured matmul peak"] = f"{meta['device_peak']['flops_per_s'] / 1e9:.1f} GFLOP/s"
     gpus = env.get("gpus")
-    env_rows["gpus"] = gpus if isinstance(gpus, str) else "; ".join(g.get("name", "?") for g in gpus or [])
+    env_rows["gpus"] = gpus if isinstance(gpus, str) else "; ".join(str(g.get("name", "?") if isinstance(g, dict) else g)
+                                                                   for g in (gpus if isinstance(gpus, list) else []))
     md += ["| key | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in env_rows.items()]
     md += ["", "## Suite", "", "```yaml", meta.get("suite_text", "(not recorded)").rstrip(), "```", ""]
     text = "\n".join(md)
     (folder / "report.md").write_text(text, encoding="utf-8")
     (folder / "index.html").write_text(_html(text, folder, suite_name), encoding="utf-8")
-    return folder
 
 
 def _html(markdown: str, folder: Path, title: str) -> str:

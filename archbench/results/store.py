@@ -20,6 +20,7 @@ This module reads and writes files only; it never imports torch, so a report can
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import math
@@ -31,6 +32,7 @@ import pandas as pd
 
 from archbench.errors import BadInput
 from archbench.results.accuracy import accuracy_table
+from archbench.results.check import read_meta
 from archbench.results.fits import fit_results
 from archbench.results.load import latest, read_records, records_to_frame
 from archbench.results.table1 import table1
@@ -45,13 +47,37 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+FILES = ("records.jsonl", "samples.jsonl", "artifacts.jsonl", "results.csv", "fits.csv", "table1.csv",
+         "accuracy.csv", "meta.json", "suite.yaml")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class NoSpace(BadInput):
+    """The disk filled up while a results file was written; what was written before is intact."""
+
+
+def _no_space(path: Path, exc: OSError) -> BadInput:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpace(f"no space left on device writing {str(path)!r}")
+    if exc.errno == errno.ELOOP:
+        return BadInput(f"{str(path)!r} is a symlink; archbench does not write through one inside a results folder")
+    return BadInput(f"cannot write {str(path)!r}: {exc.strerror or exc}")
+
+
 def _write_atomic(path: Path, text: str) -> None:
+    """Write a whole file by a temporary beside it and a rename (which replaces a symlink, never follows it)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        tmp.unlink(missing_ok=True)  # one left by a crash
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _no_space(path, exc) from None
 
 
 def _json_default(value: Any) -> Any:
@@ -102,13 +128,16 @@ class ResultStore:
     def open(cls, folder: str | Path) -> ResultStore:
         """An existing run's folder, to resume it: BadInput unless it holds a run's meta.json."""
         folder = Path(folder)
-        if not (folder / "meta.json").is_file():
-            raise BadInput(f"--resume {str(folder)!r}: not a results folder (no meta.json); give a folder "
-                           "that `archbench run` wrote, such as results/<suite>/<stamp>")
         try:
-            json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise BadInput(f"--resume {str(folder)!r}: its meta.json cannot be read: {exc}") from None
+            read_meta(folder, required=True)
+        except BadInput as exc:
+            raise BadInput(f"--resume {exc}") from None
+        for name in FILES:
+            path = folder / name
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                what = "a symlink" if path.is_symlink() else "not a plain file"
+                raise BadInput(f"--resume {str(folder)!r}: its {name} is {what}; archbench writes only plain "
+                               "files inside a results folder (remove it, or start a new run)")
         return cls(folder)
 
     @property
@@ -124,7 +153,7 @@ class ResultStore:
         _write_atomic(self.folder / "meta.json", json.dumps(meta, indent=2, default=_json_default) + "\n")
 
     def read_meta(self) -> dict[str, Any]:
-        return json.loads((self.folder / "meta.json").read_text())
+        return read_meta(self.folder)
 
     def append(self, record: dict[str, Any]) -> None:
         """One finished point: its record line, and its raw samples, each flushed to disk."""
@@ -144,7 +173,8 @@ class ResultStore:
         _append_lines(self.records_path, [record])
 
     def records(self) -> list[dict[str, Any]]:
-        return read_records(self.records_path)
+        """The record lines; a damaged one is skipped with one warning, and its point runs again."""
+        return read_records(self.records_path, strict=False)
 
     def consolidate(self) -> pd.DataFrame:
         """Write results.csv, fits.csv and table1.csv from records.jsonl (atomically); return the results.
@@ -171,11 +201,15 @@ def _append_lines(path: Path, items: list[dict[str, Any]]) -> None:
     if not items:
         return
     text = "".join(json.dumps(item, default=_json_default) + "\n" for item in items)
-    with open(path, "a+b") as f:
-        if f.tell() > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                text = "\n" + text
-        f.write(text.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)  # never through a symlink
+        with open(fd, "a+b") as f:
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    text = "\n" + text
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise _no_space(path, exc) from None

@@ -85,9 +85,11 @@ def format_table1(table: pd.DataFrame) -> str:
     def cell(row: pd.Series, name: str) -> str:
         if pd.isna(row[f"{name}_exponent"]):
             return "-"
+        measured = f"{row[f'{name}_exponent']:.2f} [{row[f'{name}_ci_low']:.2f}, {row[f'{name}_ci_high']:.2f}]"
+        if pd.isna(row[f"{name}_theory"]):  # an architecture that declares no law (a plain nn.Module)
+            return f"{measured} vs -"
         mark = {True: "yes", False: "NO"}.get(row[f"{name}_agrees"], "?")
-        return (f"{row[f'{name}_exponent']:.2f} [{row[f'{name}_ci_low']:.2f}, {row[f'{name}_ci_high']:.2f}]"
-                f" vs {row[f'{name}_theory']:g} {mark}")
+        return f"{measured} vs {row[f'{name}_theory']:g} {mark}"
 
     a = max([4, *(len(str(x)) for x in table.arch)])  # column widths that fit the longest names
     o = max([9, *(len(str(x)) for x in table.operation)])
@@ -96,6 +98,7 @@ def format_table1(table: pd.DataFrame) -> str:
              f"{'arch':{a}} {'operation':{o}} {'d':>4} {'work':34} {'depth':34} {'path theory':>11} {'path measured':>20}"]
     for _, row in table.iterrows():
         path = "-" if pd.isna(row.path_length) else f"{row.path_length:g} at n={int(row.path_n)}"
-        lines.append(f"{row.arch:{a}} {str(row.operation):{o}} {int(row.d_model):>4} {cell(row, 'work'):34} "
-                     f"{cell(row, 'depth'):34} {str(row.path_length_theory):>11} {path:>20}")
+        operation, path_theory = (("-" if pd.isna(v) else str(v)) for v in (row.operation, row.path_length_theory))
+        lines.append(f"{row.arch:{a}} {operation:{o}} {int(row.d_model):>4} {cell(row, 'work'):34} "
+                     f"{cell(row, 'depth'):34} {path_theory:>11} {path:>20}")
     return "\n".join(lines)

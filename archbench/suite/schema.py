@@ -18,6 +18,7 @@ imports neither torch nor the registry, so the results, the gate and the report 
 """
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -26,6 +27,14 @@ from archbench.instruments.stop_rule import StopRule
 
 Pass = Literal["forward", "backward", "train_step"]
 PositiveInt = Annotated[int, Field(gt=0)]
+# Bounds that no machine reaches: a value beyond them is a typo, refused at the door with the range
+CPUS = os.cpu_count() or 1
+Threads = Annotated[int, Field(gt=0, le=CPUS)]  # this machine's CPUs
+Count = Annotated[int, Field(gt=0, le=10**8)]  # training steps
+Length = Annotated[int, Field(gt=0, le=2**24)]  # positions of one sequence
+Batch = Annotated[int, Field(gt=0, le=2**20)]
+Tokens = Annotated[int, Field(gt=0, le=2**40)]
+EvalSize = Annotated[int, Field(gt=0, le=10**6)]  # held-out sequences
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
@@ -68,14 +77,14 @@ class Training(Strict):
     compared at equal compute.
     """
 
-    steps: PositiveInt = 300
+    steps: Count = 300
     lr: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = Field(default=[3e-3], min_length=1)
     warmup: Annotated[float, Field(ge=0, lt=1)] = 0.1
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
     clip: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # the gradient norm clipped to
     time_budget: PositiveSeconds | None = None
-    eval_every: PositiveInt = 50
-    eval_size: PositiveInt = 512
+    eval_every: Count = 50
+    eval_size: EvalSize = 512
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.99
     until: Literal["budget", "converged"] = "budget"
     max_steps: PositiveInt | None = None  # the ceiling of until: converged
@@ -146,10 +155,10 @@ class Sweep(BaseModel):
     """Sequence lengths, batch sizes, and any parameter every architecture of the experiment takes."""
 
     model_config = ConfigDict(extra="allow", strict=True)
-    seq_len: list[PositiveInt] = Field(min_length=1)
-    batch: list[PositiveInt] = Field(default=[1], min_length=1)
+    seq_len: list[Length] = Field(min_length=1)
+    batch: list[Batch] = Field(default=[1], min_length=1)
     # A fixed token budget instead of a batch: batch = tokens / seq_len, so batch x seq_len is constant.
-    tokens: list[PositiveInt] | None = Field(default=None, min_length=1)
+    tokens: list[Tokens] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -199,6 +208,18 @@ class Experiment(Strict):
         classmethod(lambda cls, v: v if v is None else _as_list(v))
     )
 
+    @field_validator("architectures")
+    @classmethod
+    def _unique_labels(cls, architectures: list[Component]) -> list[Component]:
+        """Two architectures of one experiment under one label would be pooled into one fit, one row."""
+        first: dict[str, int] = {}
+        for i, a in enumerate(architectures):
+            if a.name in first:
+                raise ValueError(f"architectures[{first[a.name]}] and architectures[{i}] are both labelled "
+                                 f"{a.name!r}; give each its own label (label: ...)")
+            first[a.name] = i
+        return architectures
+
 
 RULE_FIELDS = ("threshold", "alpha", "floor")
 
@@ -232,7 +253,7 @@ class Suite(Strict):
     description: str = ""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    threads: PositiveInt = 1
+    threads: Threads = 1
     tf32: bool = False              # TF32 matmul and cuDNN; off, so float32 means float32 everywhere
     cudnn_benchmark: bool = False
     seeds: list[int] = Field(default=[0], min_length=1)

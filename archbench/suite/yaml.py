@@ -1,4 +1,5 @@
-"""The one YAML reader of suites: the safe loader, a key written twice refused, ``1e-3`` a number.
+"""The one YAML reader of suites: the safe loader, a key written twice refused, ``1e-3`` a number,
+merge keys (``<<: *defaults``) as YAML defines them (the keys written beside one win).
 
     data = read_yaml(text, "suites/quick.yaml")     # BadInput with the line and column on a YAML error
 
@@ -20,6 +21,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)

@@ -1,0 +1,265 @@
+"""What a results folder's files must hold, checked as they are read: one line naming the file (and
+line) and what is wrong, never a traceback.
+
+    problem = record_problem(json.loads(line))      # None, or "'rows' is not a list"
+    frame = checked_frame(pd.read_csv(path), path)  # BadInput naming the first bad row
+
+Every reader (``compare``, ``report``, ``export``, ``--resume``, ``load_results``) reads through
+these checks; a resume may instead skip a damaged record line and run its point again. torch-free.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from archbench.errors import BadInput
+
+STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")
+REQUIRED_COLUMNS = ("point_id", "metric", "value", "status")
+MAX_FILE_BYTES = 2 * 1024**3  # a results file larger than this is not one archbench wrote
+
+
+def _number(value: Any, finite: bool = True) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not finite or math.isfinite(value)
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 1000
+
+
+def _point_problem(point: Any) -> str | None:
+    if not isinstance(point, dict):
+        return f"'point' is {_kind(point)}, not an object"
+    for key in ("id", "experiment", "arch", "task", "pass", "device", "dtype"):
+        if not _name(point.get(key)):
+            return f"'point.{key}' is {_kind(point.get(key))}, not a name"
+    for key in ("seq_len", "batch", "seed", "threads"):
+        v = point.get(key)
+        if not (isinstance(v, int) and not isinstance(v, bool)):
+            return f"'point.{key}' is {_kind(v)}, not a whole number"
+    for key in ("arch_params", "task_params", "training"):
+        if not isinstance(point.get(key, {}), dict):
+            return f"'point.{key}' is {_kind(point.get(key))}, not an object"
+    if "causal" in point and not isinstance(point["causal"], bool):
+        return f"'point.causal' is {_kind(point['causal'])}, not true or false"
+    return None
+
+
+def row_problem(row: Any) -> str | None:
+    """What is wrong with one metric row of a record, or None."""
+    if not isinstance(row, dict):
+        return f"a row is {_kind(row)}, not an object"
+    if not _name(row.get("metric")):
+        return f"a row's 'metric' is {_kind(row.get('metric'))}, not a name"
+    where = f"row {row['metric']!r}"
+    if row.get("status") not in STATUSES:
+        return f"{where}: 'status' is {row.get('status')!r}; allowed: {', '.join(STATUSES)}"
+    value = row.get("value")
+    if value is not None and not _number(value, finite=row["status"] == "ok"):
+        return f"{where}: 'value' is {_kind(value)}, not {'a finite' if row['status'] == 'ok' else 'a'} number or null"
+    if not isinstance(row.get("higher_is_better"), bool):
+        return f"{where}: 'higher_is_better' is {_kind(row.get('higher_is_better'))}, not true or false"
+    if row.get("unit") is not None and not isinstance(row["unit"], str):
+        return f"{where}: 'unit' is {_kind(row['unit'])}, not text"
+    if row.get("error") is not None and not isinstance(row["error"], str):
+        return f"{where}: 'error' is {_kind(row['error'])}, not text"
+    if not isinstance(row.get("stats") or {}, dict):
+        return f"{where}: 'stats' is {_kind(row.get('stats'))}, not an object"
+    return None
+
+
+def record_problem(record: Any) -> str | None:
+    """What is wrong with one line of ``records.jsonl``, or None for a whole record."""
+    if not isinstance(record, dict):
+        return f"the line is {_kind(record)}, not a record (an object with 'point', 'status' and 'rows')"
+    for key in ("point", "status", "rows"):
+        if key not in record:
+            return f"the record has no {key!r}"
+    problem = _point_problem(record["point"])
+    if problem:
+        return problem
+    if record["status"] not in STATUSES:
+        return f"'status' is {record['status']!r}; allowed: {', '.join(STATUSES)}"
+    if not isinstance(record["rows"], list):
+        return f"'rows' is {_kind(record['rows'])}, not a list"
+    for row in record["rows"]:
+        problem = row_problem(row)
+        if problem:
+            return problem
+    return None
+
+
+def sample_problem(item: Any) -> str | None:
+    """What is wrong with one line of ``samples.jsonl``, or None."""
+    if not isinstance(item, dict):
+        return f"the line is {_kind(item)}, not an object with 'point_id', 'metric' and 'samples'"
+    for key in ("point_id", "metric"):
+        if not _name(item.get(key)):
+            return f"{key!r} is {_kind(item.get(key))}, not a name"
+    samples = item.get("samples")
+    if not isinstance(samples, list):
+        return f"'samples' is {_kind(samples)}, not a list of numbers"
+    for i, s in enumerate(samples):
+        if not _number(s) or s < 0:
+            return f"samples[{i}] is {_kind(s)}, not a finite time in seconds"
+    return None
+
+
+def artifact_problem(item: Any) -> str | None:
+    """What is wrong with one line of ``artifacts.jsonl``, or None."""
+    if not isinstance(item, dict):
+        return f"the line is {_kind(item)}, not an object with 'point_id', 'metric', 'name' and 'data'"
+    for key in ("point_id", "metric", "name"):
+        if not _name(item.get(key)):
+            return f"{key!r} is {_kind(item.get(key))}, not a name"
+    if "data" not in item:
+        return "the line has no 'data'"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """``value`` as a short phrase: ``the text 'abc'``, ``null``, ``a list``, ``NaN``."""
+    if value is None:
+        return "null (or missing)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("nan", "NaN")
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the text {shown!r}"
+    return f"a{'n' if type(value).__name__[0] in 'aeiou' else ''} {type(value).__name__}"
+
+
+def read_text(path: Path, what: str = "") -> str:
+    """A results file's text; BadInput (one line) when it is not a readable UTF-8 file."""
+    label = f"{what}{str(path)!r}"
+    try:
+        if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
+            raise BadInput(f"{label}: a symlink to {str(path.resolve())!r}, outside its results folder; refused")
+        if not path.is_file():
+            raise BadInput(f"{label}: not a file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise BadInput(f"{label}: {path.stat().st_size:,} bytes, more than a results file holds")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise BadInput(f"{label}: binary data (a NUL byte at offset {nul}), not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{label}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_meta(folder: Path, required: bool = False) -> dict[str, Any]:
+    """``meta.json`` of a results folder, checked: an object whose known keys have their types.
+
+    A missing file is ``{}`` unless ``required``; anything else wrong is BadInput naming it.
+    """
+    path = folder / "meta.json"
+    if not path.exists() and not path.is_symlink():
+        if required:
+            raise BadInput(f"{str(folder)!r}: not a results folder (no meta.json); give a folder that "
+                           "`archbench run` wrote, such as results/<suite>/<stamp>")
+        return {}
+    text = read_text(path)
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{str(path)!r}: not JSON ({exc})") from None
+    except RecursionError:
+        raise BadInput(f"{str(path)!r}: nested too deeply to read") from None
+    if not isinstance(meta, dict):
+        raise BadInput(f"{str(path)!r}: holds {_kind(meta)}, not an object of provenance")
+    problem = meta_problem(meta)
+    if problem:
+        raise BadInput(f"{str(path)!r}: {problem}")
+    return meta
+
+
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "suite": (str,), "suite_path": (str,), "points": (int,), "device": (str,), "dtype": (str,),
+    "threads": (int,), "timing": (dict,), "started": (str,), "ended": (str, type(None)),
+    "environment": (dict,), "flags": (dict,), "command": (str,), "device_peak": (dict, type(None)),
+    "executor": (dict,), "point_ids": (list,), "theory": (dict,), "suite_sha256": (str,),
+    "suite_text": (str,), "interrupted": (bool, type(None)), "statuses": (dict,), "resumed": (list,),
+}
+
+
+def meta_problem(meta: dict[str, Any]) -> str | None:
+    for key, types in _META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], types) or (isinstance(meta[key], bool) and bool not in types)):
+            return f"{key!r} is {_kind(meta[key])}, not {' or '.join(_TYPE_WORDS[t] for t in types)}"
+    ids = meta.get("point_ids")
+    if ids is not None and not all(_name(i) for i in ids):
+        return "'point_ids' holds something that is not a point id"
+    peak = meta.get("device_peak")
+    if isinstance(peak, dict) and not _number(peak.get("flops_per_s")):
+        return "'device_peak.flops_per_s' is not a finite number"
+    return None
+
+
+_TYPE_WORDS = {str: "text", int: "a whole number", dict: "an object", list: "a list", bool: "true or false",
+               type(None): "null"}
+
+
+def checked_frame(frame: pd.DataFrame, path: Path | str, role: str = "") -> pd.DataFrame:
+    """A results table that has the schema's key columns with values of their kinds; BadInput naming
+    the first bad row (its line in results.csv) otherwise. Returns the frame with ``value`` numeric."""
+    label = f"{role}{str(path)!r}"
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{label}: not a results table; it has no column {missing[0]!r}")
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    for col in ("point_id", "metric"):
+        bad = frame[col].isna() | (frame[col].astype(str).str.len() == 0)
+        if bad.any():
+            raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} is empty")
+        frame[col] = frame[col].astype(str)
+    status = frame.status.astype(str)
+    bad = ~status.isin(STATUSES)
+    if bad.any():
+        raise BadInput(f"{label}: line {_line(frame, bad)}: status {status[bad].iloc[0]!r} is not a status; "
+                       f"allowed: {', '.join(STATUSES)}")
+    value = pd.to_numeric(frame.value, errors="coerce")
+    bad = value.isna() & frame.value.notna()
+    if bad.any():
+        raise BadInput(f"{label}: line {_line(frame, bad)}: value {str(frame.value[bad].iloc[0])[:40]!r} is not a number")
+    frame["value"] = value.astype(float)
+    for col in ("seq_len", "batch", "seed", "n", "ci_low", "ci_high", "median"):
+        if col in frame.columns:
+            numbers = pd.to_numeric(frame[col], errors="coerce")
+            bad = numbers.isna() & frame[col].notna()
+            if bad.any():
+                raise BadInput(f"{label}: line {_line(frame, bad)}: {col} {str(frame[col][bad].iloc[0])[:40]!r} "
+                               "is not a number")
+            frame[col] = numbers
+    return frame
+
+
+def finite_ok_values(frame: pd.DataFrame, path: Path | str, role: str = "") -> None:
+    """BadInput naming the first ``ok`` row whose value is not finite: archbench records such a value as
+    ``diverged``, so the table was damaged (``compare`` gives its own verdict instead; see the gate)."""
+    if frame.empty:
+        return
+    bad = (frame.status == "ok") & ~pd.Series(frame.value.astype(float)).map(math.isfinite)
+    if bad.any():
+        raise BadInput(f"{role}{str(path)!r}: line {_line(frame, bad)}: status ok but value "
+                       f"{frame.value[bad].iloc[0]} (not a finite number)")
+
+
+def _line(frame: pd.DataFrame, bad: pd.Series) -> int:
+    """The line in the CSV file of the first row where ``bad`` (the header is line 1)."""
+    return int(bad.to_numpy().nonzero()[0][0]) + 2
