@@ -242,6 +242,23 @@ def _invoke(verb: str, folder: Path, scratch: Path) -> tuple[int, str, str, Path
     return result.exit_code, result.stdout, result.stderr, target
 
 
+@pytest.fixture(autouse=True)
+def figures_not_rendered(monkeypatch):
+    """A report here draws its figures but does not render them to PNG and SVG (most of its time):
+    what is checked is the reading of a folder; tests/test_report.py renders and checks every figure."""
+    import matplotlib.pyplot as plt
+
+    from archbench.report import plots
+
+    def save(fig, out: Path, stem: str) -> str:
+        plt.close(fig)
+        for ext in ("png", "svg"):
+            (out / f"{stem}.{ext}").write_bytes(b"")
+        return stem
+
+    monkeypatch.setattr(plots, "_save", save)
+
+
 @pytest.fixture
 def no_points(monkeypatch):
     """A resume that runs nothing: what is checked is the reading of the folder, not the measuring."""
