@@ -59,7 +59,7 @@ def test_quick_yaml_count():
     points = archbench.expand(archbench.load_suite(ROOT / "suites" / "quick.yaml"), device="cpu")
     # latency: seq_len x passes x archs; receptive field; layers to cover; graph: seq_len x archs;
     # generation: contexts x archs; accuracy: copy memory (3 archs), positional encoding (2)
-    assert len(points) == 4 * 2 * 8 + 3 + 2 * 2 + 5 * 8 + 4 * 3 + 3 + 2
+    assert len(points) == 4 * 2 * 8 + 3 + 2 * 2 + 5 * 8 + 3 * 3 + 3 + 2
 
 
 def test_experiment_seeds_override_suite_seeds():
