@@ -161,6 +161,14 @@ def _instrument_on() -> None:
 def main(argv: list[str]) -> int:
     """The child: import, switch instrumentation on, then run each requested group until stdin closes."""
     folder = Path(argv[0])
+    parent = os.getppid()
+
+    def watch() -> None:  # a killed run cannot close stdin in time: end with it
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="archbench-parent-watch", daemon=True).start()
     import archbench.metrics  # noqa: F401  (torch and the metrics, before instrumentation is on)
     from archbench.execute.group import run_group
 

@@ -16,6 +16,7 @@ such process counts a whole run (``archbench.execute.callgrind``), never one per
 """
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -27,7 +28,8 @@ import torch
 from archbench.instruments.timing import Measurement
 
 ENV = "ARCHBENCH_CALLGRIND_OUT"  # set in the process Callgrind runs: the base name of its dump files
-WARMUP = 2    # uncounted calls first: the first call allocates and dispatches for the first time
+WARMUP = 8    # uncounted calls after the first: CPython 3.11 specialises a function's bytecode on its 8th call,
+#               which costs that call about 3 % more instructions (seen as one high sample in five)
 SAMPLES = 5   # counted calls, one sample each: counts repeat to about 0.01 % within a run
 
 _TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.MULTILINE)
@@ -89,9 +91,16 @@ def count(fn: Callable[[], object], samples: int = SAMPLES, warmup: int = WARMUP
     if not base:
         raise RuntimeError(f"not running under Callgrind ({ENV} is not set); see archbench.execute.callgrind")
     dumps = _Dumps(base)
-    overhead = min(dumps.counted(_nothing, 1) for _ in range(3))
-    cold = dumps.counted(fn, 1) - overhead
-    for _ in range(warmup):
-        fn()
-    counts = tuple(float(dumps.counted(fn, 1) - overhead) for _ in range(samples))
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()  # a collection falls in whichever call crosses its allocation count: +3 % on one sample
+    try:
+        overhead = min(dumps.counted(_nothing, 1) for _ in range(3))
+        cold = dumps.counted(fn, 1) - overhead
+        for _ in range(warmup):
+            fn()
+        counts = tuple(float(dumps.counted(fn, 1) - overhead) for _ in range(samples))
+    finally:
+        if enabled:
+            gc.enable()
     return Measurement(counts, calls=1, cold=float(cold), clock="callgrind")
