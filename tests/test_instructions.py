@@ -2,11 +2,15 @@
 real count under Valgrind (skipped without it; about a minute, most of it importing torch under Valgrind)."""
 from __future__ import annotations
 
+import json
 import math
 import shutil
+import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -126,3 +130,46 @@ def test_counts_under_callgrind_are_steady_and_scale_with_the_work(monkeypatch):
     assert 1.9 < slowed.value / plain.value < 2.3
     [[row]] = again
     assert row.status == "ok" and abs(row.value / plain.value - 1) < 0.01  # the same count, asked again
+
+
+# ------------------------------------------------------------ the calibration script, on synthetic runs
+
+def _run(folder: Path, counts: list[float], lat: list[float]) -> Path:
+    """A results folder with one point's latency and instructions, their samples, and ci.yaml's rules."""
+    folder.mkdir(parents=True)
+    point = {"suite": "s", "experiment": "latency", "point_id": "aaaaaaaaaaaa", "arch": "lstm", "task": "uniform",
+             "seq_len": 64, "batch": 4, "pass": "forward", "seed": 0, "device": "cpu", "dtype": "float32",
+             "status": "ok", "error": None}
+    rows = [{**point, "metric": "latency", "value": statistics.median(lat), "unit": "s", "higher_is_better": False,
+             "n": len(lat)},
+            {**point, "metric": "instructions", "value": statistics.median(counts), "unit": "instructions",
+             "higher_is_better": False, "n": len(counts)}]
+    pd.DataFrame(rows).to_csv(folder / "results.csv", index=False)
+    with open(folder / "samples.jsonl", "w") as f:
+        for metric, vals in (("latency", lat), ("instructions", counts)):
+            f.write(json.dumps({"point_id": "aaaaaaaaaaaa", "metric": metric, "calls": 1, "samples": vals}) + "\n")
+    (folder / "suite.yaml").write_text("name: s\nexperiments: []\ncompare:\n  latency: {threshold: 0.2}\n")
+    return folder
+
+
+def test_calibration_reports_spread_false_alarms_and_real_slowdowns(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from calibrate_gate import main
+
+    rng = np.random.default_rng(0)
+    counts = [3.6e6 * (1 + 0.001 * k) for k in range(5)]  # unchanged code: runs 0.4 % apart at most
+
+    def lat(scale: float) -> list[float]:
+        return list(1e-3 * scale * rng.lognormal(0, 0.02, 20))
+
+    runs = [str(_run(tmp_path / f"base-{k}", [c * (1 + 1e-5 * i) for i in range(5)], lat(1 + 0.05 * k)))
+            for k, c in enumerate(counts[:3])]
+    slowed = {f: str(_run(tmp_path / f"slow-{f}", [3.6e6 * (1 + f)] * 5, lat(1 + f))) for f in (0.005, 0.03, 0.5)}
+    assert main([*runs, *(f"--slowed={f}={p}" for f, p in slowed.items())]) == 0
+    out = capsys.readouterr().out
+    assert "on instructions rows alone (instructions: threshold 1%): 0 of 6 pairs fail" in out
+    assert "run-to-run spread over 3 runs" in out and "0.200%" in out  # (3.6072 - 3.6) / 3.6036
+    assert "smallest slowdown of instructions caught in every pair: 2%" in out
+    # real slowdowns: 0.5 % is inside the rule, 3 % is caught by the count, only 50 % by time (the base runs drift 10 %)
+    line = out.split("smallest real slowdown caught in every pair, per point")[1].splitlines()[-1]
+    assert line.split()[-2:] == ["3%", "50%"]
