@@ -173,3 +173,15 @@ def test_calibration_reports_spread_false_alarms_and_real_slowdowns(tmp_path, mo
     # real slowdowns: 0.5 % is inside the rule, 3 % is caught by the count, only 50 % by time (the base runs drift 10 %)
     line = out.split("smallest real slowdown caught in every pair, per point")[1].splitlines()[-1]
     assert line.split()[-2:] == ["3%", "50%"]
+
+
+def test_a_callgrind_process_that_dies_is_an_error_naming_its_last_output(monkeypatch, tmp_path):
+    """The child's failure is the group's exception (each point an ``error`` row), not a hang."""
+    counter = server.Counter()
+    fake = tmp_path / "valgrind"
+    fake.write_text("#!/bin/sh\necho 'valgrind: no such tool' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    with pytest.raises(server.CallgrindError, match="exited with code 3 .*no such tool"):
+        counter.count(_points()[:1], Settings().rule)
+    assert counter.proc is None and counter.folder is None

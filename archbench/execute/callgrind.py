@@ -76,21 +76,22 @@ class Counter:
         t0 = time.monotonic()
         while not path.exists():
             if self.proc.poll() is not None:
-                self.close()
-                raise CallgrindError(f"the Callgrind process exited with code {self.proc.returncode} "
-                                     f"before it could {what}{self._last_line()}")
-            if limit is not None and time.monotonic() - t0 > limit:
-                self.close()
-                raise CallgrindError(f"the Callgrind process did not {what} in {limit:g} s{self._last_line()}")
-            time.sleep(0.05)
+                why = f"exited with code {self.proc.returncode} before it could {what}{self._last_line()}"
+            elif limit is not None and time.monotonic() - t0 > limit:
+                why = f"did not {what} in {limit:g} s{self._last_line()}"
+            else:
+                time.sleep(0.05)
+                continue
+            self.close()
+            raise CallgrindError(f"the Callgrind process {why}")
 
     def _last_line(self) -> str:
         for name in ("output.log", "valgrind.log"):
             try:
-                lines = [ln.strip() for ln in (self.folder / name).read_text(errors="replace").splitlines()  # type: ignore[operator]
-                         if ln.strip()]
+                text = (self.folder / name).read_text(errors="replace") if self.folder else ""
             except OSError:
                 continue
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
             if lines:
                 return f"; its last output ({name}): {lines[-1][:200]}"
         return ""
