@@ -71,6 +71,11 @@ def slow_down(run: Run, s: float, metric: str = "latency") -> Run:
     return Run(run.path, frame, samples, run.task_columns)
 
 
+def pct(x: float) -> str:
+    """0.005 -> '0.5%', 0.3 -> '30%'."""
+    return f"{x * 100:.3g}%"
+
+
 def _family(metric: str) -> str:
     return "time" if metric == "latency" or metric in DERIVED_FROM_LATENCY else metric
 
@@ -101,7 +106,7 @@ def real_slowdowns(bases: list[Run], slowed: dict[float, Run], book) -> None:
     caught: dict[tuple[str, str], float | None] = {}
     added: dict[tuple[str, float], float] = {}
     print(f"real slowdowns: {len(bases)} unchanged run(s) against a run at each of "
-          f"{', '.join(f'{f:.0%}' for f in levels)} more work")
+          f"{', '.join(pct(f) for f in levels)} more work")
     print(f"{'more work':>9}  {'pairs failing':>13}  {'instructions rows called':>24}  {'latency rows called':>19}")
     for f in levels:
         called = {"instructions": [0, 0], "latency": [0, 0]}
@@ -122,7 +127,7 @@ def real_slowdowns(bases: list[Run], slowed: dict[float, Run], book) -> None:
                 caught[key] = f
             caught.setdefault(key, None)
         ins, lat = called["instructions"], called["latency"]
-        print(f"{f:>9.0%}  {failing:>5} of {len(bases):<5}  {ins[0]:>12} of {ins[1]:<9}  {lat[0]:>8} of {lat[1]:<8}")
+        print(f"{pct(f):>9}  {failing:>5} of {len(bases):<5}  {ins[0]:>12} of {ins[1]:<9}  {lat[0]:>8} of {lat[1]:<8}")
     print()
     print("smallest real slowdown caught in every pair, per point (work added: the instructions' ratio - 1)")
     points = list(dict.fromkeys(p for p, _ in caught))
@@ -131,8 +136,8 @@ def real_slowdowns(bases: list[Run], slowed: dict[float, Run], book) -> None:
     for p in points:
         work = " ".join(f"{added[(p, f)]:>+8.1%}" if (p, f) in added else f"{'-':>8}" for f in levels)
         ins, lat = caught.get((p, "instructions")), caught.get((p, "latency"))
-        print(f"{p:<{width}}  {work:<{9 * len(levels)}}  {f'{ins:.0%}' if ins is not None else 'none':>12}  "
-              f"{f'{lat:.0%}' if lat is not None else 'none':>6}")
+        print(f"{p:<{width}}  {work:<{9 * len(levels)}}  {pct(ins) if ins is not None else 'none':>12}  "
+              f"{pct(lat) if lat is not None else 'none':>6}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,11 +259,11 @@ def unchanged(runs: list[Run], slowdowns: list[float], catch_share: float, book)
                 hit = sum(c.category == "regressed" for c in lat)
                 called, timed = called + hit, timed + len(lat)
                 caught += bool(lat) and hit >= catch_share * len(lat) - 1e-9
-            print(f"{s:>8.0%}  {caught:>5} of {len(pairs):<4}  {called:>12} of {timed:<8}")
+            print(f"{pct(s):>8}  {caught:>5} of {len(pairs):<4}  {called:>12} of {timed:<8}")
             if reliable is None and caught == len(pairs):
                 reliable = s
         print(f"smallest slowdown of {metric} caught in every pair: "
-              + (f"{reliable:.0%}" if reliable is not None else "none tried"))
+              + (pct(reliable) if reliable is not None else "none tried"))
 
 
 if __name__ == "__main__":
