@@ -30,7 +30,7 @@ from archbench.instruments.timing import Measurement
 ENV = "ARCHBENCH_CALLGRIND_OUT"  # set in the process Callgrind runs: the base name of its dump files
 WARMUP = 8    # uncounted calls after the first: CPython 3.11 specialises a function's bytecode on its 8th call,
 #               which costs that call about 3 % more instructions (seen as one high sample in five)
-SAMPLES = 5   # counted calls, one sample each: counts repeat to about 0.01 % within a run
+SAMPLES = 5   # counted calls, one sample each: within a run they lie within about 0.2 %
 
 _TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.MULTILINE)
 

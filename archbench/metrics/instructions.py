@@ -4,7 +4,7 @@
 
 A metric of its own, not a clock of the timer: a point keeps its ``latency`` (on the clock of
 ``timing.clock``) and gets an ``instructions`` row beside it, with its own unit and its own rule in
-the gate (``archbench.gate.rules``: 1 %). The count is nearly deterministic (0.01-0.3 % apart
+the gate (``archbench.gate.rules``: 1 %). The count is nearly deterministic (0.04-0.31 % apart
 between runs of unchanged code, whatever the load), where time drifts 10-25 % on a shared machine;
 it does not see memory stalls, cache misses or the GPU (see docs/instructions.md).
 
