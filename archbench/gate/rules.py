@@ -42,6 +42,9 @@ DEFAULT_RULES: dict[str, Rule] = {
     "achieved_flops": Rule(threshold=0.10, alpha=0.01),
     "mfu": Rule(threshold=0.10, alpha=0.01, floor=0.001),
     "peak_memory": Rule(threshold=0.05, floor=1024.0),
+    # Callgrind's count: unchanged code moves it 0.3 % at most between runs, so 1 % is a change of the
+    # code. Its raw counts are tested too; alpha 0.05, because 5 against 5 tied counts give p >= 0.012.
+    "instructions": Rule(threshold=0.01, alpha=0.05),
     "flops": EXACT, "graph_work": EXACT, "graph_depth": EXACT, "parallelism": EXACT,
     "max_path_length": EXACT, "rf_theoretical": EXACT, "rf_empirical": EXACT,
     "erf_50": EXACT, "erf_90": EXACT, "erf_99": EXACT,

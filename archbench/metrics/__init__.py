@@ -4,6 +4,7 @@ from archbench.metrics import (  # noqa: F401  (registration)
     flops,
     generation,
     graph,
+    instructions,
     latency,
     memory,
     receptive_field,

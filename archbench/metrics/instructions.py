@@ -1,0 +1,62 @@
+"""``instructions``: CPU instructions per call of the point's pass, counted under Callgrind.
+
+    metrics: [latency, instructions]      # in a suite: time, and the count beside it
+
+A metric of its own, not a clock of the timer: a point keeps its ``latency`` (on the clock of
+``timing.clock``) and gets an ``instructions`` row beside it, with its own unit and its own rule in
+the gate (``archbench.gate.rules``: 1 %). The count is nearly deterministic (0.04-0.31 % apart
+between runs of unchanged code, whatever the load), where time drifts 10-25 % on a shared machine;
+it does not see memory stalls, cache misses or the GPU (see docs/instructions.md).
+
+Counted in one process under Valgrind for the whole run (``archbench.execute.callgrind``): each
+group's points go there; the value is the median of ``instructions.SAMPLES`` counted calls, the
+raw counts are kept in ``samples.jsonl`` like timing samples, ``cold`` is the first call's count.
+``skipped`` with the reason on CUDA points and where Valgrind is not installed.
+"""
+from __future__ import annotations
+
+import math
+
+from archbench.instruments import callgrind
+from archbench.instruments.passes import PASSES
+from archbench.metrics.base import Context, Metric, Row
+from archbench.registry import register_metric
+
+
+@register_metric("instructions")
+class Instructions(Metric):
+    name, unit, higher_is_better = "instructions", "instructions", False
+    description = "CPU instructions per call of the pass, counted under Valgrind's Callgrind (CPU points)"
+    # A Callgrind process takes a core for minutes: a timing beside it would have the neighbour
+    # this metric is there to ignore.
+    exclusive = True
+
+    def run(self, ctx: Context) -> list[Row]:
+        out = self.run_group([ctx])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
+        if ctxs[0].device.type != "cpu":
+            return [self._skipped(f"instructions are counted on CPU only; this point runs on {ctxs[0].device.type}")
+                    for _ in ctxs]
+        if callgrind.inside():
+            return [self._count(ctx) for ctx in ctxs]
+        why = callgrind.unavailable()
+        if why is not None:
+            return [self._skipped(why) for _ in ctxs]
+        from archbench.execute.callgrind import counter  # late: the counter runs groups (execute.group)
+
+        return counter().count([ctx.point for ctx in ctxs], ctxs[0].rule)
+
+    def _skipped(self, why: str) -> list[Row]:
+        return [Row(self.name, math.nan, self.unit, False, status="skipped", error=why)]
+
+    def _count(self, ctx: Context) -> list[Row] | BaseException:
+        try:
+            fn = PASSES[ctx.point.pass_](ctx.model, ctx.batch)
+            m = callgrind.count(fn)
+        except Exception as exc:
+            return exc
+        return [Row(self.name, m.median, self.unit, False, stats=m.stats(), samples=list(m.samples))]

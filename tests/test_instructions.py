@@ -1,0 +1,187 @@
+"""The ``instructions`` metric: Callgrind's count per call, its skips, its rule in the gate, and one
+real count under Valgrind (skipped without it; about a minute, most of it importing torch under Valgrind)."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from archbench.execute import callgrind as server
+from archbench.execute.group import Settings, run_group
+from archbench.gate.judge import judge
+from archbench.gate.rules import DEFAULT_RULES, RuleBook, suite_rules
+from archbench.instruments import callgrind
+from archbench.metrics.instructions import Instructions
+from archbench.suite.load import load_suite, parse_suite
+from archbench.suite.plan import expand
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or not torch._C._valgrind_supported_platform(),
+                                    reason="needs valgrind (Debian: apt-get install valgrind)")
+
+SUITE = """
+name: t
+device: cpu
+threads: 1
+plugins: [tests.plugins.slowed]
+experiments:
+  - name: e
+    architectures: [{kind: lstm, layers: 1}, {kind: slowed_lstm, layers: 1}]
+    task: {kind: uniform, vocab_size: 8}
+    metrics: [instructions]
+    passes: [forward]
+    sweep: {seq_len: 16, batch: 2, d_model: 8}
+"""
+
+
+def _points(text: str = SUITE):
+    return expand(parse_suite(text, "t.yaml"), source="t.yaml", device="cpu")
+
+
+def test_totals_reads_a_callgrind_dump(tmp_path):
+    dump = tmp_path / "callgrind.out.3"
+    dump.write_text("# callgrind format\nversion: 1\ncmd: python\nevents: Ir\nsummary: 3694214\n"
+                    "fn=(1) foo\n0 12\ntotals: 3694214\n")
+    assert callgrind.totals(dump) == 3694214
+    (tmp_path / "empty").write_text("events: Ir\n")
+    with pytest.raises(ValueError, match="no 'totals:'"):
+        callgrind.totals(tmp_path / "empty")
+
+
+def test_counting_outside_callgrind_is_refused(monkeypatch):
+    monkeypatch.delenv(callgrind.ENV, raising=False)
+    assert not callgrind.inside()
+    with pytest.raises(RuntimeError, match="not running under Callgrind"):
+        callgrind.count(lambda: None)
+
+
+def test_without_valgrind_every_point_is_skipped_with_the_reason(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    results = run_group(_points(), Settings())
+    for res in results:
+        [row] = res.rows
+        assert (row.metric, row.unit, row.status, res.status) == ("instructions", "instructions", "skipped", "skipped")
+        assert math.isnan(row.value) and "valgrind is not installed" in row.error
+
+
+def test_cuda_points_are_skipped():
+    out = Instructions().run_group([SimpleNamespace(device=torch.device("cuda", 0))])
+    [[row]] = out
+    assert row.status == "skipped" and "CPU only" in row.error and "cuda" in row.error
+
+
+def test_the_gate_calls_one_percent_more_instructions_a_regression():
+    rule = RuleBook().rule("instructions")
+    assert rule == DEFAULT_RULES["instructions"] and rule.threshold == 0.01
+    base = [3_694_214.0, 3_694_301.0, 3_694_190.0, 3_694_250.0, 3_694_222.0]
+    for shift, expected in ((0.003, "unchanged"), (0.015, "regressed"), (-0.015, "improved")):
+        cur = [v * (1 + shift) for v in base]
+        category, p, _ = judge("instructions", base[0], cur[0], False, rule, base, cur, timed=True)
+        assert category == expected, (shift, p)
+    # tied counts (5 against 5, all equal within each run) still reach the rule's level
+    category, p, _ = judge("instructions", 1e6, 1.02e6, False, rule, [1e6] * 5, [1.02e6] * 5, timed=True)
+    assert category == "regressed" and p < rule.alpha
+
+
+def test_the_ci_suite_counts_and_gates_instructions():
+    suite = load_suite(ROOT / "suites" / "ci.yaml")
+    latency = next(e for e in suite.experiments if e.name == "latency")
+    assert "instructions" in latency.metrics and "latency" in latency.metrics
+    rules = suite_rules((ROOT / "suites" / "ci.yaml").read_text(), "ci.yaml")
+    assert rules["instructions"]["threshold"] <= 0.02 < rules["latency"]["threshold"]
+
+
+def test_the_slowed_architectures_do_the_extra_work(monkeypatch):
+    from tests.plugins.slowed import ENV, extra_positions
+
+    monkeypatch.delenv(ENV, raising=False)
+    assert extra_positions(256) == 0
+    monkeypatch.setenv(ENV, "0.05")
+    assert extra_positions(256) == 13 and extra_positions(10) == 1
+
+
+@needs_valgrind
+def test_counts_under_callgrind_are_steady_and_scale_with_the_work(monkeypatch):
+    """One Callgrind process counts both points of the group; the slowed LSTM runs its forward twice
+    (ARCHBENCH_EXTRA_WORK=1: the whole sequence again), so its count is about twice the LSTM's."""
+    monkeypatch.setenv("ARCHBENCH_EXTRA_WORK", "1.0")  # the Callgrind child inherits it when it starts
+    counter = server.Counter()
+    monkeypatch.setattr(server, "_COUNTER", counter)
+    try:
+        results = run_group(_points(), Settings())
+        again = counter.count([_points()[0]], Settings().rule)  # a second group: the same process
+        assert counter.requests == 2
+    finally:
+        counter.close()
+    plain, slowed = ([r for r in res.rows if r.metric == "instructions"][0] for res in results)
+    for row in (plain, slowed):
+        assert row.status == "ok", row.error
+        assert row.unit == "instructions" and len(row.samples) == callgrind.SAMPLES
+        assert (max(row.samples) - min(row.samples)) / row.value < 0.03  # steady within a run (malloc varies)
+        assert row.stats["cold"] > row.value  # the first call does more (allocations, first dispatch)
+    assert 1.9 < slowed.value / plain.value < 2.3
+    [[row]] = again
+    assert row.status == "ok" and abs(row.value / plain.value - 1) < 0.01  # the same count, asked again
+
+
+# ------------------------------------------------------------ the calibration script, on synthetic runs
+
+def _run(folder: Path, counts: list[float], lat: list[float]) -> Path:
+    """A results folder with one point's latency and instructions, their samples, and ci.yaml's rules."""
+    folder.mkdir(parents=True)
+    point = {"suite": "s", "experiment": "latency", "point_id": "aaaaaaaaaaaa", "arch": "lstm", "task": "uniform",
+             "seq_len": 64, "batch": 4, "pass": "forward", "seed": 0, "device": "cpu", "dtype": "float32",
+             "status": "ok", "error": None}
+    rows = [{**point, "metric": "latency", "value": statistics.median(lat), "unit": "s", "higher_is_better": False,
+             "n": len(lat)},
+            {**point, "metric": "instructions", "value": statistics.median(counts), "unit": "instructions",
+             "higher_is_better": False, "n": len(counts)}]
+    pd.DataFrame(rows).to_csv(folder / "results.csv", index=False)
+    with open(folder / "samples.jsonl", "w") as f:
+        for metric, vals in (("latency", lat), ("instructions", counts)):
+            f.write(json.dumps({"point_id": "aaaaaaaaaaaa", "metric": metric, "calls": 1, "samples": vals}) + "\n")
+    (folder / "suite.yaml").write_text("name: s\nexperiments: []\ncompare:\n  latency: {threshold: 0.2}\n")
+    return folder
+
+
+def test_calibration_reports_spread_false_alarms_and_real_slowdowns(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from calibrate_gate import main
+
+    rng = np.random.default_rng(0)
+    counts = [3.6e6 * (1 + 0.001 * k) for k in range(5)]  # unchanged code: runs 0.4 % apart at most
+
+    def lat(scale: float) -> list[float]:
+        return list(1e-3 * scale * rng.lognormal(0, 0.02, 20))
+
+    runs = [str(_run(tmp_path / f"base-{k}", [c * (1 + 1e-5 * i) for i in range(5)], lat(1 + 0.05 * k)))
+            for k, c in enumerate(counts[:3])]
+    slowed = {f: str(_run(tmp_path / f"slow-{f}", [3.6e6 * (1 + f)] * 5, lat(1 + f))) for f in (0.005, 0.03, 0.5)}
+    assert main([*runs, *(f"--slowed={f}={p}" for f, p in slowed.items())]) == 0
+    out = capsys.readouterr().out
+    assert "on instructions rows alone (instructions: threshold 1%): 0 of 6 pairs fail" in out
+    assert "run-to-run spread over 3 runs" in out and "0.200%" in out  # (3.6072 - 3.6) / 3.6036
+    assert "smallest slowdown of instructions caught in every pair: 2%" in out
+    # real slowdowns: 0.5 % is inside the rule, 3 % is caught by the count, only 50 % by time (the base runs drift 10 %)
+    line = out.split("smallest real slowdown caught in every pair, per point")[1].splitlines()[-1]
+    assert line.split()[-2:] == ["3%", "50%"]
+
+
+def test_a_callgrind_process_that_dies_is_an_error_naming_its_last_output(monkeypatch, tmp_path):
+    """The child's failure is the group's exception (each point an ``error`` row), not a hang."""
+    counter = server.Counter()
+    fake = tmp_path / "valgrind"
+    fake.write_text("#!/bin/sh\necho 'valgrind: no such tool' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    with pytest.raises(server.CallgrindError, match="exited with code 3 .*no such tool"):
+        counter.count(_points()[:1], Settings().rule)
+    assert counter.proc is None and counter.folder is None
