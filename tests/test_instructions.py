@@ -43,7 +43,7 @@ experiments:
 
 
 def _points(text: str = SUITE):
-    return expand(parse_suite(text, "t.yaml"), source="t.yaml", device="cpu")
+    return expand(parse_suite(text, "t.yaml", allow_plugins=True), source="t.yaml", device="cpu")
 
 
 def test_totals_reads_a_callgrind_dump(tmp_path):
