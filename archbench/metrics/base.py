@@ -75,3 +75,14 @@ class Metric:
             except Exception as exc:
                 out.append(exc)
         return out
+
+
+class GroupMetric(Metric):
+    """A metric that measures the points of one shape together (``run_group``: timed in rounds, or
+    counted in one process); one point alone is a group of one."""
+
+    def run(self, ctx: Context) -> list[Row]:
+        out = self.run_group([ctx])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out

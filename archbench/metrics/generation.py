@@ -44,7 +44,7 @@ from archbench.architectures.decoding import (
     unsupported,
 )
 from archbench.instruments.timing import Measurement, measure_interleaved
-from archbench.metrics.base import Context, Metric, Row
+from archbench.metrics.base import Context, GroupMetric, Row
 from archbench.metrics.memory import WINDOW, _quiet_stderr
 from archbench.registry import register_metric
 
@@ -105,7 +105,7 @@ class _Prepared:
 
 
 @register_metric("generation")
-class Generation(Metric):
+class Generation(GroupMetric):
     name, unit, higher_is_better = "generation", "s", False
     generates = True  # the experiment's `generation:` settings apply (archbench.suite.plan)
     description = ("prefill latency, decode latency per token at context seq_len, generate throughput and "
@@ -115,12 +115,6 @@ class Generation(Metric):
         return [("prefill_latency", "s", False), ("decode_latency", "s", False),
                 ("decode_latency_cuda_graph", "s", False), ("generate_throughput", "tokens/s", True),
                 ("state_memory", "B", False), ("state_allocated", "B", False), ("decode_flops", "FLOP", False)]
-
-    def run(self, ctx: Context) -> list[Row]:
-        out = self.run_group([ctx])[0]
-        if isinstance(out, BaseException):
-            raise out
-        return out
 
     def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
         results: list[list[Row] | BaseException | None] = [None] * len(ctxs)

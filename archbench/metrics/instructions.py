@@ -19,23 +19,17 @@ import math
 
 from archbench.instruments import callgrind
 from archbench.instruments.passes import PASSES
-from archbench.metrics.base import Context, Metric, Row
+from archbench.metrics.base import Context, GroupMetric, Row
 from archbench.registry import register_metric
 
 
 @register_metric("instructions")
-class Instructions(Metric):
+class Instructions(GroupMetric):
     name, unit, higher_is_better = "instructions", "instructions", False
     description = "CPU instructions per call of the pass, counted under Valgrind's Callgrind (CPU points)"
     # A Callgrind process takes a core for minutes: a timing beside it would have the neighbour
     # this metric is there to ignore.
     exclusive = True
-
-    def run(self, ctx: Context) -> list[Row]:
-        out = self.run_group([ctx])[0]
-        if isinstance(out, BaseException):
-            raise out
-        return out
 
     def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
         if ctxs[0].device.type != "cpu":

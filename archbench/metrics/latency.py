@@ -12,7 +12,7 @@ import time
 from archbench.instruments.monitor import GpuMonitor
 from archbench.instruments.passes import FLOP_FACTOR, PASSES
 from archbench.instruments.timing import Measurement, measure_interleaved
-from archbench.metrics.base import Context, Metric, Row
+from archbench.metrics.base import Context, GroupMetric, Row
 from archbench.registry import register_metric
 
 UTILISATION_WINDOW = 0.3  # s of running one pass alone while NVML samples utilisation
@@ -28,18 +28,12 @@ def model_flops(ctx: Context) -> int | None:
 
 
 @register_metric("latency")
-class Latency(Metric):
+class Latency(GroupMetric):
     name, unit, higher_is_better = "latency", "s", False
     description = "median seconds per call of the pass; with throughput (tokens/s), achieved_flops and mfu"
 
     def produces(self) -> list[tuple[str, str, bool]]:
         return [("latency", "s", False), ("throughput", "tokens/s", True)]
-
-    def run(self, ctx: Context) -> list[Row]:
-        out = self.run_group([ctx])[0]
-        if isinstance(out, BaseException):
-            raise out
-        return out
 
     def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
         fns: list = []
