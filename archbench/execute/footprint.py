@@ -123,12 +123,15 @@ def check_fits(points: list[Point], timeout: float | None = None) -> None:
 
     The smallest points (length x batch) are estimated first, and an experiment is done at the
     first that fits. An estimate that takes longer than ``timeout`` counts as fitting: the run's
-    own time limit will stop that point.
+    own time limit will stop that point. Only archbench's own architectures are estimated here, in
+    the process that runs the suite: a plugin's code runs only where its points run (a worker
+    process that can be killed, with the process executor), and its points are estimated there.
     """
     prepare()
     experiments: dict[str, list[Point]] = {}
     for p in points:
-        experiments.setdefault(p.experiment, []).append(p)
+        if _own(registry.architectures, p.arch_kind) and _own(registry.tasks, p.task):
+            experiments.setdefault(p.experiment, []).append(p)
     for name, members in experiments.items():
         limit = device_limit(members[0].device)
         smallest = None
@@ -176,9 +179,9 @@ def _estimate(point: Point) -> Footprint:
     ``depth_parameter``), at two depths and extrapolated linearly: the trace costs a few
     operations per layer, and each layer of a stack adds the same bytes."""
     prepare()
-    depth = getattr(registry.architectures.get(point.arch_kind), "depth_parameter", None)
+    depth: str | None = getattr(registry.architectures.get(point.arch_kind), "depth_parameter", None)
     layers = point.params.get(depth) if depth else None
-    if not isinstance(layers, int) or layers <= DEPTHS[-1]:
+    if depth is None or not isinstance(layers, int) or layers <= DEPTHS[-1]:
         return _traced(point, point.params)
     (d1, f1), (d2, f2) = ((d, _traced(point, {**point.params, depth: d})) for d in DEPTHS)
 
@@ -217,6 +220,12 @@ def _traced(point: Point, params: dict[str, Any]) -> Footprint:
     except Exception as exc:  # an operation meta cannot run (data-dependent shapes): weights and data only
         activations, why_not = None, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
     return Footprint(weights, optimizer, data, activations, why_not)
+
+
+def _own(reg: registry.Registry, name: str) -> bool:
+    """Whether ``name`` is archbench's own, not a plugin's."""
+    source = reg.entry(name).source
+    return source == "archbench" or source.startswith("archbench.")
 
 
 def _tensors(batch: Batch) -> list[torch.Tensor]:
