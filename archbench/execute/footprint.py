@@ -244,6 +244,7 @@ def _trace(model: torch.nn.Module, one: Batch, kind: str, batch: int, features: 
     b = _on_meta(one, batch)
     x = b.features if features and b.features is not None else b.inputs
     model.zero_grad(set_to_none=True)
+    model.train(kind not in ("forward", "eval"))  # as the passes and the training loop set it
     allocator = _Allocator()
     with _FusedKernels(), allocator:
         if kind in ("forward", "eval"):
@@ -251,7 +252,6 @@ def _trace(model: torch.nn.Module, one: Batch, kind: str, batch: int, features: 
                 out = model(x)
             del out
         else:
-            model.train()
             out = model(x)
             loss = out.float().mean() if out.is_floating_point() and out.shape[-1] == 1 else \
                 loss_fn(out, scored_targets(b))
