@@ -5,8 +5,10 @@ into a status.
 
 Points that differ only in their architecture (one shape, side by side in the plan) run as a
 group, so a timed metric can interleave them. A failed point is a row with its status and
-message, never a crash of the run: out of memory is ``oom``, a non-finite value or loss
-``diverged``, a point over the suite's ``timeout`` ``timeout``, any other exception ``error``.
+message, never a crash of the run: out of memory is ``oom`` (also a point whose estimated footprint
+cannot fit the device, before anything is built: archbench.execute.footprint), a non-finite value
+or loss ``diverged``, a point over the suite's ``timeout`` ``timeout`` (building it and drawing its
+data included), any other exception ``error``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import torch
 
 from archbench import registry
 from archbench.errors import Diverged, PointTimeout
+from archbench.execute import footprint
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments import flags
 from archbench.instruments.stop_rule import StopRule
@@ -152,6 +155,7 @@ def _rows_of(name: str, outcome: list[Row] | BaseException) -> list[Row]:
 
 def run_group(points: list[Point], settings: Settings) -> list[PointResult]:
     """The points of one shape, each metric run on all of them together; failures stay per point."""
+    footprint.prepare()  # imports, once per process: the time of no point
     started, t0 = now_iso(), time.perf_counter()
     rows: dict[int, list[Row]] = {i: [] for i in range(len(points))}
     ctxs: dict[int, Context] = {}
@@ -162,9 +166,14 @@ def run_group(points: list[Point], settings: Settings) -> list[PointResult]:
             for i, point in enumerate(points):
                 try:
                     factory = registry.architectures.get(point.arch_kind)
-                    with watchdog.building(i, factory):
-                        ctxs[i] = _context(point, settings)
-                    watchdog.watch(i, ctxs[i].model, factory)
+                    with watchdog.building(i, factory):  # the estimate, the model and the batch
+                        unfit = footprint.too_large(point)
+                        if unfit is None:
+                            ctxs[i] = _context(point, settings)
+                    if unfit is not None:  # it cannot fit the device's memory: not built
+                        rows[i] = status_rows(point.metrics, "oom", unfit)
+                        continue
+                    watchdog.watch(i, ctxs[i].model, factory, ctxs[i].task)
                 except Exception as exc:
                     rows[i] = failed_rows(point.metrics, exc)
             stopped: set[int] = set()  # over the time limit: nothing more runs for them

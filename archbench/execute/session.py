@@ -24,7 +24,7 @@ from typing import Any
 
 from archbench import registry
 from archbench.errors import BadInput
-from archbench.execute import executors
+from archbench.execute import executors, footprint
 from archbench.execute.group import DTYPES, Settings
 from archbench.execute.resume import check_same_points, point_ids_of, remaining
 from archbench.execute.schedule import Summary, run_points
@@ -97,6 +97,7 @@ def run(
     old = old_store.read_meta() if old_store else {}
     resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
     points = expand(suite, source=suite_path, device=resolved)
+    footprint.check_fits(points, suite.timeout)  # an experiment none of whose points fits the memory
     name = executor or suite.executor or "serial"
     if old_store:
         check_same_points(points, point_ids_of(old, resolved, allow_plugins), str(resume), suite_path)

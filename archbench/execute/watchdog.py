@@ -15,13 +15,15 @@ import threading
 import time
 import types
 import warnings
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from archbench.errors import PointTimeout
-from archbench.instruments import passes, timing
+from archbench.instruments import passes, timing, training
+from archbench.tasks import base as task_base
 
 
 class Watchdog:
@@ -30,11 +32,15 @@ class Watchdog:
     A SIGALRM tick (10 a second; faster for a short limit) charges the time since the last tick
     to the point whose work is running: the point the runner is building, or else the point whose
     model, or pass callable (``fn.model``, see archbench.instruments.passes), is on the interrupted call stack.
-    Time in the harness between calls is nobody's. A point over the limit gets one PointTimeout,
-    raised only where its own code runs (its architecture's source file, passes.py, the timer loop),
-    never inside torch or the standard library, so no context manager of theirs is cut in half.
+    Time in the harness between calls is nobody's. A point over the limit gets one PointTimeout.
+    While it runs, only where its own code runs (its architecture's and task's source files,
+    passes.py, the training loop, the timer loop), never inside torch or the standard library, so no
+    context manager of theirs is cut in half. While it is being built (its memory estimated, its
+    model built and moved, its batch drawn), anywhere but inside a context manager's ``__enter__``
+    or ``__exit__``, a finaliser or an import: what building leaves half done is thrown away.
 
-    A kernel that never returns to Python cannot be interrupted: the point stops when it does.
+    A kernel that never returns to Python cannot be interrupted: the point stops when it does (the
+    process and ray executors kill a worker past ``timeout`` x points + a slack).
     ``stop_at`` is the code of the runner's function, where the search for the owner ends.
     Without SIGALRM (Windows) or outside the main thread the limit is not enforced, with a warning.
     """
@@ -72,10 +78,10 @@ class Watchdog:
             signal.setitimer(signal.ITIMER_REAL, max(delay - (time.monotonic() - self._entered), 1e-6), interval)
         self._armed = False
 
-    def watch(self, index: int, model: torch.nn.Module, factory: Any) -> None:
+    def watch(self, index: int, model: torch.nn.Module, factory: Any, task: Any = None) -> None:
         if self._armed:
             self._models[id(model)] = index
-            self._safe[index] = _source_files(factory)
+            self._safe[index] = _source_files(factory, type(task) if task is not None else None)
 
     @contextlib.contextmanager
     def building(self, index: int, factory: Any) -> Iterator[None]:
@@ -112,17 +118,44 @@ class Watchdog:
         self.spent[index] += elapsed
         if self.spent[index] <= self.limit:  # type: ignore[operator]
             return
-        if frame is None or frame.f_code.co_filename not in self._safe.get(index, ()):
+        if self._building == index:
+            safe = not _fragile(frame, self.stop_at)
+        else:
+            safe = frame is not None and frame.f_code.co_filename in self._safe.get(index, ())
+        if not safe:
             signal.setitimer(signal.ITIMER_REAL, 0.002, self.tick)  # not here: try again soon
             return
         self.expired.add(index)
         raise PointTimeout(f"over the time limit of {self.limit:g} s")
 
 
-def _source_files(factory: Any) -> frozenset[str]:
-    """Where a PointTimeout may be raised for a point of ``factory``: its own code, the pass, the timer."""
+# Where a PointTimeout must not land even while building: half a context manager's __enter__ or
+# __exit__ would leave a mode pushed or a state unrestored; an import would stay half done.
+_FRAGILE_NAMES = frozenset({"__enter__", "__exit__", "__del__"})
+_FRAGILE_FILES = frozenset(p for m in (contextlib, weakref, threading) if m.__file__
+                           for p in (m.__file__, os.path.realpath(m.__file__)))
+
+
+def _fragile(frame: types.FrameType | None, stop_at: types.CodeType | None) -> bool:
+    """Whether ``frame`` or a caller of it (up to the runner's) is somewhere a PointTimeout must not land."""
+    if frame is None:
+        return True
+    while frame is not None and frame.f_code is not stop_at:
+        code = frame.f_code
+        if code.co_name in _FRAGILE_NAMES or code.co_filename in _FRAGILE_FILES or \
+                code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _source_files(factory: Any, task: Any = None) -> frozenset[str]:
+    """Where a PointTimeout may be raised for a point of ``factory``: its own code, its task's (the
+    data it draws), the pass, the training loop, the timer."""
     files: set[str] = set()
-    for obj in (factory, passes, timing):
+    for obj in (factory, task, task_base, passes, training, timing):
+        if obj is None:
+            continue
         try:
             path = inspect.getsourcefile(obj)
         except TypeError:
