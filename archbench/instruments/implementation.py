@@ -146,6 +146,7 @@ class Implemented(nn.Module):
         self.grad_scaler = torch.amp.GradScaler(device.type) if s["amp"] == "fp16" else None
         self.compile_time: float | None = None  # s of the first call
         self.calls = self.recompilations = self.graph_breaks = 0
+        self.break_reasons: list[str] = []  # dynamo's reasons, first lines (of this process so far)
         self._graphs: dict[tuple, tuple[Any, torch.Tensor, Any]] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -187,6 +188,8 @@ class Implemented(nn.Module):
         else:
             self.recompilations += counters["frames"]["total"] - frames
         self.graph_breaks += sum(counters["graph_break"].values()) - breaks
+        if self.graph_breaks and not self.break_reasons:
+            self.break_reasons = sorted({reason.splitlines()[0][:120] for reason in counters["graph_break"]})
         self.calls += 1
         return out
 

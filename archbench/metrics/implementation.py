@@ -64,7 +64,8 @@ class Implementation(Metric):
         calls = {"calls": model.calls}
         return [Row("compile_time", float(model.compile_time or 0.0), "s", False, stats=calls),
                 Row("recompilations", float(model.recompilations), "frames", False, stats=calls),
-                Row("graph_breaks", float(model.graph_breaks), "breaks", False, stats=calls)]
+                Row("graph_breaks", float(model.graph_breaks), "breaks", False,
+                    stats={**calls, "reasons": "; ".join(model.break_reasons)})]
 
     @staticmethod
     def _logit_diff(ctx: Context, model: Implemented) -> Row:
