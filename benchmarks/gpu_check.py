@@ -12,8 +12,6 @@ import re
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 
 def timer(out: Path) -> int:
     """archbench's CUDA-event median against triton.testing.do_bench (else torch's Timer) on one

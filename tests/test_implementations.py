@@ -211,3 +211,29 @@ def test_each_sdpa_backend_runs_or_is_skipped_on_cuda(backend):
             assert "no viable kernel" in rows(result)["latency"].error
         else:
             assert rows(result)["logit_diff"].status == "ok"
+
+
+def test_the_report_divides_eager_latency_by_each_implementation_s(tmp_path):
+    from archbench.report.implementations import as_markdown, section, speedups
+    from archbench.results.load import records_to_frame
+
+    points = expand(suite("implementation: {compile: [false, true], attention_backend: [auto, math]}",
+                          seq_len="[8, 16]"))
+    latency = {p.id: 0.001 * (1 + i) for i, p in enumerate(points)}
+    records = [{"suite": "impl", "point": p.to_dict(), "status": "ok", "rows": [
+        {"metric": "latency", "value": latency[p.id], "unit": "s", "higher_is_better": False, "status": "ok"},
+        {"metric": "logit_diff", "value": 1e-7, "unit": "abs", "higher_is_better": False, "status": "ok"}]}
+        for p in points]
+    table = speedups(records_to_frame(records))
+    eager = {(p.arch, p.seq_len): latency[p.id] for p in points if not p.implementation}
+    assert len(table) == len(points) - len(eager)
+    for p in points:
+        if p.implementation:
+            got = table[(table.arch == p.arch) & (table.seq_len == p.seq_len)
+                        & (table.implementation == " ".join(f"{k}={v}" for k, v in p.implementation))]
+            assert got.speedup.item() == pytest.approx(eager[(p.arch, p.seq_len)] / latency[p.id])
+    title, lines, stems = section(records_to_frame(records), {}, tmp_path)
+    assert stems == ["implementations_e"] and (tmp_path / "implementations_e.png").exists()
+    md = as_markdown((title, lines, stems))
+    assert md[1] == f"## {title}" and any("| e | transformer | forward | 16 | attention_backend=math" in x for x in md)
+    assert as_markdown(section(records_to_frame(records[:1]), {}, tmp_path)) == []
