@@ -91,7 +91,7 @@ def test_what_the_cpu_or_the_architecture_cannot_run_is_skipped_with_the_reason(
     assert rows(ran)["logit_diff"].value <= 1e-5  # the math kernel against auto's (flash on a CPU)
     assert rows(ran)["compile_time"].status == "skipped"
     eager = results[("lstm", None, None)]
-    assert eager.status == "ok" and rows(eager)["logit_diff"].error.startswith("eager:")
+    assert eager.status == "ok" and "logit_diff" not in rows(eager)  # the baseline: no rows of its own
 
 
 def test_compiled_points_count_compile_time_and_match_eager():

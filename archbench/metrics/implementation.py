@@ -18,8 +18,8 @@ Rows, per point with an implementation (archbench.instruments.implementation):
   as built, against the implementation. Beyond the tolerance of the dtype the arithmetic runs in
   (``TOLERANCE``: atol + rtol x max|eager logits|) the row, and so the point, is ``error``, naming it.
 
-The compile rows are ``skipped`` for an implementation that does not compile; every row is
-``skipped`` at an eager point (it is the baseline the others are compared with).
+The compile rows are ``skipped`` for an implementation that does not compile. An eager point has no
+rows of this metric: it is the baseline the others are compared with.
 """
 from __future__ import annotations
 
@@ -47,8 +47,7 @@ class Implementation(Metric):
     def run(self, ctx: Context) -> list[Row]:
         model = ctx.model
         if not isinstance(model, Implemented):
-            why = "eager: this point sets no implementation; it is the baseline the others are compared with"
-            return [Row(m, math.nan, u, h, status="skipped", error=why) for m, u, h in self.produces()]
+            return []  # eager: the baseline the others are compared with; nothing of its own to report
         if model.compiled and model.compile_time is None:
             PASSES[ctx.point.pass_](model, ctx.batch)()  # the first call of the point's pass: compiles
         rows = self._compile_rows(model)
