@@ -126,11 +126,11 @@ class Broken(nn.Module):
         return self.head(h)
 
 
-def _implemented(model: nn.Module, backend: str = "aot_eager", **settings) -> Implemented:
-    point = expand(suite())[0]
+def _implemented(model: nn.Module, backend: str = "aot_eager", device: str = "cpu", **settings) -> Implemented:
+    point = expand(suite(), device=device)[0]
     impl = {"compile": True, "compile_backend": backend, **settings}
     point = type(point).from_dict({**point.to_dict(), "implementation": impl})
-    return Implemented(model, point, torch.device("cpu"))
+    return Implemented(model, point, torch.device(device))
 
 
 def test_graph_breaks_and_recompilations_are_counted():
@@ -188,7 +188,7 @@ def test_inductor_compiles_a_tiny_model_to_the_eager_logits():
 def test_cuda_graph_replay_gives_the_eager_logits_on_every_call():
     torch.manual_seed(0)
     eager = nn.Sequential(nn.Embedding(11, 8), nn.Linear(8, 11)).cuda().eval()
-    model = _implemented(eager, compile=False, cuda_graphs=True)
+    model = _implemented(eager, device="cuda", compile=False, cuda_graphs=True)
     with torch.inference_mode():
         for seed in range(3):
             x = torch.randint(0, 11, (2, 5), device="cuda", generator=torch.Generator("cuda").manual_seed(seed))
@@ -237,3 +237,15 @@ def test_the_report_divides_eager_latency_by_each_implementation_s(tmp_path):
     md = as_markdown((title, lines, stems))
     assert md[1] == f"## {title}" and any("| e | transformer | forward | 16 | attention_backend=math" in x for x in md)
     assert as_markdown(section(records_to_frame(records[:1]), {}, tmp_path)) == []
+
+
+@requires_cuda
+def test_amp_and_cuda_graphs_run_on_cuda_within_tolerance():
+    points = expand(suite("implementation: {amp: [bf16, fp16], cuda_graphs: [false, true]}"), device="cuda")
+    for r in run_group(points, FAST):
+        assert r.status == "ok", r.point.describe()
+        assert rows(r)["logit_diff"].value <= rows(r)["logit_diff"].stats["tolerance"]
+    steps = expand(suite("implementation: {amp: fp16, cuda_graphs: [false, true]}", passes="train_step"), device="cuda")
+    got = {dict(p.implementation).get("cuda_graphs", False): r for p, r in zip(steps, run_group(steps, FAST))}
+    assert got[False].status == "ok" and got[True].status == "skipped"
+    assert "the train_step pass is not captured" in rows(got[True])["latency"].error

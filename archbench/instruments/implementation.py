@@ -161,7 +161,9 @@ class Implemented(nn.Module):
             if self.settings["attention_backend"] != "auto":
                 stack.enter_context(sdpa_kernel(BACKENDS[self.settings["attention_backend"]]))
             if self.settings["amp"] != "none":
-                stack.enter_context(torch.autocast(self.device_type, dtype=AMP[self.settings["amp"]]))
+                # no cache of cast weights across calls when the call is captured: a CUDA graph would hold a stale cast
+                stack.enter_context(torch.autocast(self.device_type, dtype=AMP[self.settings["amp"]],
+                                                   cache_enabled=not self.settings["cuda_graphs"]))
             yield
 
     def forward(self, x: torch.Tensor) -> Any:
