@@ -18,3 +18,8 @@ class Diverged(ArithmeticError):
 
 class PointTimeout(TimeoutError):
     """A point ran past the suite's ``timeout``."""
+
+
+class Unsupported(RuntimeError):
+    """What a point asks for that this device or architecture cannot do (cuDNN attention on a CPU, an
+    attention backend for an LSTM): the point is recorded ``skipped`` with the message, not ``error``."""

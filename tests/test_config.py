@@ -123,7 +123,7 @@ BAD = {
     ),
     "unknown-experiment-key": (
         text(sweeps={"seq_len": 8}),
-        ["experiments[0].sweeps: unknown key; allowed: name, architectures, task, metrics, passes, causal, seeds, training, generation, match_params, sweep"],
+        ["experiments[0].sweeps: unknown key; allowed: name, architectures, task, metrics, passes, causal, seeds, training, generation, implementation, match_params, sweep"],
     ),
     # wrong types
     "threads-not-int": (text(top={"threads": "many"}), ["threads: Input should be a valid integer", "got 'many'"]),

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 
 from archbench import registry
-from archbench.errors import Diverged, PointTimeout
+from archbench.errors import Diverged, PointTimeout, Unsupported
 from archbench.execute import footprint
 from archbench.execute.watchdog import Watchdog
-from archbench.instruments import flags
+from archbench.instruments import flags, implementation
 from archbench.instruments.stop_rule import StopRule
 from archbench.metrics.base import Context, Row
 from archbench.results.store import now_iso
@@ -96,6 +96,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
         status = "diverged"
     elif isinstance(exc, PointTimeout):
         status = "timeout"
+    elif isinstance(exc, Unsupported):
+        return "skipped", str(exc).strip().splitlines()[0][:500]
     else:
         status = "error"
     first = (str(exc).strip().splitlines() or [""])[0]
@@ -139,6 +141,7 @@ def _context(point: Point, settings: Settings) -> Context:
     device = torch.device(point.device)
     task, model = build(point, device)
     batch = task.sample(point.batch, torch.Generator().manual_seed(point.seed)).to(device)
+    model = implementation.apply(model, point, batch.inputs)  # unchanged when eager; Unsupported: skipped
     return Context(point, model, task, batch, device, settings.rule, settings.peak_flops, settings.cold_cache,
                    settings.clock)
 

@@ -29,8 +29,9 @@ from archbench.suite.point import Point
 
 
 def _shape(point: Point) -> tuple:
-    """Everything but the architecture: points with the same shape are measured together."""
-    return tuple(v for k, v in point.key().items() if k not in ("arch", "arch_kind", "arch_params"))
+    """Everything but the architecture and its implementation: points with the same shape are measured
+    together (eager and compiled side by side)."""
+    return tuple(v for k, v in point.key().items() if k not in ("arch", "arch_kind", "arch_params", "implementation"))
 
 
 def groups(points: list[Point], interleave: bool = True) -> list[list[Point]]:

@@ -58,7 +58,7 @@ def match(base: Run, cur: Run) -> tuple[list[tuple[dict, dict, str]], list[dict]
             pairs.append((r, other, "id"))
             used_b.add(id(r))
             used_c.add(id(other))
-    params = sorted({c for c in (*base.frame.columns, *cur.frame.columns) if str(c).startswith("param.")})
+    params = sorted({c for c in (*base.frame.columns, *cur.frame.columns) if str(c).startswith(("param.", "impl."))})
     describing = [c for c in DESCRIBING if c in base.frame.columns or c in cur.frame.columns]
     task_cols = sorted(base.task_columns & cur.task_columns)
     for how, columns in (("parameters", [*describing, *params, "metric"]),

@@ -78,12 +78,21 @@ def train_step(model: nn.Module, batch: Batch) -> Callable[[], object]:
     with torch.no_grad():
         check_finite(loss_fn(model(batch.inputs), targets), "train_step")
 
+    scaler = getattr(model, "grad_scaler", None)  # fp16 autocast (archbench.instruments.implementation)
+
     def run() -> object:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(batch.inputs), targets)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            return loss
+        scaler.scale(loss).backward()  # fp16 gradients scaled up, so small ones do not flush to zero
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         return loss
 
     return _owned(run, model)

@@ -4,6 +4,7 @@ from archbench.metrics import (  # noqa: F401  (registration)
     flops,
     generation,
     graph,
+    implementation,
     instructions,
     latency,
     memory,

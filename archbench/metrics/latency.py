@@ -30,6 +30,7 @@ def model_flops(ctx: Context) -> int | None:
 @register_metric("latency")
 class Latency(GroupMetric):
     name, unit, higher_is_better = "latency", "s", False
+    implemented = True  # times the point's implementation (archbench.instruments.implementation)
     description = "median seconds per call of the pass; with throughput (tokens/s), achieved_flops and mfu"
 
     def produces(self) -> list[tuple[str, str, bool]]:

@@ -99,6 +99,7 @@ def _host_peak_bytes(fn: Callable[[], object]) -> int:
 @register_metric("peak_memory")
 class PeakMemory(Metric):
     name, unit, higher_is_better = "peak_memory", "B", False
+    implemented = True  # measures the point's implementation (archbench.instruments.implementation)
     description = "peak bytes allocated by one pass above those resident before it"
 
     def run(self, ctx: Context) -> list[Row]:

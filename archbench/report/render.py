@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from archbench.errors import BadInput
-from archbench.report import plots
+from archbench.report import implementations, plots
 from archbench.results.accuracy import accuracy_table
 from archbench.results.check import finite_ok_values, read_meta
 from archbench.results.convergence import still_improving_line
@@ -328,6 +328,7 @@ def _draw(df: pd.DataFrame, meta: dict[str, Any], artifacts: list[dict[str, Any]
             md += _accuracy_tables(accuracy)
         for stem in stems:
             md += [f'<a id="{stem}"></a>', f"![{stem}]({stem}.png)", ""]
+    md += implementations.as_markdown(implementations.section(df, colour, folder))  # none without implementations
     md += ["", "## Failed, skipped, noisy and throttled points", ""]
     md += [_table(problems)] if not problems.empty else ["None."]
     md += ["", "## Environment", ""]

@@ -63,7 +63,7 @@ def fit_results(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=FIT_COLUMNS + GROUP_COLUMNS)
     ok = frame[(frame["status"] == "ok") & (pd.to_numeric(frame["value"], errors="coerce") > 0)].copy()
     ok["value"] = ok["value"].astype(float)
-    fixed = [c for c in GROUP_COLUMNS if c in ok]
+    fixed = [c for c in GROUP_COLUMNS if c in ok] + sorted(c for c in ok if str(c).startswith("impl."))
     out = []
     for x in SIZES:
         others = [s for s in SIZES if s != x and s in ok]

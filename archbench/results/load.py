@@ -119,6 +119,7 @@ def _rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
         params[f"param.{k}" if f"param.{k}" not in params else f"param.task.{k}"] = v
     params.update({f"train.{k}": v for k, v in p.get("training", {}).items()})
     params.update({f"gen.{k}": v for k, v in p.get("generation", {}).items()})
+    params.update({f"impl.{k}": v for k, v in p.get("implementation", {}).items()})
     for r in record["rows"]:
         stats = r.get("stats") or {}
         row = {
@@ -143,7 +144,7 @@ def records_to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
-    params = sorted(c for c in frame.columns if c.startswith(("param.", "train.", "gen.")))
+    params = sorted(c for c in frame.columns if c.startswith(("param.", "train.", "gen.", "impl.")))
     return frame.reindex(columns=COLUMNS + params)
 
 

@@ -110,6 +110,18 @@ def _trainings(exp: Experiment, at: str) -> list[dict[str, Any]]:
     return (exp.training or Training()).grid()
 
 
+def _implementations(exp: Experiment, at: str) -> list[dict[str, Any]]:
+    """The implementation of each point (``{}``: eager); every metric must measure an implementation."""
+    grid = exp.implementation.grid() if exp.implementation is not None else [{}]
+    if grid != [{}]:
+        for j, name in enumerate(exp.metrics):
+            if not getattr(registry.metrics.get(name), "implemented", False):
+                allowed = ", ".join(e.name for e in registry.metrics if getattr(e.obj, "implemented", False))
+                raise BadInput(f"{at}.metrics[{j}]: {name!r} measures the model, not how it is run; with "
+                               f"implementation: set, the metrics allowed are: {allowed}")
+    return grid
+
+
 def _generation(exp: Experiment, at: str) -> Params:
     """The generation settings of each point: the suite's (or the defaults) when a metric generates."""
     if not any(getattr(registry.metrics.get(m), "generates", False) for m in exp.metrics):
@@ -185,6 +197,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     shared = exp.sweep.shared()
     trainings = _trainings(exp, at)
     generation = _generation(exp, at)
+    implementations = _implementations(exp, at)
     task_grid = _swept(exp.task, f"{at}.task")
     arch_grids = [_swept(arch, f"{at}.architectures[{j}]") for j, arch in enumerate(exp.architectures)]
     seeds = exp.seeds if exp.seeds is not None else suite.seeds
@@ -196,7 +209,8 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                 task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
                 _check_shape(registry.tasks, exp.task.kind, task_full, seq_len, at, f"{at}.task")
                 vocab = build_task(exp.task.kind, seq_len, causal, **task_full).vocab_size
-                for training, (j, arch) in itertools.product(trainings, enumerate(exp.architectures)):
+                for training, impl, (j, arch) in itertools.product(trainings, implementations,
+                                                                    enumerate(exp.architectures)):
                     for own in _grid(arch_grids[j]):
                         origin = {k: _at(f"{at}.sweep", k) for k in base}
                         origin.update({k: _at(f"{at}.architectures[{j}]", k) for k in own})
@@ -212,7 +226,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                                 metrics=tuple(exp.metrics), seq_len=seq_len, batch=batch, pass_=pass_,
                                 seed=seed, causal=causal, device=device, dtype=suite.dtype,
                                 threads=suite.threads, training=tuple(sorted(training.items())),
-                                generation=generation,
+                                generation=generation, implementation=tuple(sorted(impl.items())),
                             )
                         )
     return points
@@ -230,6 +244,7 @@ def count_points(suite: Suite) -> int:
         shape = len(exp.sweep.shapes()) * _count(exp.sweep.shared())
         runs = len(exp.passes) * len(seeds) * len(exp.causal) * _count(exp.task.params)
         runs *= len(exp.training.lr) if exp.training is not None else 1
+        runs *= len(exp.implementation.grid()) if exp.implementation is not None else 1
         total += shape * runs * sum(_count(arch.params) for arch in exp.architectures)
     return total
 

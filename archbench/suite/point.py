@@ -41,6 +41,7 @@ class Point:
     threads: int
     training: Params = ()   # the accuracy metric's budget (archbench.instruments.training); empty for the others
     generation: Params = ()  # the generation metric's settings (schema.Generation); empty for the others
+    implementation: Params = ()  # compile, attention_backend, amp, cuda_graphs away from defaults; empty: eager
     id: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +58,9 @@ class Point:
         d["generation"] = dict(self.generation)
         if not self.generation:
             del d["generation"]
+        d["implementation"] = dict(self.implementation)
+        if not self.implementation:  # eager: absent, so the ids of points before the axis stand
+            del d["implementation"]
         return d
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,6 +75,7 @@ class Point:
         d["task_params"] = tuple(sorted(d["task_params"].items()))
         d["training"] = tuple(sorted(d.get("training", {}).items()))
         d["generation"] = tuple(sorted(d.get("generation", {}).items()))
+        d["implementation"] = tuple(sorted(d.get("implementation", {}).items()))
         d["metrics"] = tuple(d["metrics"])
         return cls(**d)
 
@@ -80,4 +85,5 @@ class Point:
 
     def describe(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in self.arch_params if k == "d_model")
+        extra += "".join(f" {k}={v}" for k, v in self.implementation)
         return f"{self.experiment}/{self.arch} n={self.seq_len} b={self.batch} {self.pass_} {extra}".strip()

@@ -18,6 +18,7 @@ imports neither torch nor the registry, so the results, the gate and the report 
 """
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -125,6 +126,65 @@ class Generation(Strict):
     cuda_graphs: bool = False       # CUDA: also time the decode step captured in a CUDA graph
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
+ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
+AMP = ("none", "bf16", "fp16")
+
+
+class Implementation(Strict):
+    """How the model is run (archbench.instruments.implementation); each key may be a list, swept.
+
+    ``compile``: false, true or a torch.compile mode (``max-autotune``); ``compile_backend`` the
+    compiler behind it; ``attention_backend`` the SDPA kernel (``torch.nn.attention.sdpa_kernel``);
+    ``amp`` autocast to bf16 or fp16 (fp16 training steps with a gradient scaler); ``cuda_graphs``
+    the forward captured in a CUDA graph and replayed. A point's id includes only the keys set away
+    from their defaults, so eager points keep the ids they had before this axis existed.
+    """
+
+    compile: list[bool | str] = [False]
+    compile_backend: list[Literal["inductor", "aot_eager", "eager"]] = ["inductor"]
+    attention_backend: list[Literal["auto", "math", "flash", "efficient", "cudnn"]] = ["auto"]
+    amp: list[Literal["none", "bf16", "fp16"]] = ["none"]
+    cuda_graphs: list[bool] = [False]
+    DEFAULTS: ClassVar[dict[str, Any]] = {"compile": False, "compile_backend": "inductor",
+                                          "attention_backend": "auto", "amp": "none", "cuda_graphs": False}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: _as_list(v) for k, v in data.items()}
+        return data
+
+    @field_validator("compile")
+    @classmethod
+    def _compile(cls, values: list[bool | str]) -> list[bool | str]:
+        for v in values:
+            if not isinstance(v, bool) and v not in COMPILE_MODES:
+                raise ValueError(f"compile {v!r} is not allowed; allowed: false, true, {', '.join(COMPILE_MODES)}")
+        return values
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> Implementation:
+        for key in self.DEFAULTS:
+            if not getattr(self, key):
+                raise ValueError(f"{key} is empty; give at least one value")
+        return self
+
+    def grid(self) -> list[dict[str, Any]]:
+        """The implementation of each point: the keys away from their defaults (eager: ``{}``)."""
+        keys = list(self.DEFAULTS)
+        out = []
+        for values in itertools.product(*(getattr(self, k) for k in keys)):
+            chosen = {k: v for k, v in zip(keys, values) if v != self.DEFAULTS[k]}
+            if "compile" not in chosen:
+                chosen.pop("compile_backend", None)  # the compiler of a model that is not compiled: no change
+            if chosen not in out:
+                out.append(chosen)
+        return out
+
+
 class Component(BaseModel):
     """A registered name and its parameters: ``tcn`` or ``{kind: tcn, label: cnn, dilation_base: 1}``.
 
@@ -201,6 +261,7 @@ class Experiment(Strict):
     seeds: list[int] | None = Field(default=None, min_length=1)
     training: Training | None = None  # the budget of the accuracy metric
     generation: Generation | None = None  # prompt, tokens and cuda_graphs of the generation metric
+    implementation: Implementation | None = None  # compile, attention_backend, amp, cuda_graphs (swept)
     match_params: PositiveInt | None = None  # size each architecture's d_model to about this many parameters
     sweep: Sweep
 
