@@ -51,9 +51,10 @@ def _layout(fig: plt.Figure) -> None:
 def fit_titles(fig: plt.Figure, margin: float = 2.0) -> None:
     """Lay the figure out, wrapping any title (of an axes, or the figure's) that would reach past the
     figure's edge onto more lines, so that no text is cut off in the saved image."""
-    titles = [ax.title for ax in fig.axes] + ([fig._suptitle] if fig._suptitle is not None else [])
+    suptitle = getattr(fig, "_suptitle", None)  # matplotlib keeps the figure's title there (no public getter)
+    titles = [ax.title for ax in fig.axes] + ([suptitle] if suptitle is not None else [])
     _layout(fig)
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's canvas
     width = fig.bbox.width
     for _ in range(4):
         wide = [t for t in titles if t.get_text() and t.get_visible()
