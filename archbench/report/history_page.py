@@ -134,7 +134,8 @@ def _figure(history: History, group: str, members: list[Series], found: list[Fou
         ax.set_yscale("log")
     ax.set_xticks(range(len(runs)), [r.label for r in runs], rotation=45, ha="right", fontsize=7)
     unit = members[0].unit
-    ax.set_ylabel(f"{members[0].metric} ({plots.UNITS.get(unit, unit) or 'value'})")
+    words = plots.UNITS.get(unit, unit) if unit != "fraction" or members[0].metric == "mfu" else unit
+    ax.set_ylabel(f"{members[0].metric} ({words or 'value'})")
     ax.set_title(f"{group} over {len(runs)} runs (▲▼ a step: red worse, green better)", fontsize=9)
     if len(members) <= 12:
         ax.legend(fontsize=6, ncol=2)
