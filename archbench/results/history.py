@@ -14,7 +14,7 @@ import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ def read_history(paths: Sequence[str | Path]) -> History:
     if len(runs) < 2:
         raise BadInput(f"a history needs at least 2 readable runs; found {len(runs)}"
                        + (f" ({len(skipped)} skipped as damaged)" if skipped else ""))
-    far = datetime.max.replace(tzinfo=timestamp("2000-01-01T00:00:00+00:00").tzinfo)  # type: ignore[union-attr]
+    far = datetime.max.replace(tzinfo=timezone.utc)  # a run with no date at all goes last
     runs.sort(key=lambda r: (r.commit_date or r.started or far, r.started or far, str(r.folder)))
     return History(runs, list(_series(runs)), skipped)
 
