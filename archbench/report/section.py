@@ -5,7 +5,11 @@
         return Section("Utilisation", ["Text above the figures.", ""], [stem], metrics=("mfu",))
 
 A section function may return a plain ``(title, markdown lines, figure stems)`` tuple too; the report
-lists the sections in ``archbench.report.sections.SECTIONS``. The metrics a section names in
+lists the sections in ``SECTIONS`` of ``archbench/report/render.py``. A section written to take other
+arguments plugs in through a lambda there, e.g. (issues 19 and 20's sections)::
+
+    lambda d: seq2seq_section(d.df, d.accuracy, d.colour, d.folder),
+    lambda d: implementations.section(d.df, d.colour, d.folder), The metrics a section names in
 ``metrics`` are the ones it shows; every other metric of the run gets a table of its own at the end,
 so no measurement goes unshown.
 """
@@ -53,10 +57,12 @@ class ReportData:
 
 
 def as_section(result: Section | tuple[Any, ...] | None) -> Section | None:
-    """A section function's answer as a Section (a plain 3-tuple is accepted)."""
-    if result is None or isinstance(result, Section):
-        return result
-    return Section(*result)
+    """A section function's answer as a Section (a plain 3-tuple is accepted); None for nothing to show
+    (None, or an empty title with no lines and no figures)."""
+    if result is None:
+        return None
+    found = result if isinstance(result, Section) else Section(*result)
+    return found if found.title or found.lines or found.figures else None
 
 
 def table(frame: pd.DataFrame, right: Iterable[str] = ()) -> str:
