@@ -1,4 +1,4 @@
-"""The command line, one verb each: run, plan, ls, env, report, compare, export.
+"""The command line, one verb each: run, plan, ls, env, report, compare, export, history.
 
     archbench run suites/quick.yaml        # measure, write results/<suite>/<stamp>/
     archbench plan suites/quick.yaml       # the points it would run
@@ -7,6 +7,7 @@
     archbench report RESULTS_DIR           # the report of a results folder, drawn again
     archbench compare BASELINE CURRENT     # the regression gate: exit 1 on a regression
     archbench export RESULTS --format pytest-benchmark   # or github-action-benchmark
+    archbench history results/ci           # each metric over many runs, with its steps
 
     archbench run SUITE --executor ray --workers 4    # points in parallel (serial | process | ray)
     archbench run SUITE --resume RESULTS_DIR          # finish a run that stopped part-way
@@ -37,7 +38,7 @@ YES = click.option("--yes", "-y", is_flag=True, default=False,
                    help=f"Go ahead with a suite of more than {MAX_POINTS:,} points.")
 
 
-READERS = ("compare", "report", "export")  # verbs that only read a results folder
+READERS = ("compare", "report", "export", "history")  # verbs that only read a results folder
 
 
 class Group(click.Group):
@@ -300,6 +301,51 @@ def export_command(results_dir: Path, fmt: str, direction: str, metrics: tuple[s
     except OSError as exc:
         raise BadInput(f"--output {str(output)!r}: cannot write it ({exc.strerror or exc})") from None
     click.echo(f"wrote {output}", err=True)
+
+
+# --- history: many runs of one suite over commits (self-contained block) ---
+@cli.command("history")
+@click.argument("results_dirs", metavar="RESULTS_DIR...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["html", "json"]), default="html", show_default=True,
+              help="html: a page with a figure per metric and the steps; json: the same numbers.")
+@click.option("--out", "-o", "out", default=None, type=click.Path(path_type=Path),
+              help="html: the folder to write (default: reports/<suite>/history beside the results root); "
+                   "json: the file (default: stdout).")
+@click.option("--penalty", default=None, type=float, help="Noise-widths a new level must explain [default: 4].")
+@click.option("--min-change", default=None, type=float, help="Smallest relative step reported [default: 0.05].")
+def history_command(results_dirs: tuple[Path, ...], fmt: str, out: Path | None, penalty: float | None,
+                    min_change: float | None) -> None:
+    """Each metric of each point over many runs of one suite, in commit order, and its steps.
+
+    RESULTS_DIR: run folders, or folders holding them (results/<suite>). A damaged run is skipped
+    with a warning; the steps are level shifts beyond the run-to-run noise (likely regressions or
+    improvements), each with the commit where it began.
+    """
+    from archbench.report.history_page import history_json, write_history
+    from archbench.results.steps import MIN_CHANGE, PENALTY
+
+    for name, value in (("--penalty", penalty), ("--min-change", min_change)):
+        if value is not None and not (value >= 0 and value == value and value != float("inf")):
+            raise BadInput(f"{name} {value!r} is not a finite number of at least 0")
+    knobs = {"penalty": PENALTY if penalty is None else penalty,
+             "min_change": MIN_CHANGE if min_change is None else min_change}
+    if fmt == "json":
+        text = history_json(results_dirs, **knobs)
+        if out is None:
+            click.echo(text, nl=False)
+            return
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"--out {str(out)!r}: cannot write it ({exc.strerror or exc})") from None
+        click.echo(f"wrote {out}", err=True)
+        return
+    if out is None:
+        from archbench.results.history import run_folders
+
+        first = run_folders(results_dirs)[0].resolve()
+        out = first.parent.parent.parent / "reports" / first.parent.name / "history"
+    click.echo(f"history: {write_history(results_dirs, out, **knobs)}")
 
 
 def main() -> None:

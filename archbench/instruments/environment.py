@@ -18,21 +18,26 @@ from archbench.instruments import flags
 
 
 def git_info(path: Path | None = None) -> dict[str, Any]:
-    """The commit and dirty flag of the git checkout holding ``path`` (archbench's own by default)."""
+    """The commit, its committer date (ISO 8601) and the dirty flag of the git checkout holding ``path``
+    (archbench's own by default); ``archbench history`` orders runs by them."""
     path = path or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
         )
         if commit.returncode != 0:
-            return {"commit": None, "dirty": None}
+            return {"commit": None, "dirty": None, "date": None}
         status = subprocess.run(
             ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True, text=True, timeout=5,
         )
-        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+        date = subprocess.run(
+            ["git", "-C", str(path), "log", "-1", "--format=%cI"], capture_output=True, text=True, timeout=5
+        )
+        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip()),
+                "date": date.stdout.strip() or None}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "date": None}
 
 
 def cpu_name() -> str:

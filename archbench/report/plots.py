@@ -6,6 +6,7 @@ figure's file stem, or None when the results hold nothing for it.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,43 @@ def colours(archs: list[str]) -> dict[str, str]:
 
 
 def _save(fig: plt.Figure, out: Path, stem: str) -> str:
-    if not fig.get_constrained_layout():
-        fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}", dpi=110)
+    fit_titles(fig)
+    _write(fig, out, stem)
     plt.close(fig)
     return stem
+
+
+def _write(fig: plt.Figure, out: Path, stem: str) -> None:
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"{stem}.{ext}", dpi=110)
+
+
+def _layout(fig: plt.Figure) -> None:
+    if fig.get_constrained_layout():
+        fig.canvas.draw()  # constrained layout runs as it draws
+    else:
+        fig.tight_layout()
+
+
+def fit_titles(fig: plt.Figure, margin: float = 2.0) -> None:
+    """Lay the figure out, wrapping any title (of an axes, or the figure's) that would reach past the
+    figure's edge onto more lines, so that no text is cut off in the saved image."""
+    suptitle = getattr(fig, "_suptitle", None)  # matplotlib keeps the figure's title there (no public getter)
+    titles = [ax.title for ax in fig.axes] + ([suptitle] if suptitle is not None else [])
+    _layout(fig)
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's canvas
+    width = fig.bbox.width
+    for _ in range(4):
+        wide = [t for t in titles if t.get_text() and t.get_visible()
+                and (t.get_window_extent(renderer).x0 < margin or t.get_window_extent(renderer).x1 > width - margin)]
+        if not wide:
+            return
+        for t in wide:
+            text = " ".join(t.get_text().split())
+            longest = max(len(line) for line in t.get_text().split("\n"))  # the widest line sets the extent
+            chars = max(12, int(longest * (width - 4 * margin) / t.get_window_extent(renderer).width * 0.9))
+            t.set_text(textwrap.fill(text, chars))
+        _layout(fig)
 
 
 def loglog_fit(x: np.ndarray, y: np.ndarray) -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +204,30 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
     ids = meta.get("point_ids")
     if ids is not None and not all(_name(i) for i in ids):
         return "'point_ids' holds something that is not a point id"
+    git = (meta.get("environment") or {}).get("git")
+    if git is not None:
+        if not isinstance(git, dict):
+            return f"'environment.git' is {_kind(git)}, not an object"
+        for key in ("commit", "date"):
+            if git.get(key) is not None and not _name(git[key]):
+                return f"'environment.git.{key}' is {_kind(git[key])}, not text"
+    for key, value in (("started", meta.get("started")), ("environment.git.date", (git or {}).get("date"))):
+        if isinstance(value, str) and timestamp(value) is None:
+            return f"{key!r} is {_kind(value)}, not an ISO 8601 date and time"
     peak = meta.get("device_peak")
     if isinstance(peak, dict) and not _number(peak.get("flops_per_s")):
         return "'device_peak.flops_per_s' is not a finite number"
     return None
+
+
+def timestamp(text: str) -> datetime | None:
+    """An ISO 8601 date and time (as ``meta.json`` and git write them) as an aware datetime (UTC where no
+    zone is given), or None when ``text`` is not one."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 _TYPE_WORDS = {str: "text", int: "a whole number", dict: "an object", list: "a list", bool: "true or false",
