@@ -120,11 +120,14 @@ def cli() -> None:
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report when the run ends.")
 @click.option("--reports", "reports", default=None, type=click.Path(path_type=Path),
               help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT].")
+@click.option("--shard", "shard", default=None, metavar="I/N",
+              help="Run only the I-th of N deterministic slices of the points (a CI matrix job); "
+                   "join the folders with archbench merge.")
 @PLUGINS
 @YES
 def run(suite_path: Path, out: Path, device: str | None, executor_name: str | None, workers: int | None,
         address: str | None, resume: Path | None, retry_failed: bool, progress: bool, report: bool,
-        reports: Path | None, allow_plugins: bool, yes: bool) -> None:
+        reports: Path | None, shard: str | None, allow_plugins: bool, yes: bool) -> None:
     """Run SUITE and write its results folder (or, with --resume, finish an earlier one)."""
     from archbench.execute.session import Interrupted
     from archbench.execute.session import run as run_suite
@@ -133,7 +136,7 @@ def run(suite_path: Path, out: Path, device: str | None, executor_name: str | No
         outcome = run_suite(suite_path, out, device=device, executor=executor_name, workers=workers,
                             address=address, resume=resume, retry_failed=retry_failed, progress=progress,
                             max_points=None if yes else MAX_POINTS, say=lambda line: click.echo(line, err=True),
-                            allow_plugins=allow_plugins)
+                            allow_plugins=allow_plugins, shard=shard)
     except Interrupted as stop:
         click.echo(str(stop), err=True)
         click.echo(f"resume with: {_resume_command(suite_path, stop.folder, executor_name, workers, address)}",
