@@ -1,4 +1,4 @@
-"""The command line, one verb each: run, plan, ls, env, report, compare, export.
+"""The command line, one verb each: run, plan, ls, env, report, compare, export, merge.
 
     archbench run suites/quick.yaml        # measure, write results/<suite>/<stamp>/
     archbench plan suites/quick.yaml       # the points it would run
@@ -7,6 +7,7 @@
     archbench report RESULTS_DIR           # the report of a results folder, drawn again
     archbench compare BASELINE CURRENT     # the regression gate: exit 1 on a regression
     archbench export RESULTS --format pytest-benchmark   # or github-action-benchmark
+    archbench merge DIR... --out OUT       # join the folders of a suite's shards (run --shard I/N)
 
     archbench run SUITE --executor ray --workers 4    # points in parallel (serial | process | ray)
     archbench run SUITE --resume RESULTS_DIR          # finish a run that stopped part-way
@@ -37,7 +38,7 @@ YES = click.option("--yes", "-y", is_flag=True, default=False,
                    help=f"Go ahead with a suite of more than {MAX_POINTS:,} points.")
 
 
-READERS = ("compare", "report", "export")  # verbs that only read a results folder
+READERS = ("compare", "report", "export", "merge")  # verbs that read results folders (merge writes a new one)
 
 
 class Group(click.Group):
@@ -303,6 +304,20 @@ def export_command(results_dir: Path, fmt: str, direction: str, metrics: tuple[s
     except OSError as exc:
         raise BadInput(f"--output {str(output)!r}: cannot write it ({exc.strerror or exc})") from None
     click.echo(f"wrote {output}", err=True)
+
+
+@cli.command("merge")
+@click.argument("folders", metavar="DIR...", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", default="results", show_default=True, type=click.Path(path_type=Path),
+              help="Root folder; the merged run goes to OUT/<suite>/<timestamp>/.")
+def merge_command(folders: tuple[Path, ...], out: Path) -> None:
+    """Join the results folders of one suite's shards (archbench run --shard I/N) into one results
+    folder, which reports and compares as one run."""
+    from archbench.results.merge import merge
+
+    folder = merge(folders, out)
+    click.echo(f"merged {len(folders)} folder{'s' if len(folders) != 1 else ''}")
+    click.echo(f"results: {folder}")
 
 
 def main() -> None:
