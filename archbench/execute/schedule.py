@@ -66,8 +66,8 @@ def groups(points: list[Point], interleave: bool = True, longest_first: bool = F
         units = [[p] for p in points]
     else:
         units = []
-        for (_, together), run in itertools.groupby(points, key=lambda p: (_shape(p), measured_together(p))):
-            run = list(run)
+        for (_, together), same in itertools.groupby(points, key=lambda p: (_shape(p), measured_together(p))):
+            run = list(same)
             units += [run] if together else [[p] for p in run]
     if not longest_first:
         return units

@@ -211,7 +211,7 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
     if shard is not None:
         index, count, total = (shard.get(k) for k in ("index", "count", "suite_points"))
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, count, total)) \
-                or not 1 <= index <= count or total < 0:  # type: ignore[operator]
+                or not 1 <= index <= count or total < 0:
             return "'shard' is not {index, count, suite_points} with whole numbers 1 <= index <= count"
     return None
 
