@@ -70,10 +70,7 @@ class ResidentWorker:
             self.wait_started()
             os.truncate(self.log, 0)  # the log's last line, if it dies, is about this job
             phase = "plugins"
-            try:
-                self.proc.stdin.write(frame(b"J", job))  # type: ignore[union-attr]
-            except OSError:  # a broken pipe: it died between two jobs
-                raise EOFError from None
+            self._write(frame(b"J", job))
             self._expect(b"R", time.monotonic() + STARTUP)
             phase, ready = "run", time.monotonic()
             self.groups += 1
@@ -94,6 +91,14 @@ class ResidentWorker:
             if self.children.stopped.is_set():
                 return None
             return died(self.proc.returncode, self.log)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self.proc.stdin.write(view) or 0:]  # type: ignore[union-attr]
+        except OSError:  # a broken pipe: it died between two jobs
+            raise EOFError from None
 
     def _expect(self, kind: bytes, deadline: float | None) -> bytes:
         header = self._read(HEADER.size, deadline)
