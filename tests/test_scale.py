@@ -251,3 +251,13 @@ def test_bad_merge_input_is_one_line_exit_2_and_writes_nothing(runs):
         [err] = result.stderr.splitlines()
         assert err.startswith("error: ") and message in err, (message, err)
         assert not (tmp / "refused").exists()
+
+
+def test_a_shard_resumes_as_itself_and_another_shard_is_refused(runs):
+    tmp, f = runs
+    again = cli_run("run", tmp / "det.yaml", "--resume", f["s1"], "--no-progress", "--no-report")
+    assert again.exit_code == 0 and "0 points, 0 rows" in again.stdout, again.output
+    other = cli_run("run", tmp / "det.yaml", "--resume", f["s1"], "--shard", "2/2")
+    assert other.exit_code == 2
+    [line] = other.stderr.splitlines()
+    assert line == f"error: --shard 2/2: {f['s1']} was shard 1/2; resume it without --shard"
