@@ -1,4 +1,4 @@
-"""The command line, one verb each: run, plan, ls, env, report, compare, export, history.
+"""The command line, one verb each: run, plan, ls, env, report, compare, export, history, merge.
 
     archbench run suites/quick.yaml        # measure, write results/<suite>/<stamp>/
     archbench plan suites/quick.yaml       # the points it would run
@@ -8,6 +8,7 @@
     archbench compare BASELINE CURRENT     # the regression gate: exit 1 on a regression
     archbench export RESULTS --format pytest-benchmark   # or github-action-benchmark
     archbench history results/ci           # each metric over many runs, with its steps
+    archbench merge DIR... --out OUT       # join the folders of a suite's shards (run --shard I/N)
 
     archbench run SUITE --executor ray --workers 4    # points in parallel (serial | process | ray)
     archbench run SUITE --resume RESULTS_DIR          # finish a run that stopped part-way
@@ -38,7 +39,7 @@ YES = click.option("--yes", "-y", is_flag=True, default=False,
                    help=f"Go ahead with a suite of more than {MAX_POINTS:,} points.")
 
 
-READERS = ("compare", "report", "export", "history")  # verbs that only read a results folder
+READERS = ("compare", "report", "export", "history", "merge")  # verbs that read results folders (merge writes a new one)
 
 
 class Group(click.Group):
@@ -121,11 +122,14 @@ def cli() -> None:
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report when the run ends.")
 @click.option("--reports", "reports", default=None, type=click.Path(path_type=Path),
               help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT].")
+@click.option("--shard", "shard", default=None, metavar="I/N",
+              help="Run only the I-th of N deterministic slices of the points (a CI matrix job); "
+                   "join the folders with archbench merge.")
 @PLUGINS
 @YES
 def run(suite_path: Path, out: Path, device: str | None, executor_name: str | None, workers: int | None,
         address: str | None, resume: Path | None, retry_failed: bool, progress: bool, report: bool,
-        reports: Path | None, allow_plugins: bool, yes: bool) -> None:
+        reports: Path | None, shard: str | None, allow_plugins: bool, yes: bool) -> None:
     """Run SUITE and write its results folder (or, with --resume, finish an earlier one)."""
     from archbench.execute.session import Interrupted
     from archbench.execute.session import run as run_suite
@@ -134,7 +138,7 @@ def run(suite_path: Path, out: Path, device: str | None, executor_name: str | No
         outcome = run_suite(suite_path, out, device=device, executor=executor_name, workers=workers,
                             address=address, resume=resume, retry_failed=retry_failed, progress=progress,
                             max_points=None if yes else MAX_POINTS, say=lambda line: click.echo(line, err=True),
-                            allow_plugins=allow_plugins)
+                            allow_plugins=allow_plugins, shard=shard)
     except Interrupted as stop:
         click.echo(str(stop), err=True)
         click.echo(f"resume with: {_resume_command(suite_path, stop.folder, executor_name, workers, address)}",
@@ -346,6 +350,20 @@ def history_command(results_dirs: tuple[Path, ...], fmt: str, out: Path | None, 
         first = run_folders(results_dirs)[0].resolve()
         out = first.parent.parent.parent / "reports" / first.parent.name / "history"
     click.echo(f"history: {write_history(results_dirs, out, **knobs)}")
+
+
+@cli.command("merge")
+@click.argument("folders", metavar="DIR...", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", default="results", show_default=True, type=click.Path(path_type=Path),
+              help="Root folder; the merged run goes to OUT/<suite>/<timestamp>/.")
+def merge_command(folders: tuple[Path, ...], out: Path) -> None:
+    """Join the results folders of one suite's shards (archbench run --shard I/N) into one results
+    folder, which reports and compares as one run."""
+    from archbench.results.merge import merge
+
+    folder = merge(folders, out)
+    click.echo(f"merged {len(folders)} folder{'s' if len(folders) != 1 else ''}")
+    click.echo(f"results: {folder}")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Schedule a run's points over an executor: groups of one shape, ``oom`` skips, Ctrl-C after flight.
+"""Schedule a run's points over an executor: groups of one shape where they are measured together,
+the longest trained points first on several workers, ``oom`` skips, Ctrl-C after flight.
 
     summary = run_points(points, Settings.of(suite), store, "quick")   # what `archbench run` does
 
@@ -20,9 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from archbench.execute.executors.base import Executor
+from archbench import registry
+from archbench.execute.executors.base import Executor, is_timing
 from archbench.execute.executors.serial import SerialExecutor
 from archbench.execute.group import PointResult, Settings, status_rows
+from archbench.metrics.base import GroupMetric
 from archbench.results.load import STATUSES
 from archbench.results.store import ResultStore, now_iso
 from archbench.suite.point import Point
@@ -34,11 +37,44 @@ def _shape(point: Point) -> tuple:
     return tuple(v for k, v in point.key().items() if k not in ("arch", "arch_kind", "arch_params", "implementation"))
 
 
-def groups(points: list[Point], interleave: bool = True) -> list[list[Point]]:
-    """Consecutive points of one shape (the plan puts architectures innermost)."""
+def measured_together(point: Point) -> bool:
+    """Whether the point is measured beside the other architectures of its shape: a metric that
+    measures a group together (``GroupMetric``: latency, generation, instructions) or one that needs
+    the device alone (``base.is_timing``: latency, peak_memory). Trained and analytic points are not."""
+    return is_timing(point) or any(issubclass(registry.metrics.get(m), GroupMetric) for m in point.metrics)
+
+
+def estimate(point: Point) -> float | None:
+    """A point's relative cost where the plan can tell it: a trained point's steps (its ``max_steps``
+    under ``until: converged``) x batch x seq_len x d_model^2; None for the others."""
+    training = dict(point.training)
+    steps = training.get("max_steps") or training.get("steps")
+    if not steps:
+        return None
+    d_model = point.params.get("d_model") or 1
+    return float(steps) * point.batch * point.seq_len * float(d_model) ** 2
+
+
+def groups(points: list[Point], interleave: bool = True, longest_first: bool = False) -> list[list[Point]]:
+    """What runs together: consecutive points of one shape (the plan puts architectures innermost)
+    when they are measured together (``measured_together``); every other point alone.
+
+    ``longest_first`` (for several workers): the points whose cost the plan can estimate
+    (``estimate``: trained points) first, the costliest first, then the rest in plan order, so that
+    no long point starts last while the other workers idle.
+    """
     if not interleave:
-        return [[p] for p in points]
-    return [list(g) for _, g in itertools.groupby(points, key=_shape)]
+        units = [[p] for p in points]
+    else:
+        units = []
+        for (_, together), same in itertools.groupby(points, key=lambda p: (_shape(p), measured_together(p))):
+            run = list(same)
+            units += [run] if together else [[p] for p in run]
+    if not longest_first:
+        return units
+    costs = [estimate(unit[0]) if len(unit) == 1 else None for unit in units]
+    known = sorted((k for k, c in enumerate(costs) if c is not None), key=lambda k: -costs[k])  # type: ignore[operator]
+    return [units[k] for k in known] + [u for u, c in zip(units, costs) if c is None]
 
 
 def _family(point: Point) -> tuple:
@@ -139,7 +175,7 @@ def run_points(
 
     with _interrupt_after_flight() as stop:
         try:
-            for group in groups(points, settings.interleave):
+            for group in groups(points, settings.interleave, longest_first=executor.workers > 1):
                 while not executor.has_room():
                     collect()
                 if stop.requested:

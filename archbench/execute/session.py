@@ -76,13 +76,16 @@ def run(
     max_points: int | None = MAX_POINTS,
     say: Callable[[str], None] = _stderr,
     allow_plugins: bool = False,
+    shard: str | tuple[int, int] | None = None,
 ) -> RunOutcome:
     """Run ``suite`` (a path, or a Suite from ``archbench.load_suite``) into ``out/<suite>/<stamp>/``,
     or finish the earlier run in ``resume``; return its folder and counts.
 
     ``executor``: serial (this process), process or ray (default: the suite's ``executor:``, else
     serial); ``say`` receives the progress lines (default: stderr); ``allow_plugins``: import the
-    suite's ``plugins:`` (Python code; see ``archbench.load_suite``). BadInput on bad input, before
+    suite's ``plugins:`` (Python code; see ``archbench.load_suite``); ``shard``: ``"I/N"`` or (I, N),
+    run only the I-th of N slices of the points (archbench.execute.shard; a resumed shard keeps its
+    own). BadInput on bad input, before
     anything is written; BadInput naming the holder when another process writes the folder.
     """
     suite_path = str(suite.path or suite.name) if isinstance(suite, Suite) else str(suite)
@@ -98,6 +101,7 @@ def run(
     resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
     points = expand(suite, source=suite_path, device=resolved)
     footprint.check_fits(points, suite.timeout)  # an experiment none of whose points fits the memory
+    points, shard_meta = _shard_of(points, shard, old, suite.timing.interleave, resume)
     name = executor or suite.executor or "serial"
     if old_store:
         check_same_points(points, point_ids_of(old, resolved, allow_plugins), str(resume), suite_path)
@@ -107,7 +111,7 @@ def run(
         held.enter_context(FolderLock(store.folder))  # a second writer of the folder stops here
         try:
             summary = _run_in(store, suite, suite_path, points, old, resolved, name, workers, address,
-                              retry_failed, progress, ex, say, resume)
+                              retry_failed, progress, ex, say, resume, shard_meta)
         except NoSpace as exc:
             raise BadInput(f"{exc}; the finished points are kept; resume with: "
                            f"archbench run {suite_path} --resume {store.folder}") from None
@@ -116,7 +120,7 @@ def run(
 
 def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old: dict, resolved: str, name: str,
             workers: int | None, address: str | None, retry_failed: bool, progress: bool, ex: Any,
-            say: Callable[[str], None], resume: str | Path | None) -> Summary:
+            say: Callable[[str], None], resume: str | Path | None, shard_meta: dict | None = None) -> Summary:
     """The points still to run, run into ``store`` (locked by the caller), and the folder consolidated."""
     todo, skips = points, None
     if resume is not None:
@@ -133,8 +137,10 @@ def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old
         say(f"{suite.name}: resuming {store.folder}: {len(points) - len(todo)} of {len(points)} points "
             f"done, {len(todo)} to run on {resolved} ({name})")
     else:
-        store.start(suite.text, _meta(suite, suite_path, points, resolved, name, workers, address))
-        say(f"{suite.name}: {len(points)} points on {resolved} ({name}) -> {store.folder}")
+        meta = _meta(suite, suite_path, points, resolved, name, workers, address)
+        store.start(suite.text, {**meta, "shard": shard_meta} if shard_meta else meta)
+        part = f"shard {shard_meta['index']}/{shard_meta['count']}: " if shard_meta else ""
+        say(f"{suite.name}: {part}{len(points)} points on {resolved} ({name}) -> {store.folder}")
     try:
         peak = store.read_meta().get("device_peak")
         if peak is None and any("latency" in p.metrics for p in todo):
@@ -151,6 +157,28 @@ def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old
     statuses = collections.Counter(r["status"] for r in latest(store.records()))
     store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": False, "statuses": dict(statuses)})
     return summary
+
+
+def _shard_of(points: list, shard: str | tuple[int, int] | None, old: dict, interleave: bool,
+              resume: str | Path | None) -> tuple[list, dict | None]:
+    """The shard's points and its ``meta.json`` entry (index, count, the suite's number of points);
+    a resumed folder's own shard unless ``shard`` names the same one."""
+    from archbench.execute.shard import parse_shard, shard_points
+
+    spec = parse_shard(shard) if isinstance(shard, str) else shard
+    if isinstance(shard, tuple):
+        parse_shard(f"{shard[0]}/{shard[1]}")
+    theirs = old.get("shard")
+    if resume is not None and (theirs or spec):
+        have = (theirs["index"], theirs["count"]) if theirs else None
+        if spec is not None and spec != have:
+            was = f"shard {have[0]}/{have[1]}" if have else "not sharded"
+            raise BadInput(f"--shard {spec[0]}/{spec[1]}: {resume} was {was}; resume it without --shard")
+        spec = have
+    if spec is None:
+        return points, None
+    index, count = spec
+    return shard_points(points, interleave, index, count), {"index": index, "count": count, "suite_points": len(points)}
 
 
 def _meta(suite: Suite, suite_path: str, points: list, device: str, executor: str, workers: int | None,

@@ -17,8 +17,18 @@ from typing import Any
 import pandas as pd
 
 from archbench.errors import BadInput
-from archbench.report import (accuracy, generation, implementations, other, parallelism, plots, receptive_field, speed,
-                              summary, verdict)
+from archbench.report import (
+    accuracy,
+    generation,
+    implementations,
+    other,
+    parallelism,
+    plots,
+    receptive_field,
+    speed,
+    summary,
+    verdict,
+)
 from archbench.report.page import html_page
 from archbench.report.section import ReportData, Section, as_section, table
 from archbench.results.check import finite_ok_values, read_meta

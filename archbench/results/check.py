@@ -194,6 +194,7 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "environment": (dict,), "flags": (dict,), "command": (str,), "device_peak": (dict, type(None)),
     "executor": (dict,), "point_ids": (list,), "theory": (dict,), "suite_sha256": (str,),
     "suite_text": (str,), "interrupted": (bool, type(None)), "statuses": (dict,), "resumed": (list,),
+    "shard": (dict,), "merged": (dict,),  # a shard's place (archbench run --shard); a merge's provenance
 }
 
 
@@ -217,6 +218,12 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
     peak = meta.get("device_peak")
     if isinstance(peak, dict) and not _number(peak.get("flops_per_s")):
         return "'device_peak.flops_per_s' is not a finite number"
+    shard = meta.get("shard")
+    if shard is not None:
+        index, count, total = (shard.get(k) for k in ("index", "count", "suite_points"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, count, total)) \
+                or not 1 <= index <= count or total < 0:
+            return "'shard' is not {index, count, suite_points} with whole numbers 1 <= index <= count"
     return None
 
 

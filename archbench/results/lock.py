@@ -49,6 +49,15 @@ def holder_of(folder: Path) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) else {}
 
 
+def check_not_written(folder: Path) -> None:
+    """BadInput naming the writer when a live process holds ``folder``'s lock (read-only: no lock is taken)."""
+    holder = holder_of(folder)
+    if holder is not None:
+        lock = FolderLock(folder)
+        if not lock._stale(holder):
+            raise BadInput(lock._held_message(holder))
+
+
 class FolderLock:
     """Hold ``<folder>/.lock`` while writing the folder; released (the file removed) on exit."""
 

@@ -172,6 +172,12 @@ class ResultStore:
         _append_lines(self.folder / "artifacts.jsonl", artifacts)
         _append_lines(self.records_path, [record])
 
+    def append_lines(self, name: str, items: list[dict[str, Any]]) -> None:
+        """Lines read from another folder (``archbench merge``), appended to the file ``name`` as they are."""
+        if name not in ("records.jsonl", "samples.jsonl", "artifacts.jsonl"):
+            raise ValueError(f"{name!r} is not a file of lines")
+        _append_lines(self.folder / name, items)
+
     def records(self) -> list[dict[str, Any]]:
         """The record lines; a damaged one is skipped with one warning, and its point runs again."""
         return read_records(self.records_path, strict=False)

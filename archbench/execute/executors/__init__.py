@@ -1,4 +1,4 @@
-"""Where points run: ``serial`` (this process), ``process`` (a fresh process per group), ``ray`` (a cluster).
+"""Where points run: ``serial`` (this process), ``process`` (resident worker processes), ``ray`` (a cluster).
 
     with archbench.execute.executors.make("process", workers=2) as ex:
         summary = run_points(points, settings, store, "quick", executor=ex)

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SLACK = 1.0      # s over timeout x points before a child is killed
@@ -50,15 +51,21 @@ class Children:
         self._lock = threading.Lock()
         self.stopped = threading.Event()
 
-    def start(self, args: list[str], log: Path) -> subprocess.Popen | None:
+    def start(self, args: list[str], log: Path, pipes: bool = False) -> subprocess.Popen | None:
+        """Start ``args`` writing its output to ``log``; with ``pipes``, its stdin and stdout are
+        pipes to this process (a resident worker's requests and answers) and only stderr is logged."""
         env = {**os.environ, "PYTHONPATH": python_path()}
         with self._lock:
             if self.stopped.is_set():
                 return None
-            with open(log, "wb") as out:
+            with open(log, "ab") as out:
                 # a session of its own: a Ctrl-C at the terminal reaches the run, which decides
-                proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                        env=env, start_new_session=True)
+                if pipes:
+                    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out,
+                                            env=env, start_new_session=True, bufsize=0)
+                else:
+                    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                            env=env, start_new_session=True)
             self._live.add(proc)
         return proc
 
@@ -73,7 +80,7 @@ class Children:
                 proc.kill()
 
 
-def _last_line(log: Path) -> str:
+def last_line(log: Path) -> str:
     try:
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
@@ -81,14 +88,14 @@ def _last_line(log: Path) -> str:
     return f"; its last output: {lines[-1][:200]}" if lines else ""
 
 
-def _died(returncode: int, log: Path) -> Failure:
+def died(returncode: int, log: Path) -> Failure:
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
         hint = " (the kernel's out-of-memory killer sends SIGKILL)" if -returncode == signal.SIGKILL else ""
         how = f"was killed by signal {-returncode} ({name}){hint}"
     else:
         how = f"exited with code {returncode}"
-    return "error", f"the worker process {how} before writing its results{_last_line(log)}"[:500]
+    return "error", f"the worker process {how} before writing its results{last_line(log)}"[:500]
 
 
 def run_child(job: bytes, timeout: float | None, points: int, children: Children) -> Outcome | None:
@@ -118,7 +125,7 @@ def run_child(job: bytes, timeout: float | None, points: int, children: Children
                 if ready is None and now - launched > STARTUP:
                     proc.kill()
                     proc.wait()
-                    return "error", f"the worker process did not start in {STARTUP:g} s{_last_line(log)}"
+                    return "error", f"the worker process did not start in {STARTUP:g} s{last_line(log)}"
                 if limit is not None and ready is not None and now - ready > limit:
                     proc.kill()
                     proc.wait()
@@ -131,23 +138,32 @@ def run_child(job: bytes, timeout: float | None, points: int, children: Children
         results = folder / "results.pkl"
         if results.is_file():  # written: a crash while the interpreter exits does not undo it
             return results.read_bytes()
-        return _died(proc.returncode, log)
+        return died(proc.returncode, log)
+
+
+Runner = Callable[[bytes, "float | None", int], "Outcome | None"]  # (job, timeout, points) -> outcome
 
 
 def run_jobs(whole: bytes, alone: list[bytes], timeout: float | None,
-             children: Children | None = None) -> list[Outcome] | None:
-    """``whole`` (a group) in a fresh process: ``[its outcome]``; when that process fails and the
-    group has several points, each job of ``alone`` (one per point) in a fresh process of its own:
-    one outcome per point. None when the run stopped."""
-    children = children or Children()
-    outcome = run_child(whole, timeout, max(len(alone), 1), children)
+             children: Children | None = None, runner: Runner | None = None) -> list[Outcome] | None:
+    """``whole`` (a group): ``[its outcome]``; when its process fails and the group has several
+    points, each job of ``alone`` (one per point) again: one outcome per point. None when the run
+    stopped. ``runner`` runs a job (default: in a fresh process, ``run_child``; a resident worker:
+    ``pool.WorkerPool.run``)."""
+    if runner is None:
+        kids = children or Children()
+
+        def runner(job: bytes, timeout: float | None, points: int) -> Outcome | None:
+            return run_child(job, timeout, points, kids)
+
+    outcome = runner(whole, timeout, max(len(alone), 1))
     if outcome is None:
         return None
     if isinstance(outcome, bytes) or not alone:
         return [outcome]
     outcomes = []
     for job in alone:
-        one = run_child(job, timeout, 1, children)
+        one = runner(job, timeout, 1)
         if one is None:
             return None
         outcomes.append(one)

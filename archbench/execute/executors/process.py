@@ -1,14 +1,17 @@
-"""Each group in a fresh Python process: a crash, an OOM kill or an ``os._exit`` of one point cannot
-touch the points of other groups, nor the run.
+"""Each group in a worker process of its own: a crash, an OOM kill or an ``os._exit`` of one point
+cannot touch the points of other groups, nor the run.
 
     archbench run SUITE --executor process --workers 2
 
-A child that dies before writing its results ends its points ``error``, naming the exit code or the
-signal and the child's last line of output. With a suite ``timeout``, a child that runs past the
-timeout times the group's size (plus ``child.SLACK``, counted from when its imports are done) is
-killed: ``timeout``. The in-process watchdog still stops most slow points first, with their own rows;
-this is the backstop for a kernel that never returns. When a group of several points fails either
-way, each of its points is run again alone, so that only the point at fault keeps the failure.
+The workers are resident (``pool.WorkerPool``): up to ``--workers`` processes that import torch
+once and run group after group; one is replaced after it fails and after ``pool.RECYCLE`` groups.
+A worker that dies before writing its results ends its group's points ``error``, naming the exit
+code or the signal and the worker's last line of output. With a suite ``timeout``, a worker that
+runs past the timeout times the group's size (plus ``child.SLACK``, counted from when the job's
+plugins are imported) is killed: ``timeout``. The in-process watchdog still stops most slow points
+first, with their own rows; this is the backstop for a kernel that never returns. When a group of
+several points fails either way, each of its points is run again alone, so that only the point at
+fault keeps the failure.
 
 With ``--workers`` above 1, groups that time or weigh a pass (``base.is_timing``) still run one at a
 time, so that two timings never share the device; the others run beside them.
@@ -22,6 +25,7 @@ import threading
 
 from archbench.execute.executors.base import Executor, is_timing
 from archbench.execute.executors.child import Children, Failure, Outcome, run_jobs
+from archbench.execute.executors.pool import RECYCLE, WorkerPool
 from archbench.execute.executors.worker import Job, Plugin, plugins_of
 from archbench.execute.group import PointResult, Settings, status_rows
 from archbench.results.store import now_iso
@@ -57,34 +61,37 @@ def results_of(group: list[Point], outcomes: list[Outcome] | None) -> list[Point
 
 
 def run_isolated(group: list[Point], settings: Settings, plugins: tuple[Plugin, ...],
-                 children: Children | None = None) -> list[PointResult]:
-    """The group in a fresh process; after a crash or a kill, each of its points again alone."""
+                 children: Children | None = None, pool: WorkerPool | None = None) -> list[PointResult]:
+    """The group on a resident worker of ``pool`` (default: in a fresh process); after a crash or a
+    kill, each of its points again alone."""
     whole, alone = jobs_of(group, settings, plugins)
-    return results_of(group, run_jobs(whole, alone, settings.timeout, children))
+    runner = pool.run if pool is not None else None
+    return results_of(group, run_jobs(whole, alone, settings.timeout, children, runner))
 
 
 class ProcessExecutor(Executor):
-    """Up to ``workers`` groups at once, each in its own child process (a thread waits on each)."""
+    """Up to ``workers`` groups at once, each on a resident worker process (a thread waits on each)."""
 
     name = "process"
 
-    def __init__(self, workers: int = 1):
+    def __init__(self, workers: int = 1, recycle: int = RECYCLE):
         super().__init__(workers)
-        self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archbench-process")
+        self._threads = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archbench-process")
         self._futures: set[cf.Future] = set()
         self._children = Children()
+        self.pool = WorkerPool(workers, self._children, recycle)
         self._timing = threading.Lock()  # held by the one timing group in flight
 
     def _run(self, group: list[Point], settings: Settings, plugins: tuple[Plugin, ...]) -> list[PointResult]:
         with self._timing if any(is_timing(p) for p in group) else contextlib.nullcontext():
-            return run_isolated(group, settings, plugins, self._children)
+            return run_isolated(group, settings, plugins, self._children, self.pool)
 
     def check(self, points: list[Point]) -> None:
         plugins_of(points)
 
     def submit(self, group: list[Point], settings: Settings) -> None:
         plugins = plugins_of(group)
-        self._futures.add(self._pool.submit(self._run, group, settings, plugins))
+        self._futures.add(self._threads.submit(self._run, group, settings, plugins))
 
     def next_finished(self) -> list[PointResult]:
         done, _ = cf.wait(self._futures, return_when=cf.FIRST_COMPLETED)
@@ -99,5 +106,6 @@ class ProcessExecutor(Executor):
         self._children.kill_all()
         for future in self._futures:
             future.cancel()
-        self._pool.shutdown(wait=True)
+        self._threads.shutdown(wait=True)
         self._futures.clear()
+        self.pool.close()

@@ -4,8 +4,11 @@
     archbench run SUITE --executor ray --workers 8                       # a local Ray on this machine
     archbench run SUITE --executor ray --workers 8 --address HEAD:6379   # join a running cluster
 
-A task runs its group in a fresh process on the node (``child.run_jobs``): a crash is the
-group's ``error``, a hang past the suite's timeout its ``timeout``, and the Ray worker lives on.
+A task runs its group on a resident worker process of the Ray worker that took it
+(``pool.run_jobs_resident``): Ray reuses its worker processes, and each keeps its resident worker,
+so torch is imported once per Ray worker, not once per group. A crash is the group's ``error``, a
+hang past the suite's timeout its ``timeout`` (the resident worker is replaced), and the Ray worker
+lives on.
 Results come back to this process as they finish and are written here; each row carries the host
 that ran it.
 
@@ -31,7 +34,8 @@ from typing import Any
 
 from archbench.errors import BadInput
 from archbench.execute.executors.base import Executor, is_timing
-from archbench.execute.executors.child import python_path, run_jobs
+from archbench.execute.executors.child import python_path
+from archbench.execute.executors.pool import run_jobs_resident
 from archbench.execute.executors.process import failed_results, jobs_of, results_of
 from archbench.execute.executors.worker import plugins_of
 from archbench.execute.group import PointResult, Settings
@@ -100,8 +104,8 @@ class RayExecutor(Executor):
                 what = f"--address {address}: cannot join a Ray cluster there" if address else \
                     "cannot start a local Ray cluster"
                 raise BadInput(f"{what}: {first}"[:500]) from None
-        # the task only waits on a child process (child.run_jobs): the Ray worker never imports torch
-        self._remote = ray.remote(max_retries=0)(run_jobs)
+        # the task only waits on its resident worker (pool.run_jobs_resident): the Ray worker never imports torch
+        self._remote = ray.remote(max_retries=0)(run_jobs_resident)
         self._env = {"env_vars": {"PYTHONPATH": python_path()}}
         self._refs: dict = {}  # ObjectRef -> group
 

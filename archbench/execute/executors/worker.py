@@ -1,6 +1,12 @@
-"""The child side of process isolation: one group of points in a fresh interpreter.
+"""The child side of process isolation: groups of points in an interpreter of their own.
 
-    python -m archbench.execute.executors.worker JOB_DIR    # reads JOB_DIR/job.pkl, writes JOB_DIR/results.pkl
+    python -m archbench.execute.executors.worker --serve    # a resident worker (archbench.execute.executors.pool)
+    python -m archbench.execute.executors.worker JOB_DIR    # one job: reads JOB_DIR/job.pkl, writes JOB_DIR/results.pkl
+
+A resident worker imports torch once, then runs job after job: it reads framed messages
+(``frame``) on stdin, and answers on the stdout it had at start (``S`` started, ``R`` ready: the
+job's plugins are imported, ``D`` done: the pickled results); whatever the points print goes to
+stderr, the parent's log.
 
 The parent (archbench.execute.executors.process) writes the job: the points, the run's settings, and the
 names registered outside archbench (plugins, test-only architectures) with the modules that
@@ -12,13 +18,14 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import struct
 import sys
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from archbench import registry
 from archbench.errors import BadInput
@@ -94,7 +101,53 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="archbench-parent-watch", daemon=True).start()
 
 
+HEADER = struct.Struct("!cQ")  # a message: its kind (one byte), the length of its payload
+
+
+def frame(kind: bytes, payload: bytes = b"") -> bytes:
+    """One message of the resident worker's protocol."""
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+def serve() -> int:
+    """A resident worker: torch imported once, then each job read from stdin, until stdin closes."""
+    answers = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # what the points print goes to the log, never into the answers
+    _exit_with_parent()
+    from archbench.execute.group import run_group
+
+    answers.write(frame(b"S"))
+    requests = sys.stdin.buffer
+    while True:
+        header = _read_exactly(requests, HEADER.size)
+        if header is None:
+            return 0
+        _, size = HEADER.unpack(header)
+        body = _read_exactly(requests, size)
+        if body is None:
+            return 0
+        job: Job = pickle.loads(body)
+        for plugin in job.plugins:
+            plugin.load()
+        answers.write(frame(b"R"))
+        results = run_group(list(job.points), job.settings)
+        answers.write(frame(b"D", pickle.dumps(results)))
+        del job, results
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--serve"]:
+        return serve()
     [arg] = argv
     folder = Path(arg)
     _exit_with_parent()
