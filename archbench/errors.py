@@ -18,3 +18,8 @@ class Diverged(ArithmeticError):
 
 class PointTimeout(TimeoutError):
     """A point ran past the suite's ``timeout``."""
+
+
+class NotApplicable(Exception):
+    """A metric or pass that cannot apply to this model (a one-sequence probe of an encoder-decoder, the
+    encoder pass of a decoder-only model): its rows are ``skipped`` with this message, never an error."""
