@@ -18,6 +18,7 @@ import pandas as pd
 
 from archbench.errors import BadInput
 from archbench.report import plots
+from archbench.report.seq2seq import seq2seq_section
 from archbench.results.accuracy import accuracy_table
 from archbench.results.check import finite_ok_values, read_meta
 from archbench.results.convergence import still_improving_line
@@ -265,7 +266,6 @@ def _draw(df: pd.DataFrame, meta: dict[str, Any], artifacts: list[dict[str, Any]
           results_dir: Path, folder: Path) -> None:
     """The figures, report.md and index.html of a checked results table, into ``folder``."""
     colour = plots.colours(sorted(df.arch.dropna().unique()))
-
     sections: list[tuple[str, list[str]]] = []
     slopes: dict[tuple[str, str], tuple[str, dict[str, float]]] = {}
     figs = []
@@ -289,8 +289,7 @@ def _draw(df: pd.DataFrame, meta: dict[str, Any], artifacts: list[dict[str, Any]
         sections.append(("Parallelism: Table 1 of Vaswani et al., measured", graph))
     rf = [f for f in (plots.field_sizes(df, colour, folder), plots.heatmaps(df, artifacts, folder),
                       plots.gradient_decay(df, artifacts, colour, folder), plots.layers_to_cover(df, colour, folder)) if f]
-    if rf:
-        sections.append(("Receptive field", rf))
+    sections += [("Receptive field", rf)] if rf else []
     generation = _generation(df, colour, folder, results_dir)
     if generation is not None:
         sections.append(("Generation: one token at a time", generation[1]))
@@ -301,6 +300,8 @@ def _draw(df: pd.DataFrame, meta: dict[str, Any], artifacts: list[dict[str, Any]
                                              plots.compute_curves(df, artifacts, e, colour, folder)) if f]
     if trained:
         sections.append(("Accuracy on synthetic tasks", acc_figs))
+    seq2seq = seq2seq_section(df, accuracy, colour, folder)  # (title, markdown, figures) or None
+    sections += [(seq2seq[0], seq2seq[2])] if seq2seq else []
 
     findings = _findings(df, slopes, table1)
     if generation is not None and generation[2]:
@@ -326,6 +327,7 @@ def _draw(df: pd.DataFrame, meta: dict[str, Any], artifacts: list[dict[str, Any]
                    "(table1_generation.csv).", "", _table(generation[0]), ""]
         if title.startswith("Accuracy"):
             md += _accuracy_tables(accuracy)
+        md += seq2seq[1] if seq2seq and title == seq2seq[0] else []
         for stem in stems:
             md += [f'<a id="{stem}"></a>', f"![{stem}]({stem}.png)", ""]
     md += ["", "## Failed, skipped, noisy and throttled points", ""]
