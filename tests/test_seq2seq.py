@@ -2,6 +2,7 @@
 framing of the tasks, greedy decoding against the full forward, and the metrics on such a model."""
 import math
 from itertools import product
+from pathlib import Path
 
 import pytest
 import torch
@@ -165,3 +166,45 @@ def test_every_metric_runs_or_is_skipped_with_a_reason_on_encoder_decoders():
         assert rows["achieved_flops"].value == pytest.approx(expected / rows["latency"].value)
         assert rows["decode_flops"].value == model.decode_flops(2, 11, source_len=source)
         assert not math.isnan(rows["generate_throughput"].value)
+
+
+REPORTED = """
+name: s2s_report
+threads: 1
+timing: {min_samples: 2, min_time: 0.0, max_time: 0.02, warmup: 0.0}
+experiments:
+  - name: rev
+    architectures: [{kind: lstm_attention_seq2seq, d_model: 16}]
+    task: {kind: reverse, vocab_size: 5}
+    metrics: [accuracy]
+    training: {steps: 10, lr: 1e-2, eval_every: 5, eval_size: 16, until: converged, max_steps: 20}
+    sweep: {seq_len: [4, 8], batch: 8}
+  - name: halves
+    architectures: [{kind: lstm_attention_seq2seq, d_model: 16}]
+    task: {kind: reverse}
+    metrics: [latency]
+    passes: [encode, decode]
+    sweep: {seq_len: [8, 16], batch: 2}
+"""
+
+
+def test_accuracy_csv_and_the_report_carry_exact_and_token_accuracy(tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from archbench.cli import cli
+
+    (tmp_path / "s.yaml").write_text(REPORTED)
+    result = CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "r"), "--no-progress"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    folder = next(x for x in lines if x.startswith("results: ")).removeprefix("results: ")
+    report = next(x for x in lines if x.startswith("report: ")).removeprefix("report: ")
+    table = pd.read_csv(f"{folder}/accuracy.csv")
+    assert {"exact_accuracy", "baseline_exact_accuracy", "accuracy", "converged"} <= set(table)
+    assert (table.exact_accuracy <= table.accuracy).all()
+    assert table.baseline_exact_accuracy.tolist() == pytest.approx([0.25**2, 0.25**4])
+    md = (Path(report).parent / "report.md").read_text()
+    assert "## Sequence to sequence" in md and "| task | arch | seq_len | exact | tokens |" in md
+    assert "Median latency of the encoder pass" in md and "seq2seq_exact_accuracy.png" in md
