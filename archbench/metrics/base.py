@@ -54,7 +54,7 @@ class Context:
 def one_sequence(ctx: Context, metric: str) -> None:
     """Raise NotApplicable (the rows are ``skipped``) for a metric that probes a model through one token
     sequence when the point's model reads two (an encoder-decoder: source and target)."""
-    if ctx.batch.source is not None:
+    if getattr(ctx.batch, "source", None) is not None:  # a probe may come without a batch
         raise NotApplicable(f"{metric} probes a model that reads one sequence; {ctx.point.arch_kind} is an "
                             "encoder-decoder (a source and a target)")
 

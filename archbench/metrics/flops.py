@@ -14,7 +14,7 @@ def forward_flops(ctx: Context, pass_: str = "forward") -> int:
     """Forward FLOPs of the point's model at its shape, of the half ``pass_`` runs for an encoder-decoder
     (``encode``, ``decode``); raises AttributeError or NotImplementedError where the model declares no count."""
     model, b = ctx.model, ctx.point.batch
-    if ctx.batch.source is None:
+    if getattr(ctx.batch, "source", None) is None:
         return int(model.flops(b, ctx.point.seq_len))
     source, target = ctx.batch.source.shape[1], ctx.batch.inputs.shape[1]
     if pass_ == "encode":
