@@ -20,6 +20,7 @@ class PointTimeout(TimeoutError):
     """A point ran past the suite's ``timeout``."""
 
 
-class Unsupported(RuntimeError):
-    """What a point asks for that this device or architecture cannot do (cuDNN attention on a CPU, an
-    attention backend for an LSTM): the point is recorded ``skipped`` with the message, not ``error``."""
+class NotApplicable(Exception):
+    """What a point asks for that cannot apply to this model or device (a one-sequence probe of an
+    encoder-decoder, the encoder pass of a decoder-only model, cuDNN attention on a CPU, an attention
+    backend for an LSTM): its rows are ``skipped`` with this message, never an error."""

@@ -30,6 +30,14 @@ and ``"not causal"`` for ``causal=False``; ``decoding_difference`` gives the lar
 
     assert check_decoding(build("my_gru", causal=True, d_model=16)) == "ok"
 
+``check_encoder_decoder(model)`` checks an encoder-decoder (archbench.architectures.encoder_decoder)
+on a source and a target of different lengths: logits (B, T, V); output t sees target tokens <= t only
+(bit for bit, or within the decoder's ``causal_tolerance``) and the whole source; prefill then steps from ``init_state(..., source=...)`` give the
+teacher-forced forward's logits within ``decode_tolerance``, and re-stepping is exact; the declared
+``flops(B, S, T)`` equals FlopCounterMode's count (less a part's ``uncounted_flops``) and is
+``encoder_flops + decoder_flops``. ``is_encoder_decoder(kind)`` tells such kinds from the others,
+which ``check_architecture`` and ``check_decoding`` are for.
+
 Each check raises AssertionError naming the architecture and what differs. Optional parts of the
 contract are reported, not failed: ``"not provided"`` when ``flops`` / ``receptive_field`` raise
 NotImplementedError, ``"not countable"`` when the counter counts nothing (a fused kernel, as
@@ -44,6 +52,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from archbench import registry
 from archbench.architectures.base import build_architecture
 from archbench.architectures.decoding import NOT_PROVIDED, unsupported
 from archbench.metrics.receptive_field import gradient_mass, support_span
@@ -184,6 +193,56 @@ def check_decoding(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN)
     return "ok"
 
 
+def is_encoder_decoder(kind: str) -> bool:
+    """Whether the registered ``kind`` reads a source and a target (its class declares the framing)."""
+    return getattr(registry.architectures.get(kind), "framing", None) == "encoder_decoder"
+
+
+def check_encoder_decoder(model: nn.Module, batch: int = BATCH, source_len: int = 9, target_len: int = 6) -> str:
+    """The encoder-decoder contract (module docstring); "ok" or an AssertionError naming what differs."""
+    name, V, t = type(model).__name__, model.vocab_size, target_len // 2
+    g = torch.Generator().manual_seed(4)
+    src, tgt = torch.randint(V, (batch, source_len), generator=g), torch.randint(V, (batch, target_len), generator=g)
+    other_tgt, other_src = tgt.clone(), src.clone()
+    other_tgt[:, t] = (other_tgt[:, t] + 1) % V
+    other_src[:, -1] = (other_src[:, -1] + 1) % V
+    with torch.no_grad():
+        full = model(src, tgt)
+        assert full.shape == (batch, target_len, V) and full.dtype == torch.float32, f"{name}: logits " \
+            f"{tuple(full.shape)} {full.dtype}, expected {(batch, target_len, V)} torch.float32"
+        moved = model(src, other_tgt)
+        leak = float((full[:, :t] - moved[:, :t]).abs().max() / full[:, :t].abs().max())
+        assert leak <= getattr(model, "causal_tolerance", 0.0), f"{name}: an output before {t} changed by " \
+            f"{leak:.2g} (relative) with target token {t}"
+        assert not torch.allclose(full[:, t], moved[:, t]), f"{name}: output {t} did not see target token {t}"
+        assert not torch.allclose(full[:, 0], model(other_src, tgt)[:, 0]), \
+            f"{name}: the first output did not see the source's last token"
+        state = model.init_state(batch, target_len, source=src)
+        logits, state = model.prefill(tgt[:, :2], state)
+        pieces = [logits]
+        for i in range(2, target_len):
+            first, _ = model.step(tgt[:, i], state)
+            again, state = model.step(tgt[:, i], state)
+            assert torch.equal(first, again), f"{name}: stepping twice from one state gave different logits"
+            pieces.append(again[:, None])
+    diff = float((torch.cat(pieces, 1) - full).abs().max())
+    tolerance = getattr(model, "decode_tolerance", 1e-4)
+    assert diff <= tolerance, f"{name}: prefill then step gave logits {diff:.3g} from the teacher-forced forward's"
+    declared = model.flops(batch, source_len, target_len)
+    assert declared == model.encoder_flops(batch, source_len) + model.decoder_flops(batch, target_len, source_len), \
+        f"{name}: flops is not encoder_flops + decoder_flops"
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(src, tgt)
+    # each part's fused recurrence may go uncounted (oneDNN's LSTM) or be counted (nn.RNN on the CPU)
+    parts = [getattr(p, "uncounted_flops", lambda b, n: 0)(batch, n)
+             for p, n in ((model.encoder, source_len), (model.decoder, target_len))]
+    allowed = {declared, declared - parts[0], declared - parts[1], declared - sum(parts)}
+    counted = counter.get_total_flops()
+    assert counted in allowed, f"{name}: flops({batch}, {source_len}, {target_len}) is {declared} " \
+        f"({sum(parts)} uncounted), FlopCounterMode counts {counted}"
+    return "ok"
+
+
 CHECKS = {"shape": check_shape, "causality": check_causality,
           "receptive_field": check_receptive_field, "flops": check_flops}
 
@@ -201,5 +260,5 @@ def check_architecture(kind: str, causal: tuple[bool, ...] = (True, False), **pa
     return results
 
 
-__all__ = ["check_architecture", "check_decoding", "decoding_difference", "check_shape", "check_causality", "check_receptive_field", "check_flops",
+__all__ = ["check_architecture", "check_decoding", "check_encoder_decoder", "is_encoder_decoder", "decoding_difference", "check_shape", "check_causality", "check_receptive_field", "check_flops",
            "counted_flops", "build", "tokens", "CHECKS"]

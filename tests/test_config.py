@@ -221,7 +221,7 @@ BAD = {
     # enumerations
     "bad-pass": (
         text(passes=["forward", "backwards"]),
-        ["experiments[0].passes[1]: Input should be 'forward', 'backward' or 'train_step', got 'backwards'"],
+        ["experiments[0].passes[1]: Input should be 'forward', 'backward', 'train_step', 'encode' or 'decode', got 'backwards'"],
     ),
     "passes-empty": (text(passes=[]), ["experiments[0].passes:", "at least 1 item"]),
     "bad-device": (text(top={"device": "gpu"}), ["s.yaml: device: Input should be 'auto', 'cpu' or 'cuda', got 'gpu'"]),

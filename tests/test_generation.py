@@ -19,7 +19,7 @@ from archbench.suite.load import parse_suite
 from archbench.suite.plan import expand
 from tests.conftest import requires_cuda
 
-KINDS = registry.architectures.names()
+KINDS = [k for k in registry.architectures.names() if not testing.is_encoder_decoder(k)]  # seq2seq: tests/test_seq2seq.py
 BUILTINS = ["gru", "linear_attention", "local_attention", "lstm", "rnn", "ssm", "tcn", "transformer"]
 SMALL = {"local_attention": {"window": 5}, "tcn": {"levels": 3}}  # a window and a field shorter than T
 FAST = StopRule(min_samples=2, min_time=0.0, max_time=0.02, warmup=0.0)

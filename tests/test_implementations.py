@@ -214,8 +214,12 @@ def test_each_sdpa_backend_runs_or_is_skipped_on_cuda(backend):
 
 
 def test_the_report_divides_eager_latency_by_each_implementation_s(tmp_path):
-    from archbench.report.implementations import as_markdown, section, speedups
+    from archbench.report.implementations import section, speedups
+    from archbench.report.section import ReportData
     from archbench.results.load import records_to_frame
+
+    def data(frame):
+        return ReportData(frame, {}, [], None, tmp_path, tmp_path, {})
 
     points = expand(suite("implementation: {compile: [false, true], attention_backend: [auto, math]}",
                           seq_len="[8, 16]"))
@@ -232,11 +236,11 @@ def test_the_report_divides_eager_latency_by_each_implementation_s(tmp_path):
             got = table[(table.arch == p.arch) & (table.seq_len == p.seq_len)
                         & (table.implementation == " ".join(f"{k}={v}" for k, v in p.implementation))]
             assert got.speedup.item() == pytest.approx(eager[(p.arch, p.seq_len)] / latency[p.id])
-    title, lines, stems = section(records_to_frame(records), {}, tmp_path)
-    assert stems == ["implementations_e"] and (tmp_path / "implementations_e.png").exists()
-    md = as_markdown((title, lines, stems))
-    assert md[1] == f"## {title}" and any("| e | transformer | forward | 16 | attention_backend=math" in x for x in md)
-    assert as_markdown(section(records_to_frame(records[:1]), {}, tmp_path)) == []
+    found = section(data(records_to_frame(records)))
+    assert found is not None and found.figures == ["implementations_e"]
+    assert (tmp_path / "implementations_e.png").exists()
+    assert any("| e | transformer | forward | 16 | attention_backend=math" in x for x in found.lines)
+    assert section(data(records_to_frame(records[:1]))) is None
 
 
 @requires_cuda

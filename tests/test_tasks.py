@@ -17,6 +17,7 @@ SEQ2SEQ = {  # kind -> (params, seq_len) small enough to sample thousands of row
     "selective_copy": ({"vocab_size": 8, "tokens": 3}, 10),
     "reverse": ({"vocab_size": 6}, 8),
     "sort": ({"vocab_size": 6}, 8),
+    "addition": ({}, 8),
 }
 
 
@@ -110,6 +111,11 @@ def test_answers_follow_the_rule(kind):
             assert y.tolist() == q[q >= 2].tolist()
         elif kind == "copy_memory":
             assert y.tolist() == x[: task.symbols].tolist()
+        elif kind == "addition":
+            number = lambda tokens: int("".join(str(t - 1) for t in tokens))  # noqa: E731
+            k = task.digits
+            assert x[k] == task.PLUS and number(x[:k].tolist()) + number(x[k + 1:2 * k + 1].tolist()) == \
+                number(y.flip(0).tolist())
         elif kind == "mqar":
             pairs = dict(zip(x[0:2 * task.pairs:2].tolist(), x[1:2 * task.pairs:2].tolist()))
             keys = x[b.scored[row]].tolist()

@@ -1,10 +1,12 @@
 """Built-in architectures; importing this package registers them."""
 from archbench.architectures import (  # noqa: F401  (registration)
+    encoder_decoder,
     gru,
     linear_attention,
     local_attention,
     lstm,
     rnn,
+    seq2seq,
     ssm,
     tcn,
     transformer,

@@ -86,9 +86,11 @@ def state_bytes(state: Any) -> int:
     return sum(seen.values())
 
 
-def greedy(model: nn.Module, prompt: torch.Tensor, new_tokens: int) -> torch.Tensor:
-    """Prefill ``prompt`` (B, P), then ``new_tokens`` greedy steps: the generated ids (B, new_tokens)."""
-    state = model.init_state(prompt.shape[0], prompt.shape[1] + new_tokens)
+def greedy(model: nn.Module, prompt: torch.Tensor, new_tokens: int, source: torch.Tensor | None = None) -> torch.Tensor:
+    """Prefill ``prompt`` (B, P), then ``new_tokens`` greedy steps: the generated ids (B, new_tokens).
+    An encoder-decoder's decoder generates from the ``source`` (B, S) it encodes first."""
+    extra = {} if source is None else {"source": source}
+    state = model.init_state(prompt.shape[0], prompt.shape[1] + new_tokens, **extra)
     logits, state = model.prefill(prompt, state)
     token = logits[:, -1].argmax(-1)
     out = []

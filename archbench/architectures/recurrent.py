@@ -40,7 +40,7 @@ class Recurrent(Architecture):
         return self.head(h)                                 # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
-        w = self.head.weight
+        w = self.embed.weight  # the device and dtype (the head may be an encoder-decoder's identity)
         h = w.new_zeros(self.layers, batch, self.d_model)    # what nn.RNNBase starts from without hx
         return DecodeState((h, torch.zeros_like(h)) if isinstance(self.rnn, nn.LSTM) else (h,))
 

@@ -194,7 +194,7 @@ class SSM(Architecture):
                 block.recurrent = False
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
-        w = self.head.weight
+        w = self.embed.weight  # the device and dtype (the head may be an encoder-decoder's identity)
         complex_dtype = torch.complex(w.new_zeros(()).to(at_least_float32(w.dtype)), w.new_zeros(())).dtype
         return DecodeState(tuple(torch.zeros(batch, self.d_model, self.state, dtype=complex_dtype, device=w.device)
                                  for _ in self.blocks))

@@ -96,7 +96,7 @@ class TCN(Architecture):
         return self.head(h.transpose(1, 2))                # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
-        w = self.head.weight
+        w = self.embed.weight  # the device and dtype (the head may be an encoder-decoder's identity)
         return DecodeState(tuple(
             tuple(w.new_zeros(batch, self.d_model, (self.kernel_size - 1) * d) for _ in range(2))
             for d in self.dilations()))

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from archbench import registry
-from archbench.errors import Diverged, PointTimeout, Unsupported
+from archbench.errors import Diverged, NotApplicable, PointTimeout
 from archbench.execute import footprint
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments import flags, implementation
@@ -96,7 +96,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
         status = "diverged"
     elif isinstance(exc, PointTimeout):
         status = "timeout"
-    elif isinstance(exc, Unsupported):
+    elif isinstance(exc, NotApplicable):
         return "skipped", str(exc).strip().splitlines()[0][:500]
     else:
         status = "error"
@@ -128,8 +128,9 @@ def failed_rows(metric_names: Iterable[str], exc: BaseException) -> list[Row]:
 
 def build(point: Point, device: torch.device) -> tuple[Any, torch.nn.Module]:
     """The point's task and model, the weights seeded from the point without touching global RNG."""
-    task = build_task(point.task, point.seq_len, point.causal, **dict(point.task_params))
     factory = registry.architectures.get(point.arch_kind)
+    task = build_task(point.task, point.seq_len, point.causal, getattr(factory, "framing", None),
+                      **dict(point.task_params))
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(point.seed)

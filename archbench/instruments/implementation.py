@@ -15,7 +15,7 @@ attributes, ``flops`` and the like, are the model's):
   loss with a ``GradScaler`` (``grad_scaler``, read by archbench.instruments.passes);
 - ``cuda_graphs``: the forward (inference) captured once per input shape and replayed.
 
-What the device or the architecture cannot run raises :class:`~archbench.errors.Unsupported`
+What the device or the architecture cannot run raises :class:`~archbench.errors.NotApplicable`
 before anything is timed, and the point is ``skipped`` with the reason: cuda_graphs off CUDA or on a
 training pass, an attention backend for a model that calls no ``scaled_dot_product_attention``, a
 kernel this device lacks (a CPU has ``math`` and ``flash``), autocast of a model not in float32.
@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
-from archbench.errors import Unsupported
+from archbench.errors import NotApplicable
 from archbench.suite.point import Point
 
 BACKENDS = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
@@ -79,20 +79,20 @@ class _CountAttention(TorchFunctionMode):
 
 
 def _check(model: nn.Module, point: Point, x: torch.Tensor, s: dict[str, Any]) -> None:
-    """Unsupported, with the reason, when this device or architecture cannot run the implementation."""
+    """NotApplicable, with the reason, when this device or architecture cannot run the implementation."""
     device = x.device.type
     if s["cuda_graphs"] and device != "cuda":
-        raise Unsupported(f"cuda_graphs needs a CUDA device; this point runs on {device}")
+        raise NotApplicable(f"cuda_graphs needs a CUDA device; this point runs on {device}")
     if s["cuda_graphs"] and point.pass_ != "forward":
-        raise Unsupported(f"cuda_graphs captures the forward pass (and decode, generation.cuda_graphs); "
+        raise NotApplicable(f"cuda_graphs captures the forward pass (and decode, generation.cuda_graphs); "
                           f"the {point.pass_} pass is not captured")
     if s["amp"] != "none" and point.dtype != "float32":
-        raise Unsupported(f"amp {s['amp']} autocasts a float32 model; this point's dtype is {point.dtype}")
+        raise NotApplicable(f"amp {s['amp']} autocasts a float32 model; this point's dtype is {point.dtype}")
     backend = s["attention_backend"]
     if backend == "auto":
         return
     if device == "cpu" and backend not in CPU_BACKENDS:
-        raise Unsupported(f"attention_backend {backend}: a CPU has no {backend} attention kernel; "
+        raise NotApplicable(f"attention_backend {backend}: a CPU has no {backend} attention kernel; "
                           f"it has {', '.join(CPU_BACKENDS)}")
     was_training = model.training
     model.eval()
@@ -100,7 +100,7 @@ def _check(model: nn.Module, point: Point, x: torch.Tensor, s: dict[str, Any]) -
         with torch.inference_mode(), _CountAttention() as counted:
             model(x[:1])
         if not counted.calls:
-            raise Unsupported(f"attention_backend {backend}: {point.arch_kind} calls no "
+            raise NotApplicable(f"attention_backend {backend}: {point.arch_kind} calls no "
                               "scaled_dot_product_attention, so there is no attention kernel to choose")
         try:
             with torch.inference_mode(), sdpa_kernel(BACKENDS[backend]):
@@ -108,7 +108,7 @@ def _check(model: nn.Module, point: Point, x: torch.Tensor, s: dict[str, Any]) -
         except RuntimeError as exc:
             if "No viable backend" not in str(exc) and "No available kernel" not in str(exc):
                 raise
-            raise Unsupported(f"attention_backend {backend} cannot run this attention on {device} "
+            raise NotApplicable(f"attention_backend {backend} cannot run this attention on {device} "
                               f"({point.dtype}, {point.arch_kind}): torch found no viable kernel") from None
     finally:
         model.train(was_training)
@@ -217,7 +217,7 @@ class Implemented(nn.Module):
 
 
 def apply(model: nn.Module, point: Point, x: torch.Tensor) -> nn.Module:
-    """``model`` run the point's way (itself when eager); Unsupported when it cannot be."""
+    """``model`` run the point's way (itself when eager); NotApplicable when it cannot be."""
     if not point.implementation:
         return model
     _check(model, point, x, settings(point))

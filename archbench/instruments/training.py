@@ -12,6 +12,10 @@ accuracy reaches the threshold. ``until="converged"`` trains at least ``steps``,
 threshold or a plateau of the held-out loss (archbench.results.convergence), at most ``max_steps``.
 Every result says whether it converged (archbench.results.convergence) and records its curve against
 steps, seconds and training FLOPs.
+A task in the encoder-decoder framing (a batch with a ``source``) trains with teacher forcing and is
+scored by greedy decoding from the source (archbench.architectures.encoder_decoder.greedy_translate):
+``accuracy`` is then the decoded tokens' accuracy, and ``exact_accuracy`` the share of answers decoded
+whole, which is what the threshold is held to; the held-out loss stays the teacher-forced one.
 Every random draw (data, initialisation of the feature layers, dropout) comes from ``seed``:
 the same seed on the same device gives the same numbers (on CPU, bit for bit). A time budget
 makes the step count depend on the machine.
@@ -86,6 +90,7 @@ class TrainingResult:
     flops_per_step: int | None = None        # training FLOPs of one step; None: no analytic count
     train_flops: float | None = None
     flops_to_threshold: float | None = None
+    exact_accuracy: float | None = None      # answers decoded whole (encoder-decoder framing); None otherwise
 
 
 def read_features(model: nn.Module, task: Task) -> nn.Module:
@@ -115,6 +120,16 @@ def model_input(batch: Batch) -> torch.Tensor:
     return batch.inputs if batch.features is None else batch.features
 
 
+def predictions(model: nn.Module, batch: Batch) -> torch.Tensor | None:
+    """The greedily decoded answer (B, T) of an encoder-decoder batch; None for the other framings,
+    which are scored on the forward's logits (teacher forcing)."""
+    if batch.source is None:
+        return None
+    from archbench.architectures.encoder_decoder import greedy_translate  # late: tasks and passes need no models
+
+    return greedy_translate(model, batch.source, batch.inputs[:, 0], batch.inputs.shape[1])
+
+
 def objective_loss(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
     if task.objective == "regression":
         return F.mse_loss(out[..., 0][batch.mask].float(), batch.targets[batch.mask].float())
@@ -128,22 +143,28 @@ def correct(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
     return out.argmax(-1) == batch.targets
 
 
-def evaluate(model: nn.Module, task: Task, held_out: list[Batch]) -> tuple[float, float]:
-    """(accuracy on the answer positions, mean loss on the loss positions) over the held-out set."""
+def evaluate(model: nn.Module, task: Task, held_out: list[Batch]) -> tuple[float, float, float | None]:
+    """(accuracy on the answer positions, mean loss on the loss positions, exact-answer accuracy of
+    greedy decoding or None) over the held-out set."""
     model.eval()
-    hits = total = 0
+    hits = total = whole = rows = 0
     loss_sum = loss_n = 0.0
     with torch.no_grad():
         for batch in held_out:
-            out = model(model_input(batch))
+            out = model(*batch.arguments())
             scored = batch.scored
-            hits += int(correct(task, out, batch)[scored].sum())
+            decoded = predictions(model, batch)
+            right = correct(task, out, batch) if decoded is None else decoded == batch.targets
+            hits += int(right[scored].sum())
             total += int(scored.sum())
+            whole += int((right | ~scored).all(1).sum())
+            rows += right.shape[0]
             n = int(batch.mask.sum())
             loss_sum += float(objective_loss(task, out, batch)) * n
             loss_n += n
     model.train()
-    return hits / max(total, 1), loss_sum / max(loss_n, 1)
+    exact = whole / max(rows, 1) if held_out and held_out[0].source is not None else None
+    return hits / max(total, 1), loss_sum / max(loss_n, 1), exact
 
 
 def held_out_set(task: Task, size: int, chunk: int, seed: int, device: torch.device) -> list[Batch]:
@@ -163,11 +184,13 @@ def train(model: nn.Module, task: Task, settings: TrainingSettings, seed: int, b
         return _train(model, task, settings, seed, batch, device)
 
 
-def training_flops_per_step(model: nn.Module, batch: int, seq_len: int) -> int | None:
-    """3 x the architecture's analytic forward FLOPs at this shape; None when it declares no count."""
+def training_flops_per_step(model: nn.Module, batch: int, seq_len: int, target_len: int | None = None) -> int | None:
+    """3 x the architecture's analytic forward FLOPs at this shape (an encoder-decoder's: source
+    ``seq_len``, target ``target_len``); None when it declares no count."""
     flops = getattr(model, "flops", None)
+    shape = (batch, seq_len) if target_len is None else (batch, seq_len, target_len)
     try:
-        return BACKWARD_FACTOR * int(flops(batch, seq_len)) if callable(flops) else None
+        return BACKWARD_FACTOR * int(flops(*shape)) if callable(flops) else None
     except (NotImplementedError, TypeError):
         return None
 
@@ -180,7 +203,9 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     curve: dict[str, list[float]] = {"step": [], "train_loss": [], "eval_loss": [], "eval_accuracy": [], "time": [],
                                      "flops": []}
-    per_step = training_flops_per_step(model, batch, int(model_input(held_out[0]).shape[1]))
+    first = held_out[0]
+    per_step = (training_flops_per_step(model, batch, int(model_input(first).shape[1])) if first.source is None else
+                training_flops_per_step(model, batch, int(first.source.shape[1]), int(first.inputs.shape[1])))
     limit = s.step_limit
     if s.flops_budget is not None:
         if per_step is None:
@@ -189,6 +214,7 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
         limit = min(limit, max(1, int(s.flops_budget // per_step)))  # at least one step
     reached: int | None = None
     reached_time: float | None = None
+    exact: float | None = None
     plateau = False
     running, since = 0.0, 0
     model.train()
@@ -198,7 +224,7 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
         for group in optimizer.param_groups:
             group["lr"] = s.lr_at(step, limit)
         data = task.sample(batch, generator).to(device)
-        loss = objective_loss(task, model(model_input(data)), data)
+        loss = objective_loss(task, model(*data.arguments()), data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, s.clip)  # after backward, before the step
@@ -209,13 +235,15 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
         running, since, step = running + value, since + 1, step + 1
         out_of_time = s.time_budget is not None and time.perf_counter() - start >= s.time_budget
         if step % s.eval_every == 0 or step == limit or out_of_time:
-            accuracy, eval_loss = evaluate(model, task, held_out)
+            accuracy, eval_loss, exact = evaluate(model, task, held_out)
             for key, v in (("step", step), ("train_loss", running / since), ("eval_loss", eval_loss),
                            ("eval_accuracy", accuracy), ("time", time.perf_counter() - start),
                            ("flops", step * per_step if per_step is not None else math.nan)):
                 curve[key].append(v)
+            if exact is not None:
+                curve.setdefault("eval_exact_accuracy", []).append(exact)
             running, since = 0.0, 0
-            if accuracy >= s.threshold:
+            if (accuracy if exact is None else exact) >= s.threshold:  # answers whole, where they are decoded
                 reached, reached_time = step, curve["time"][-1]
                 break
             if s.until == "converged" and step >= s.steps and plateaued(curve["eval_loss"]):
@@ -229,7 +257,7 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
         del curve["flops"]
     entropy = None
     attention_entropy = getattr(model, "attention_entropy", None)
-    if callable(attention_entropy):
+    if callable(attention_entropy) and held_out[0].source is None:
         entropy = float(attention_entropy(model_input(held_out[0])))
     flops = None if per_step is None else float(step * per_step)
     return TrainingResult(
@@ -237,4 +265,5 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
         converged=plateau or converged(curve["eval_loss"], reached is not None),
         time_to_threshold=reached_time, flops_per_step=per_step, train_flops=flops,
         flops_to_threshold=None if reached is None or per_step is None else float(reached * per_step),
+        exact_accuracy=exact,
     )

@@ -8,7 +8,9 @@
       sweep: {seq_len: [40, 120], batch: 32, d_model: 32}
 
 Rows: ``accuracy`` (held-out, answer positions only), ``loss`` (held-out), the task's blind-guess
-``baseline_accuracy`` and ``baseline_loss`` beside them, ``converged`` (1.0 when the threshold was
+``baseline_accuracy`` and ``baseline_loss`` beside them; in the encoder-decoder framing ``accuracy``
+is the token accuracy of greedy decoding, with ``exact_accuracy`` (answers decoded whole) and its
+blind guess ``baseline_exact_accuracy`` beside it (docs/seq2seq.md); ``converged`` (1.0 when the threshold was
 reached or the held-out loss had stopped improving, 0.0 when it was still improving as the budget
 ran out: archbench.results.convergence), ``steps_to_threshold``, ``time_to_threshold`` and
 ``flops_to_threshold`` (only when the threshold was reached), ``train_steps``, ``train_time``,
@@ -33,7 +35,8 @@ class Accuracy(Metric):
     ROWS = (("accuracy", "fraction", True), ("loss", "loss", False), ("baseline_accuracy", "fraction", True),
             ("baseline_loss", "loss", False), ("steps_to_threshold", "steps", False), ("train_time", "s", False),
             ("converged", "flag", True), ("time_to_threshold", "s", False), ("flops_to_threshold", "FLOP", False),
-            ("train_steps", "steps", False), ("train_flops", "FLOP", False))
+            ("train_steps", "steps", False), ("train_flops", "FLOP", False),
+            ("exact_accuracy", "fraction", True), ("baseline_exact_accuracy", "fraction", True))
 
     def produces(self) -> list[tuple[str, str, bool]]:
         return list(self.ROWS)
@@ -47,7 +50,9 @@ class Accuracy(Metric):
                   "baseline_loss": base.loss, "train_time": result.train_time,
                   "steps_to_threshold": result.steps_to_threshold, "converged": float(result.converged),
                   "time_to_threshold": result.time_to_threshold, "flops_to_threshold": result.flops_to_threshold,
-                  "train_steps": result.steps, "train_flops": result.train_flops}
+                  "train_steps": result.steps, "train_flops": result.train_flops,
+                  "exact_accuracy": result.exact_accuracy,
+                  "baseline_exact_accuracy": base.exact if result.exact_accuracy is not None else None}
         # *_to_threshold only when the threshold was reached: "never" is not a number of steps
         rows = [Row(name, float(values[name]), unit, hib) for name, unit, hib in self.ROWS if values[name] is not None]
         rows[0].stats = {"steps": result.steps, "threshold": settings.threshold, "converged": result.converged}

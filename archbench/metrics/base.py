@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from archbench.errors import NotApplicable
 from archbench.instruments.stop_rule import StopRule
 from archbench.suite.point import Point
 from archbench.tasks.base import Batch, Task
@@ -48,6 +49,14 @@ class Context:
     peak_flops: float | None = None  # the device's measured matmul FLOP/s in this dtype
     cold_cache: bool = False
     clock: str = "wall"  # the host clock on CPU (archbench.instruments.timing.CLOCKS)
+
+
+def one_sequence(ctx: Context, metric: str) -> None:
+    """Raise NotApplicable (the rows are ``skipped``) for a metric that probes a model through one token
+    sequence when the point's model reads two (an encoder-decoder: source and target)."""
+    if getattr(ctx.batch, "source", None) is not None:  # a probe may come without a batch
+        raise NotApplicable(f"{metric} probes a model that reads one sequence; {ctx.point.arch_kind} is an "
+                            "encoder-decoder (a source and a target)")
 
 
 class Metric:

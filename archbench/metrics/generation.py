@@ -23,6 +23,10 @@ Rows, per point (the architectures of one shape timed together, in rounds, by ar
   state was built (prefill of c tokens, CUDA's allocator or the CPU profiler's events);
 - ``decode_flops`` (FLOP per token): the architecture's analytic ``decode_flops(batch, c)``.
 
+An encoder-decoder's decoder generates from the point's source (its batch's ``source``): the state is
+built by ``init_state(..., source=...)``, which runs the encoder, so ``prefill_latency`` includes
+encoding the source; ``decode_latency`` is one decoder step reading the encoded source.
+
 An architecture without ``init_state``/``prefill``/``step`` is ``skipped``, "not provided"; a
 non-causal one is ``skipped`` with the reason. Out of memory is the point's ``oom``, as everywhere.
 """
@@ -81,8 +85,11 @@ class _Prepared:
         g = torch.Generator().manual_seed(ctx.point.seed)
         self.prompt = torch.randint(vocab, (b, self.prompt_len), generator=g).to(ctx.device)
         context = torch.randint(vocab, (b, c), generator=g).to(ctx.device)
+        source = ctx.batch.source  # an encoder-decoder's (B, S); None for one-sequence models
+        extra: dict[str, Any] = {} if source is None else {"source": source}
+
         def build() -> tuple[torch.Tensor, Any]:  # the next token and the state; the logits freed inside
-            logits, state = model.prefill(context, model.init_state(b, c + 1))
+            logits, state = model.prefill(context, model.init_state(b, c + 1, **extra))
             return logits[:, -1].argmax(-1), state
 
         # The state at context c, room for one more token; its allocation measured as it is built.
@@ -96,10 +103,11 @@ class _Prepared:
                 self.graph = cuda_graph_step(model, token.clone(), self.state)
             except Exception as exc:
                 self.graph_error = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"[:500]
-        self.prefill = lambda: model.prefill(self.prompt, model.init_state(b, self.prompt_len))
-        self.generate = lambda: greedy(model, self.prompt, self.new_tokens)
+        self.prefill = lambda: model.prefill(self.prompt, model.init_state(b, self.prompt_len, **extra))
+        self.generate = lambda: greedy(model, self.prompt, self.new_tokens, source)
         try:
-            self.flops: int | None = int(model.decode_flops(b, c))
+            shape = {} if source is None else {"source_len": source.shape[1]}
+            self.flops: int | None = int(model.decode_flops(b, c, **shape))
         except (AttributeError, NotImplementedError):
             self.flops = None
 

@@ -34,7 +34,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from archbench.metrics.base import Context, Metric, Row
+from archbench.metrics.base import Context, Metric, Row, one_sequence
 from archbench.metrics.receptive_field import LayersToCover, probe_model, vocab_of
 from archbench.registry import register_metric
 
@@ -119,6 +119,7 @@ class Graph(Metric):
         return [("graph_work", "FLOP", False), ("graph_depth", "ops", False), ("parallelism", "FLOP/op", True)]
 
     def run(self, ctx: Context) -> list[Row]:
+        one_sequence(ctx, "graph")
         depth = trace_forward(ctx.model, ctx.batch.inputs[:1]).depth
         try:
             work = float(ctx.model.flops(ctx.point.batch, ctx.point.seq_len))
@@ -149,6 +150,7 @@ class PathLength(Metric):
     description = "layers to connect input 0 to output n-1 (measured) x sequential steps per layer (from traces)"
 
     def run(self, ctx: Context) -> list[Row]:
+        one_sequence(ctx, "path_length")
         point, n = ctx.point, ctx.point.seq_len
         measured, theory = LayersToCover().run(ctx)
         # Through thousands of recurrent steps the dependence of output n-1 on input 0 falls below

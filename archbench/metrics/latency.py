@@ -13,6 +13,7 @@ from archbench.instruments.monitor import GpuMonitor
 from archbench.instruments.passes import FLOP_FACTOR, PASSES
 from archbench.instruments.timing import Measurement, measure_interleaved
 from archbench.metrics.base import Context, GroupMetric, Row
+from archbench.metrics.flops import forward_flops
 from archbench.registry import register_metric
 
 UTILISATION_WINDOW = 0.3  # s of running one pass alone while NVML samples utilisation
@@ -21,7 +22,7 @@ UTILISATION_WINDOW = 0.3  # s of running one pass alone while NVML samples utili
 def model_flops(ctx: Context) -> int | None:
     """Analytic FLOPs of the point's pass, or None where the architecture does not provide them."""
     try:
-        forward = ctx.model.flops(ctx.point.batch, ctx.point.seq_len)
+        forward = forward_flops(ctx, ctx.point.pass_)
     except (AttributeError, NotImplementedError):
         return None
     return FLOP_FACTOR[ctx.point.pass_] * forward

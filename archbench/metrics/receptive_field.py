@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from archbench import registry
-from archbench.metrics.base import Context, Metric, Row
+from archbench.metrics.base import Context, Metric, Row, one_sequence
 from archbench.registry import register_metric
 from archbench.suite.point import Point
 
@@ -114,6 +114,7 @@ class ReceptiveField(Metric):
         ]
 
     def run(self, ctx: Context) -> list[Row]:
+        one_sequence(ctx, "receptive_field")
         model, T = ctx.model, ctx.point.seq_len
         gen = torch.Generator().manual_seed(ctx.point.seed)
         t = probe_position(model, T, ctx.point.causal)
@@ -228,6 +229,7 @@ class LayersToCover(Metric):
         return [("layers_to_cover", "layers", False), ("layers_to_cover_theory", "layers", False)]
 
     def run(self, ctx: Context) -> list[Row]:
+        one_sequence(ctx, "layers_to_cover")
         point, n = ctx.point, ctx.point.seq_len
         if getattr(registry.architectures.get(point.arch_kind), "depth_parameter", None) is None:
             why = f"not provided: {point.arch_kind} names no depth_parameter (the parameter counting its layers)"

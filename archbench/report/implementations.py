@@ -1,7 +1,6 @@
 """The report's section on implementations: the speed-up of each over eager, per architecture and length.
 
-    title, lines, stems = section(df, colour, folder)   # ("", [], []) when no point sets an implementation
-    md += as_markdown((title, lines, stems))            # what archbench.report.render adds
+    section(data)   # a Section, or None when no point sets an implementation
 
 From the results table alone (torch-free): each point's implementation is its ``impl.<key>``
 columns (absent: eager). The speed-up is the eager point's median latency over the implementation's,
@@ -18,9 +17,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.report import plots  # noqa: F401  (matplotlib on its Agg backend)
+from archbench.report.section import ReportData, Section
 from archbench.results.values import format_value
 
 TITLE = "Implementations: speed-up over eager"
+METRICS = ("compile_time", "recompilations", "graph_breaks", "logit_diff")
 KEYS = ["experiment", "arch", "pass", "seq_len", "batch", "d_model", "dtype", "device"]
 EXTRA = {"compile_time": "compile time", "graph_breaks": "graph breaks", "logit_diff": "largest logit diff"}
 
@@ -77,11 +78,11 @@ def _figure(table: pd.DataFrame, colour: dict[str, str], out: Path, experiment: 
     return stem
 
 
-def section(df: pd.DataFrame, colour: dict[str, str], out: Path) -> tuple[str, list[str], list[str]]:
-    """(title, markdown lines, figure stems) of the section; ("", [], []) when nothing was implemented."""
-    table = speedups(df)
+def section(data: ReportData) -> Section | None:
+    """The section; None when no point sets an implementation."""
+    table = speedups(data.df)
     if table.empty:
-        return "", [], []
+        return None
     lines = ["Median latency of each implementation against the eager point of the same shape, timed in the "
              "same rounds; speed-up = eager latency / latency (above 1: faster than eager). Compile time is the "
              "first call; a logit difference beyond its dtype's tolerance made the point `error`.", "",
@@ -92,17 +93,8 @@ def section(df: pd.DataFrame, colour: dict[str, str], out: Path) -> tuple[str, l
                            for v, u in ((r.compile_time, "s"), (r.graph_breaks, ""), (r.logit_diff, "")))
         lines.append(f"| {r.experiment} | {r.arch} | {r.pass_} | {r.seq_len} | {r.implementation} "
                      f"| {format_value(r.latency, 's')} | {r.speedup:.2f}x | {extra} |")
-    stems = [s for s in (_figure(table, colour, out, e) for e in dict.fromkeys(table.experiment)) if s]
-    return TITLE, lines, stems
+    stems = [s for s in (_figure(table, data.colour, data.folder, e) for e in dict.fromkeys(table.experiment)) if s]
+    return Section(TITLE, lines, stems, METRICS)
 
 
-def as_markdown(part: tuple[str, list[str], list[str]]) -> list[str]:
-    """The section as report.md lines: heading, text and table, and each figure with its anchor."""
-    title, lines, stems = part
-    if not title:
-        return []
-    figures = [line for s in stems for line in (f'<a id="{s}"></a>', f"![{s}]({s}.png)", "")]
-    return ["", f"## {title}", "", *lines, "", *figures]
-
-
-__all__ = ["TITLE", "as_markdown", "section", "speedups"]
+__all__ = ["TITLE", "section", "speedups"]

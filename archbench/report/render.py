@@ -25,6 +25,7 @@ from archbench.report import (
     parallelism,
     plots,
     receptive_field,
+    seq2seq,
     speed,
     summary,
     verdict,
@@ -42,7 +43,8 @@ SECTIONS: list[Callable[[ReportData], Section | tuple[Any, ...] | None]] = [
     receptive_field.section,
     generation.section,
     accuracy.section,
-    lambda d: implementations.section(d.df, d.colour, d.folder),
+    seq2seq.section,
+    implementations.section,
 ]
 
 

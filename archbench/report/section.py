@@ -5,11 +5,7 @@
         return Section("Utilisation", ["Text above the figures.", ""], [stem], metrics=("mfu",))
 
 A section function may return a plain ``(title, markdown lines, figure stems)`` tuple too; the report
-lists the sections in ``SECTIONS`` of ``archbench/report/render.py``. A section written to take other
-arguments plugs in through a lambda there, e.g. (issues 19 and 20's sections)::
-
-    lambda d: seq2seq_section(d.df, d.accuracy, d.colour, d.folder),
-    lambda d: implementations.section(d.df, d.colour, d.folder), The metrics a section names in
+lists the sections in ``SECTIONS`` of ``archbench/report/render.py``. The metrics a section names in
 ``metrics`` are the ones it shows; every other metric of the run gets a table of its own at the end,
 so no measurement goes unshown.
 """

@@ -5,10 +5,12 @@
 One row per configuration (experiment, architecture, task, framing, length, batch, parameters
 and training settings: everything but the seed), with ``n_seeds``, the mean of accuracy, loss,
 steps_to_threshold, time_to_threshold, flops_to_threshold (over the seeds that reached the
-threshold), train_steps, train_time, train_flops and attention_entropy, ``converged_seeds`` and
+threshold), train_steps, train_time, train_flops, attention_entropy and, for an encoder-decoder
+(scored by greedy decoding, where ``accuracy`` is the decoded tokens'), exact_accuracy (answers
+decoded whole) beside its guess baseline_exact_accuracy, ``converged_seeds`` and
 ``converged`` (every seed converged: archbench.results.convergence), the Student-t 95 % interval of the mean
 accuracy (clipped to [0, 1], the range of an accuracy: with few seeds that split between
-learning and not, the t-interval reaches past it), and the task's blind-guess baseline beside them. Where several learning rates were
+learning and not, the t-interval reaches past it), and the task's blind-guess baselines beside them. Where several learning rates were
 tried, ``best_lr`` marks the one with the highest mean accuracy per configuration (Zoology's and
 MAD's convention: each architecture at its own best learning rate). Reads a results table only.
 
@@ -26,8 +28,8 @@ from archbench.results.student_t import t_quantile
 from archbench.results.values import plain
 
 SCORES = ("accuracy", "loss", "steps_to_threshold", "train_time", "attention_entropy", "time_to_threshold",
-          "flops_to_threshold", "train_steps", "train_flops")
-BASELINES = ("baseline_accuracy", "baseline_loss")
+          "flops_to_threshold", "train_steps", "train_flops", "exact_accuracy")
+BASELINES = ("baseline_accuracy", "baseline_loss", "baseline_exact_accuracy")
 
 def mean_interval(values: pd.Series) -> tuple[float, float, float]:
     """(mean, low, high): the 95 % t-interval of the mean; the interval is the mean itself for one value."""

@@ -1,6 +1,7 @@
 """Built-in tasks; importing this package registers them."""
 from archbench.tasks import (  # noqa: F401  (registration)
     adding,
+    addition,
     copy_memory,
     mqar,
     reverse,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -20,14 +20,17 @@ class CopyMemory(Task):
 
         labelling (causal: false):  inputs  4 7 1 0 0 9 9 9    targets 0 0 0 0 0 4 7 1
         decoder   (causal: true):   inputs  4 7 1 0 0 9 4 7    targets 7 1 0 0 9 4 7 1
+        encoder-decoder:            source  4 7 1 0 0    decoder inputs  9 4 7    targets  4 7 1
 
     Labelling scores every position, as in the paper: the best blind guess is blank before the
     marker and any symbol after it, loss n ln(8) / (T + 2n). The decoder framing scores only the
     n answer positions (the question's own symbols cannot be predicted): loss ln(8). Accuracy is
-    on the answer positions in both: 1/8 for the guess.
+    on the answer positions in both: 1/8 for the guess. The encoder-decoder framing scores the n
+    answer tokens as the decoder does.
     """
 
     version = 1
+    framings: ClassVar[tuple[str, ...]] = ("decoder", "labelling", "encoder_decoder")
 
     def __init__(self, seq_len: int, causal: bool = True, symbols: Annotated[int, Field(gt=0)] = 10,
                  alphabet: Annotated[int, Field(ge=2)] = 8):
@@ -49,7 +52,7 @@ class CopyMemory(Task):
         digits = torch.randint(1, self.alphabet + 1, (batch, n), generator=generator)
         question = torch.cat([digits, torch.zeros(batch, self.delay, dtype=torch.long)], dim=1)
         framed = self.frame(question, digits, separator=self.marker, placeholder=self.marker)
-        if self.causal:
+        if self.causal or self.framing == "encoder_decoder":
             return framed
         # The paper's labelling: blanks are targets too (0 before the marker), all positions scored.
         everywhere = torch.ones_like(framed.mask)
@@ -59,4 +62,4 @@ class CopyMemory(Task):
         n, loss = self.symbols, math.log(self.alphabet)
         if not self.causal:
             loss = n * loss / self.seq_len  # n ln(8) / (T + 2n)
-        return Baseline(loss=loss, accuracy=1.0 / self.alphabet)
+        return Baseline(loss=loss, accuracy=1.0 / self.alphabet, exact=(1.0 / self.alphabet) ** n)

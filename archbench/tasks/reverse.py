@@ -1,7 +1,7 @@
 """Reverse the sequence: every answer token sits at a position set by the length, not by content."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -18,6 +18,7 @@ class Reverse(Task):
 
         decoder   (causal: true):   inputs  3 1 6 6 0 6 6 1    targets at 4..7: 6 6 1 3
         labelling (causal: false):  inputs  3 1 6 6 0 0 0 0    targets at 4..7: 6 6 1 3
+        encoder-decoder:            source  3 1 6 6    decoder inputs  0 6 6 1    targets  6 6 1 3
 
     The answer depends only on positions: a model that cannot tell order (attention without a
     positional encoding, labelling framing) sees the same placeholder everywhere and can only
@@ -25,6 +26,7 @@ class Reverse(Task):
     """
 
     version = 1
+    framings: ClassVar[tuple[str, ...]] = ("decoder", "labelling", "encoder_decoder")
 
     def __init__(self, seq_len: int, causal: bool = True, vocab_size: Annotated[int, Field(ge=3)] = 16):
         self.seq_len, self.causal, self.vocab_size = seq_len, causal, vocab_size
@@ -45,4 +47,5 @@ class Reverse(Task):
         return self.frame(q, self.answer(q), separator=0, placeholder=0)
 
     def baseline(self) -> Baseline:
-        return uniform_guess(self.vocab_size - 1)
+        guess = uniform_guess(self.vocab_size - 1)
+        return Baseline(guess.loss, guess.accuracy, exact=guess.accuracy ** (self.seq_len // 2))

@@ -18,10 +18,13 @@ class Sort(Reverse):
 
         decoder   (causal: true):   inputs  3 1 6 6 0 1 3 6    targets at 4..7: 1 3 6 6
         labelling (causal: false):  inputs  3 1 6 6 0 0 0 0    targets at 4..7: 1 3 6 6
+        encoder-decoder:            source  3 1 6 6    decoder inputs  0 1 3 6    targets  1 3 6 6
 
     The blind guess is better than uniform here: the k-th answer token is the k-th order
     statistic of m uniform draws, so early positions lean small. The baseline is that guess's
-    exact score: P(X_(k) <= v) = P(Binomial(m, (v + 1)/K) >= k + 1) over K = V - 1 symbols.
+    exact score: P(X_(k) <= v) = P(Binomial(m, (v + 1)/K) >= k + 1) over K = V - 1 symbols. The
+    whole answer guessed at once: the likeliest sorted sequence, counts as even as m / K allows,
+    m! / prod(c!) / K^m.
     """
 
     version = 1
@@ -42,4 +45,6 @@ class Sort(Reverse):
             pmf = [c - p for c, p in zip(cdf, [0.0] + cdf[:-1])]
             loss -= sum(p * math.log(p) for p in pmf if p > 0)
             accuracy += max(pmf)
-        return Baseline(loss=loss / m, accuracy=accuracy / m)
+        share, extra = divmod(m, K)  # the likeliest counts: `extra` symbols once more than the rest
+        ways = math.factorial(m) // (math.factorial(share + 1) ** extra * math.factorial(share) ** (K - extra))
+        return Baseline(loss=loss / m, accuracy=accuracy / m, exact=ways / K**m)

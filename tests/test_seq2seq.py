@@ -1,0 +1,210 @@
+"""Encoder-decoders: the contract over every registered one and a mix of families, the encoder_decoder
+framing of the tasks, greedy decoding against the full forward, and the metrics on such a model."""
+import math
+from itertools import product
+from pathlib import Path
+
+import pytest
+import torch
+
+from archbench import registry, testing
+from archbench.architectures.encoder_decoder import greedy_translate
+from archbench.errors import BadInput
+from archbench.execute.group import Settings, build, run_group
+from archbench.instruments.stop_rule import StopRule
+from archbench.instruments.training import TrainingSettings, train
+from archbench.suite.load import parse_suite
+from archbench.suite.plan import expand
+from archbench.tasks import build_task
+
+SEQ2SEQ = [k for k in registry.architectures.names() if testing.is_encoder_decoder(k)]
+FAST = StopRule(min_samples=2, min_time=0.0, max_time=0.02, warmup=0.0)
+
+
+def test_the_presets_are_registered():
+    assert {"transformer_seq2seq", "lstm_seq2seq", "lstm_attention_seq2seq", "tcn_attention_seq2seq",
+            "encoder_decoder"} <= set(SEQ2SEQ)
+
+
+@pytest.mark.parametrize("kind", SEQ2SEQ)
+def test_contract_of_every_registered_encoder_decoder(kind):
+    # causal in the target, sees the whole source, stepped logits == teacher-forced forward, flops counted
+    assert testing.check_encoder_decoder(testing.build(kind, True, d_model=16)) == "ok"
+
+
+@pytest.mark.parametrize("encoder, decoder, bridge", [
+    ("lstm", "transformer", "cross_attention"), ("transformer", "lstm", "cross_attention"),
+    ("tcn", "transformer", "cross_attention"), ("gru", "gru", "final_state"), ("rnn", "lstm", "final_state"),
+    ("local_attention", "ssm", "cross_attention"), ("transformer", "linear_attention", "cross_attention"),
+])
+def test_any_two_families_compose(encoder, decoder, bridge):
+    model = testing.build("encoder_decoder", True, encoder=encoder, decoder=decoder, bridge=bridge, d_model=16, heads=2)
+    assert testing.check_encoder_decoder(model, source_len=7, target_len=10) == "ok"
+
+
+def test_check_fails_a_decoder_that_sees_the_future(monkeypatch):
+    model = testing.build("lstm_attention_seq2seq", True, d_model=16)
+    monkeypatch.setattr(type(model), "decode", lambda self, m, t: self.head(self.bridge(
+        self.decoder(t.flip(1)), self.bridge.read(m))))
+    with pytest.raises(AssertionError, match="changed"):
+        testing.check_encoder_decoder(model)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"encoder": "tcn", "decoder": "lstm", "bridge": "final_state"}, "final_state needs a recurrent encoder"),
+    ({"encoder": "lstm", "decoder": "transformer", "bridge": "final_state"}, "recurrent decoder"),
+    ({"encoder": "lstm_seq2seq"}, "is itself an encoder-decoder"),
+    ({"encoder": "lstn"}, "did you mean 'lstm'"),
+    ({"bridge": "glue"}, "bridge"),
+])
+def test_bad_compositions_are_one_line_errors(params, match):
+    with pytest.raises(BadInput, match=match) as err:
+        testing.build("encoder_decoder", True, **params)
+    assert "\n" not in str(err.value)
+
+
+def test_causal_false_is_refused():
+    with pytest.raises(BadInput, match="causal must be true"):
+        testing.build("transformer_seq2seq", False)
+
+
+def test_encoder_decoder_framing_of_each_task():
+    for kind, params in (("reverse", {}), ("sort", {}), ("copy_memory", {"symbols": 3})):
+        b = build_task(kind, 12, framing="encoder_decoder", **params).sample(4, torch.Generator().manual_seed(0))
+        decoder = build_task(kind, 12, True, **params).sample(4, torch.Generator().manual_seed(0))
+        m_a = int(decoder.mask[0].sum())  # the same answer as the decoder framing's, scored whole
+        assert torch.equal(b.targets, decoder.targets[:, -m_a:]) and b.mask.all()
+        assert torch.equal(b.source, decoder.inputs[:, : 12 - m_a])
+        assert torch.equal(b.inputs[:, 1:], b.targets[:, :-1])  # teacher forcing: shifted right
+
+
+def test_addition_is_the_sum_and_shorter_than_its_source():
+    b = build_task("addition", 11, framing="encoder_decoder").sample(64, torch.Generator().manual_seed(1))
+    assert b.source.shape == (64, 7) and b.targets.shape == (64, 4)  # k = 3: 2k + 1 in, k + 1 out
+    digits = lambda row: int("".join(str(int(t) - 1) for t in row))  # noqa: E731
+    for src, tgt in zip(b.source, b.targets):
+        assert src[3] == 11
+        assert digits(src[:3]) + digits(src[4:]) == digits(tgt.flip(0))  # the answer least significant first
+
+
+def test_addition_baseline_is_the_best_blind_guess_by_enumeration():
+    task = build_task("addition", 5, framing="encoder_decoder")  # k = 1: every pair of digits
+    sums = [a + b for a in range(10) for b in range(10)]
+    answers = [(s % 10, s // 10) for s in sums]
+    per_position = [max(sum(ans[i] == v for ans in answers) for v in range(10)) / 100 for i in range(2)]
+    exact = max(answers.count(a) for a in set(answers)) / 100
+    base = task.baseline()
+    assert base.accuracy == pytest.approx(sum(per_position) / 2) and base.exact == pytest.approx(exact)
+
+
+def test_sort_exact_baseline_is_the_likeliest_sorted_answer_by_enumeration():
+    task = build_task("sort", 6, framing="encoder_decoder", vocab_size=5)  # m = 3 draws from 4 symbols
+    counts: dict = {}
+    for q in product(range(4), repeat=3):
+        counts[tuple(sorted(q))] = counts.get(tuple(sorted(q)), 0) + 1
+    assert task.baseline().exact == pytest.approx(max(counts.values()) / 4**3)
+
+
+def test_a_task_without_the_framing_is_a_one_line_error():
+    with pytest.raises(BadInput, match="task 'mqar' has no encoder_decoder framing.*tasks that have it: addition"):
+        build_task("mqar", 32, framing="encoder_decoder")
+
+
+@pytest.mark.parametrize("kind", ["transformer_seq2seq", "lstm_seq2seq", "tcn_attention_seq2seq"])
+def test_greedy_translation_is_the_argmax_of_the_full_forward_token_by_token(kind):
+    model = testing.build(kind, True, d_model=16)
+    src = torch.randint(model.vocab_size, (3, 8), generator=torch.Generator().manual_seed(5))
+    start = torch.zeros(3, dtype=torch.long)
+    with torch.no_grad():
+        fast = greedy_translate(model, src, start, 6)
+        slow = start[:, None]
+        for _ in range(6):  # no state: the whole teacher-forced forward on what was decoded so far
+            slow = torch.cat([slow, model(src, slow)[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(fast, slow[:, 1:])
+
+
+def test_training_scores_greedy_decoding_exact_and_token_accuracy():
+    task = build_task("reverse", 8, framing="encoder_decoder", vocab_size=6)
+    model = testing.build("transformer_seq2seq", True, vocab_size=6, d_model=32, layers=1, cross_layers=1)
+    result = train(model, task, TrainingSettings(steps=150, lr=3e-3, eval_every=50, eval_size=128), seed=0, batch=32)
+    assert result.exact_accuracy is not None and result.exact_accuracy >= 0.9  # reverse of 4 tokens, learnt
+    assert result.accuracy >= result.exact_accuracy
+    assert "eval_exact_accuracy" in result.curve
+
+
+SUITE = """
+name: s2s
+device: cpu
+experiments:
+  - name: halves
+    architectures: [{kind: transformer_seq2seq, layers: 1}, {kind: lstm_seq2seq}, {kind: tcn, levels: 2}]
+    task: {kind: addition}
+    metrics: [latency, peak_memory, flops, generation, receptive_field, graph]
+    passes: [encode, decode, train_step]
+    generation: {prompt: 3, tokens: 2}
+    sweep: {seq_len: 11, batch: 2, d_model: 16}
+"""
+
+
+def test_every_metric_runs_or_is_skipped_with_a_reason_on_encoder_decoders():
+    points = expand(parse_suite(SUITE), device="cpu")
+    results = [r for i in range(0, len(points), 3) for r in run_group(points[i:i + 3], Settings(rule=FAST))]
+    for r in results:
+        rows = {row.metric: row for row in r.rows}
+        assert all(row.status in ("ok", "skipped") for row in r.rows), [(row.metric, row.error) for row in r.rows]
+        if r.point.arch_kind == "tcn":  # one sequence: its encode and decode passes do not apply
+            assert (rows["latency"].status == "skipped") == (r.point.pass_ != "train_step")
+            continue
+        assert rows["latency"].status == "ok" and rows["peak_memory"].status == "ok"
+        assert rows["decode_latency"].status == "ok" and rows["state_memory"].value > 0
+        assert rows["rf_empirical"].status == "skipped" and "encoder-decoder" in rows["rf_empirical"].error
+        task, model = build(r.point, torch.device("cpu"))
+        source, target = 7, 4  # addition at seq_len 11: a source of 7 tokens, an answer of 4
+        assert rows["flops"].value == model.flops(2, source, target)
+        expected = {"encode": model.encoder_flops(2, source), "decode": model.decoder_flops(2, target, source),
+                    "train_step": 3 * model.flops(2, source, target)}[r.point.pass_]
+        assert rows["achieved_flops"].value == pytest.approx(expected / rows["latency"].value)
+        assert rows["decode_flops"].value == model.decode_flops(2, 11, source_len=source)
+        assert not math.isnan(rows["generate_throughput"].value)
+
+
+REPORTED = """
+name: s2s_report
+threads: 1
+timing: {min_samples: 2, min_time: 0.0, max_time: 0.02, warmup: 0.0}
+experiments:
+  - name: rev
+    architectures: [{kind: lstm_attention_seq2seq, d_model: 16}]
+    task: {kind: reverse, vocab_size: 5}
+    metrics: [accuracy]
+    training: {steps: 10, lr: 1e-2, eval_every: 5, eval_size: 16, until: converged, max_steps: 20}
+    sweep: {seq_len: [4, 8], batch: 8}
+  - name: halves
+    architectures: [{kind: lstm_attention_seq2seq, d_model: 16}]
+    task: {kind: reverse}
+    metrics: [latency]
+    passes: [encode, decode]
+    sweep: {seq_len: [8, 16], batch: 2}
+"""
+
+
+def test_accuracy_csv_and_the_report_carry_exact_and_token_accuracy(tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from archbench.cli import cli
+
+    (tmp_path / "s.yaml").write_text(REPORTED)
+    result = CliRunner().invoke(cli, ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "r"), "--no-progress"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    folder = next(x for x in lines if x.startswith("results: ")).removeprefix("results: ")
+    report = next(x for x in lines if x.startswith("report: ")).removeprefix("report: ")
+    table = pd.read_csv(f"{folder}/accuracy.csv")
+    assert {"exact_accuracy", "baseline_exact_accuracy", "accuracy", "converged"} <= set(table)
+    assert (table.exact_accuracy <= table.accuracy).all()
+    assert table.baseline_exact_accuracy.tolist() == pytest.approx([0.25**2, 0.25**4])
+    md = (Path(report).parent / "report.md").read_text()
+    assert "## Sequence to sequence" in md and "| task | arch | seq_len | exact | tokens |" in md
+    assert "Median latency of the encoder pass" in md and "seq2seq_exact_accuracy.png" in md
