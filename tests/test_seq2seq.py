@@ -1,5 +1,6 @@
 """Encoder-decoders: the contract over every registered one and a mix of families, the encoder_decoder
 framing of the tasks, greedy decoding against the full forward, and the metrics on such a model."""
+import dataclasses
 import math
 from itertools import product
 from pathlib import Path
@@ -208,3 +209,33 @@ def test_accuracy_csv_and_the_report_carry_exact_and_token_accuracy(tmp_path):
     md = (Path(report).parent / "report.md").read_text()
     assert "## Sequence to sequence" in md and "| task | arch | seq_len | exact | tokens |" in md
     assert "Median latency of the encoder pass" in md and "seq2seq_exact_accuracy.png" in md
+
+
+@pytest.mark.parametrize("pass_", ["forward", "train_step"])
+def test_the_memory_estimate_traces_an_encoder_decoder_with_its_source(pass_):
+    from archbench.execute import footprint
+    from archbench.suite.point import Point
+
+    params = registry.architectures.validate("transformer_seq2seq", {"d_model": 16})
+    point = Point(experiment="e", arch="t", arch_kind="transformer_seq2seq", arch_params=tuple(sorted(params.items())),
+                  task="reverse", task_params=(), metrics=("peak_memory",), seq_len=32, batch=4, pass_=pass_, seed=0,
+                  causal=True, device="cpu", dtype="float32", threads=1)
+    fp = footprint.estimate(point)
+    assert fp.activations is not None and fp.activations > 0, fp.why_not
+    longer = footprint.estimate(dataclasses.replace(point, seq_len=128))
+    assert longer.activations is not None and longer.activations > fp.activations
+
+
+def test_an_implementation_of_an_encoder_decoder_is_skipped_with_the_reason():
+    suite = parse_suite("""
+name: s
+experiments:
+  - name: e
+    architectures: [{kind: transformer_seq2seq, d_model: 16}]
+    task: reverse
+    metrics: [latency]
+    implementation: {attention_backend: math}
+    sweep: {seq_len: 16, batch: 2}
+""")
+    result = run_group(expand(suite, device="cpu"), Settings(rule=FAST))[0]
+    assert result.status == "skipped" and "encoder-decoder" in result.rows[0].error

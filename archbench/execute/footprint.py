@@ -195,11 +195,12 @@ def _estimate(point: Point) -> Footprint:
 
 def _traced(point: Point, params: dict[str, Any]) -> Footprint:
     dtype = getattr(torch, point.dtype)
-    task = build_task(point.task, point.seq_len, point.causal, **dict(point.task_params))
+    factory = registry.architectures.get(point.arch_kind)
+    task = build_task(point.task, point.seq_len, point.causal, getattr(factory, "framing", None),
+                      **dict(point.task_params))
     one = task.sample(1, torch.Generator().manual_seed(0))  # the bytes of one sequence, on the CPU
     per_sequence = sum(t.numel() * t.element_size() for t in _tensors(one))
     trains = any(getattr(registry.metrics.get(m), "trains", False) for m in point.metrics)
-    factory = registry.architectures.get(point.arch_kind)
     with torch.device("meta"):
         model = factory(vocab_size=task.vocab_size, causal=point.causal, **params).to(dtype=dtype)
         if trains:
@@ -229,30 +230,34 @@ def _own(reg: registry.Registry, name: str) -> bool:
 
 
 def _tensors(batch: Batch) -> list[torch.Tensor]:
-    return [t for t in (batch.inputs, batch.targets, batch.mask, batch.answer, batch.features) if t is not None]
+    return [t for t in (batch.inputs, batch.targets, batch.mask, batch.answer, batch.features, batch.source)
+            if t is not None]
 
 
 def _on_meta(one: Batch, batch: int) -> Batch:
     """Meta tensors shaped as ``batch`` sequences like ``one``."""
     def grow(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else torch.empty((batch, *t.shape[1:]), dtype=t.dtype, device="meta")
-    return Batch(grow(one.inputs), grow(one.targets), grow(one.mask), grow(one.answer), grow(one.features))  # type: ignore[arg-type]
+    return Batch(grow(one.inputs), grow(one.targets), grow(one.mask), grow(one.answer), grow(one.features),  # type: ignore[arg-type]
+                 grow(one.source))
 
 
 def _trace(model: torch.nn.Module, one: Batch, kind: str, batch: int, features: bool) -> int:
     """Peak bytes the tensors made by one ``kind`` pass hold at once, traced on meta tensors."""
     b = _on_meta(one, batch)
     x = b.features if features and b.features is not None else b.inputs
+    args = (x,) if b.source is None else (b.source, x)  # an encoder-decoder reads the source first
     model.zero_grad(set_to_none=True)
-    model.train(kind not in ("forward", "eval"))  # as the passes and the training loop set it
+    inference = kind in ("forward", "eval", "encode", "decode")  # encode, decode: at most the whole forward
+    model.train(not inference)  # as the passes and the training loop set it
     allocator = _Allocator()
     with _FusedKernels(), allocator:
-        if kind in ("forward", "eval"):
+        if inference:
             with torch.inference_mode() if kind == "forward" else torch.no_grad():
-                out = model(x)
+                out = model(*args)
             del out
         else:
-            out = model(x)
+            out = model(*args)
             loss = out.float().mean() if out.is_floating_point() and out.shape[-1] == 1 else \
                 loss_fn(out, scored_targets(b))
             del out

@@ -220,5 +220,8 @@ def apply(model: nn.Module, point: Point, x: torch.Tensor) -> nn.Module:
     """``model`` run the point's way (itself when eager); NotApplicable when it cannot be."""
     if not point.implementation:
         return model
+    if getattr(model, "framing", None) == "encoder_decoder":
+        raise NotApplicable("the implementation axis runs one-input models; an encoder-decoder (source and "
+                            "target) runs eager only")
     _check(model, point, x, settings(point))
     return Implemented(model, point, x.device)
