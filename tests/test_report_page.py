@@ -127,3 +127,23 @@ def test_in_chromium_every_image_decodes_and_nothing_overflows(report, history_p
         assert seen == f"width {width} scroll {width} images {images} broken 0 wide 0", (page, seen)
         pixels = matplotlib.image.imread(shot)              # the screenshot itself decodes, at the window's size
         assert pixels.shape[:2] == (1600, width) and pixels.std() > 0.05
+
+
+def test_the_verdict_names_each_configuration_and_judges_it_against_its_own_guess(tmp_path):
+    import pandas as pd
+
+    from archbench.report import verdict
+    from archbench.report.section import ReportData
+
+    df = pd.DataFrame({"metric": ["accuracy"], "status": ["ok"], "arch": ["x"], "seq_len": [32], "pass": ["eval"],
+                       "batch": [1], "experiment": ["m"]})
+    data = ReportData(df, {}, [], None, tmp_path, tmp_path, {})
+    row = {"experiment": "m", "arch": "tcn", "task": "mqar", "seq_len": 32, "best_lr": True, "n_seeds": 2,
+           "converged": False, "converged_seeds": 0, "reached_threshold": 0}
+    data.__dict__["accuracy"] = pd.DataFrame([  # a guess of 0.50 at 2 pairs, 0.06 at 8
+        {**row, "param.pairs": 2, "accuracy": 0.46, "accuracy_ci_low": 0.40, "baseline_accuracy": 0.50},
+        {**row, "param.pairs": 8, "accuracy": 0.17, "accuracy_ci_low": 0.15, "baseline_accuracy": 0.06}])
+    (question, answer), = verdict.rows(data)
+    assert "the blind guess scores 0.06 to 0.50 by configuration" in question
+    assert "tcn (pairs=2) no better than the guess: 0.46" in answer
+    assert "tcn (pairs=8) beat the guess, short of the threshold: 0.17" in answer

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from archbench.report.section import ReportData, count, table
+from archbench.report import plots
+from archbench.report.section import ReportData, count, table, where
 from archbench.results.values import format_value
 
 
@@ -51,10 +52,14 @@ def rows(data: ReportData) -> list[tuple[str, str]]:
             continue
         if t.seq_len.nunique() > 1:
             t = t[t.seq_len == t.seq_len.max()]
-        parts = [f"{r.arch} {_learned(r)}: {r.accuracy:.2f}, {_converged(r)}"
+        cols = plots.varying(t)  # what tells two configurations of one architecture apart (pairs=6)
+        parts = [f"{r.arch}{where(r, cols)} {_learned(r)}: {r.accuracy:.2f}, {_converged(r)}"
                  for _, r in t.sort_values("accuracy", ascending=False).iterrows()]
+        guesses = sorted({f"{g:.2f}" for g in t.baseline_accuracy})
+        guess = f"the blind guess scores {guesses[0]}" if len(guesses) == 1 else \
+            f"the blind guess scores {guesses[0]} to {guesses[-1]} by configuration"
         out.append((f"Which architectures learned {t.task.iloc[0]} ({experiment}, n = {int(t.seq_len.max())}; "
-                    f"the blind guess scores {t.baseline_accuracy.max():.2f})?",
+                    f"{guess})?",
                     _link(" · ".join(parts), data, f"accuracy_{experiment}")))
     return out
 
