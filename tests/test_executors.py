@@ -192,9 +192,12 @@ def test_an_oom_still_skips_the_larger_points_submitted_after_it(tmp_path):
 
 
 def start_cli(suite: Path, out: Path) -> subprocess.Popen:
+    # SIGINT as at a terminal: a shell that starts the test run in the background (nohup, `cmd &`)
+    # leaves it ignored in its children, and Python then keeps it ignored (Ctrl-C would do nothing)
     return subprocess.Popen(
         [sys.executable, "-m", "archbench", "run", str(suite), "--out", str(out), "--no-progress", "--no-report"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
