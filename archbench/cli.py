@@ -165,6 +165,18 @@ def _resume_command(suite_path: Path, folder: Path, executor: str | None, worker
     return shlex.join(words)
 
 
+def _emit(text: str, path: Path | None, option: str) -> None:
+    """``text`` to stdout, or to ``path`` (given as ``option``) with a line on stderr saying so."""
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{option} {str(path)!r}: cannot write it ({exc.strerror or exc})") from None
+    click.echo(f"wrote {path}", err=True)
+
+
 def _print_tables(folder: Path) -> None:
     """Table 1, measured, when the run has graph rows at three lengths or more."""
     import pandas as pd
@@ -296,15 +308,7 @@ def export_command(results_dir: Path, fmt: str, direction: str, metrics: tuple[s
     """Write RESULTS as JSON that pytest-benchmark compare or github-action-benchmark reads."""
     from archbench.report.export import export
 
-    text = export(results_dir, fmt, direction, metrics)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise BadInput(f"--output {str(output)!r}: cannot write it ({exc.strerror or exc})") from None
-    click.echo(f"wrote {output}", err=True)
+    _emit(export(results_dir, fmt, direction, metrics), output, "--output")
 
 
 # --- history: many runs of one suite over commits (self-contained block) ---
@@ -334,15 +338,7 @@ def history_command(results_dirs: tuple[Path, ...], fmt: str, out: Path | None, 
     knobs = {"penalty": PENALTY if penalty is None else penalty,
              "min_change": MIN_CHANGE if min_change is None else min_change}
     if fmt == "json":
-        text = history_json(results_dirs, **knobs)
-        if out is None:
-            click.echo(text, nl=False)
-            return
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise BadInput(f"--out {str(out)!r}: cannot write it ({exc.strerror or exc})") from None
-        click.echo(f"wrote {out}", err=True)
+        _emit(history_json(results_dirs, **knobs), out, "--out")
         return
     if out is None:
         from archbench.results.history import run_folders
