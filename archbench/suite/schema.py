@@ -50,6 +50,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class Swept(BaseModel):
+    """A mapping whose every value may be a list (swept) or a scalar (a list of one)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: _as_list(v) for k, v in data.items()}
+        return data
+
+
 class Timing(Strict):
     """The stop rule of the timer (see archbench.instruments.stop_rule)."""
 
@@ -132,7 +143,7 @@ ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 AMP = ("none", "bf16", "fp16")
 
 
-class Implementation(Strict):
+class Implementation(Strict, Swept):
     """How the model is run (archbench.instruments.implementation); each key may be a list, swept.
 
     ``compile``: false, true or a torch.compile mode (``max-autotune``); ``compile_backend`` the
@@ -149,13 +160,6 @@ class Implementation(Strict):
     cuda_graphs: list[bool] = [False]
     DEFAULTS: ClassVar[dict[str, Any]] = {"compile": False, "compile_backend": "inductor",
                                           "attention_backend": "auto", "amp": "none", "cuda_graphs": False}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: _as_list(v) for k, v in data.items()}
-        return data
 
     @field_validator("compile")
     @classmethod
@@ -211,7 +215,7 @@ class Component(BaseModel):
         return self.label or self.kind
 
 
-class Sweep(BaseModel):
+class Sweep(Swept):
     """Sequence lengths, batch sizes, and any parameter every architecture of the experiment takes."""
 
     model_config = ConfigDict(extra="allow", strict=True)
@@ -219,13 +223,6 @@ class Sweep(BaseModel):
     batch: list[Batch] = Field(default=[1], min_length=1)
     # A fixed token budget instead of a batch: batch = tokens / seq_len, so batch x seq_len is constant.
     tokens: list[Tokens] | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: _as_list(v) for k, v in data.items()}
-        return data
 
     @model_validator(mode="after")
     def _non_empty(self) -> Sweep:
