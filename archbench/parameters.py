@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -77,16 +78,27 @@ def _bound(meta: Any) -> str:
     return str(meta)
 
 
+def _type_name(annotation: Any) -> tuple[str, list[Any]]:
+    """``int``, ``a|b`` for a Literal, ``int|None`` for an optional one; and the constraints inside."""
+    if get_origin(annotation) is Literal:
+        return "|".join(str(a) for a in get_args(annotation)), []
+    if get_origin(annotation) in (Union, UnionType):
+        names, metadata = [], []
+        for arg in get_args(annotation):
+            if get_origin(arg) is Annotated:
+                arg, *extra = get_args(arg)
+                metadata += [m for e in extra for m in getattr(e, "metadata", [e])]
+            names.append("None" if arg is type(None) else _type_name(arg)[0])
+        return "|".join(names), metadata
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", ""), []
+
+
 def describe(factory: Callable, skip: tuple[str, ...]) -> list[dict[str, Any]]:
     """Name, type, default and constraints of each parameter, for `archbench ls`."""
     rows = []
     for name, field in params_model(factory, skip).model_fields.items():
-        annotation = field.annotation
-        if get_origin(annotation) is Literal:
-            type_name = "|".join(str(a) for a in get_args(annotation))
-        else:
-            type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-        constraints = " ".join(_bound(m) for m in field.metadata)
+        type_name, metadata = _type_name(field.annotation)
+        constraints = " ".join(_bound(m) for m in [*field.metadata, *metadata])
         rows.append(
             {
                 "name": name,

@@ -37,16 +37,59 @@ def test_contract_of_every_registered_encoder_decoder(kind):
     ("lstm", "transformer", "cross_attention"), ("transformer", "lstm", "cross_attention"),
     ("tcn", "transformer", "cross_attention"), ("gru", "gru", "final_state"), ("rnn", "lstm", "final_state"),
     ("local_attention", "ssm", "cross_attention"), ("transformer", "linear_attention", "cross_attention"),
+    ("lstm", "tcn", "cross_attention"),
 ])
 def test_any_two_families_compose(encoder, decoder, bridge):
     model = testing.build("encoder_decoder", True, encoder=encoder, decoder=decoder, bridge=bridge, d_model=16, heads=2)
     assert testing.check_encoder_decoder(model, source_len=7, target_len=10) == "ok"
 
 
+@pytest.mark.parametrize("decoder, placement, expected", [
+    ("transformer", "auto", "per_layer"), ("tcn", "auto", "per_layer"), ("lstm", "auto", "on_top"),
+    ("ssm", "auto", "on_top"), ("transformer", "on_top", "on_top"),
+])
+def test_cross_attention_goes_inside_the_decoders_layers_where_it_can(decoder, placement, expected):
+    model = testing.build("encoder_decoder", True, decoder=decoder, cross_placement=placement, d_model=16, heads=2,
+                          decoder_layers=3)
+    assert model.bridge.placement == expected
+    assert len(model.bridge.blocks) == (3 if expected == "per_layer" else 1)  # one per layer, or cross_layers
+    assert testing.check_encoder_decoder(model) == "ok"
+
+
+def test_transformer_seq2seq_decoder_layer_is_vaswanis_self_then_cross_attention_then_feed_forward():
+    model = testing.build("transformer_seq2seq", True, d_model=16, heads=2, layers=2).eval()
+    g = torch.Generator().manual_seed(3)
+    src, tgt = torch.randint(model.vocab_size, (2, 7), generator=g), torch.randint(model.vocab_size, (2, 5), generator=g)
+    dec, cross = model.decoder, model.bridge.blocks
+    with torch.no_grad():  # written out by hand from the modules' weights, without the hook
+        memory = model.bridge.memory(model.encoder(src))
+        h = dec.embed(tgt) + dec.pos(tgt)
+        for block, c in zip(dec.blocks, cross):
+            h = h + block.attn(block.norm1(h))                     # masked self-attention
+            k, v = c.keys_values(memory)
+            q = c.q(c.norm(h)).view(2, 5, 2, 8).transpose(1, 2)
+            y = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(8), -1) @ v
+            h = h + c.proj(y.transpose(1, 2).reshape(2, 5, 16))    # attention to the encoder
+            h = h + block.mlp(block.norm2(h))                      # feed-forward
+        expected = model.head(dec.norm(h))
+        assert torch.allclose(model(src, tgt), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"decoder": "lstm", "cross_placement": "per_layer"}, "per_layer needs a decoder that exposes its layers.*'lstm'"),
+    ({"decoder": "transformer", "cross_layers": 2}, "with cross_placement per_layer there is one per decoder layer"),
+    ({"cross_placement": "inside"}, "cross_placement"),
+])
+def test_bad_placements_are_one_line_errors(params, match):
+    with pytest.raises(BadInput, match=match) as err:
+        testing.build("encoder_decoder", True, **params)
+    assert "\n" not in str(err.value)
+
+
 def test_check_fails_a_decoder_that_sees_the_future(monkeypatch):
     model = testing.build("lstm_attention_seq2seq", True, d_model=16)
-    monkeypatch.setattr(type(model), "decode", lambda self, m, t: self.head(self.bridge(
-        self.decoder(t.flip(1)), self.bridge.read(m))))
+    monkeypatch.setattr(type(model), "decode", lambda self, m, t: self.head(self.bridge.after(
+        self.decoder(t.flip(1)), self.bridge.read(m), 0)))
     with pytest.raises(AssertionError, match="changed"):
         testing.check_encoder_decoder(model)
 
@@ -126,7 +169,7 @@ def test_greedy_translation_is_the_argmax_of_the_full_forward_token_by_token(kin
 
 def test_training_scores_greedy_decoding_exact_and_token_accuracy():
     task = build_task("reverse", 8, framing="encoder_decoder", vocab_size=6)
-    model = testing.build("transformer_seq2seq", True, vocab_size=6, d_model=32, layers=1, cross_layers=1)
+    model = testing.build("transformer_seq2seq", True, vocab_size=6, d_model=32, layers=1)
     result = train(model, task, TrainingSettings(steps=150, lr=3e-3, eval_every=50, eval_size=128), seed=0, batch=32)
     assert result.exact_accuracy is not None and result.exact_accuracy >= 0.9  # reverse of 4 tokens, learnt
     assert result.accuracy >= result.exact_accuracy

@@ -17,6 +17,7 @@ torch.utils.flop_counter): elementwise work, softmax and normalisation are left 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -25,6 +26,9 @@ from torch import nn
 
 from archbench import registry
 from archbench.errors import BadInput
+
+# A hook into each layer of a model that exposes them (``layer_hook``): h = between(layer, h), h (B, T, D).
+Between = Callable[[int, torch.Tensor], torch.Tensor] | None
 
 
 class Architecture(nn.Module):
@@ -49,6 +53,10 @@ class Architecture(nn.Module):
     state_exponent: ClassVar[float | None] = None
     # The largest |stepped - full forward| logit difference check_decoding accepts (float32).
     decode_tolerance: ClassVar[float] = 1e-4
+    # True if ``forward``, ``prefill`` and ``step`` take ``between=f`` and call h = f(i, h) inside each
+    # layer i of ``self.blocks``, after its sequence mixing, h (B, T, D): how an encoder-decoder puts
+    # cross-attention inside the decoder's layers (archbench.architectures.bridges).
+    layer_hook: ClassVar[bool] = False
 
     @classmethod
     def laws(cls) -> dict[str, Any]:

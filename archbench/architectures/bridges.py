@@ -1,16 +1,20 @@
 """The bridges of an encoder-decoder: how the decoder reads what the encoder made of the source.
 
-- ``cross_attention`` (Vaswani et al. 2017; over recurrent states it is Luong et al.'s 2015 global
-  attention, over convolutions ConvS2S's, Gehring et al. 2017): blocks on the decoder's hidden
-  states, each x + attention(norm(x), memory), then x + MLP(norm(x)). Per position, so a decode
-  step reads only its own hidden state and the memory's keys and values, computed once per source.
+- ``cross_attention``: x + attention(norm(x), memory), the memory being the encoder's states
+  projected to the decoder's width. ``per_layer`` (the default for a decoder that exposes its
+  layers, ``layer_hook``): inside each decoder layer, after its sequence mixing: Vaswani et al.'s
+  (2017) decoder layer (self-attention, cross-attention, feed-forward) over a Transformer, ConvS2S's
+  attention in every layer (Gehring et al. 2017) over a TCN. ``on_top`` (any other decoder): blocks
+  after the decoder's layers, each followed by x + MLP(norm(x)), then a norm; over an LSTM it is
+  Luong et al.'s (2015) global attention. Per position either way, so a decode step reads only its
+  own hidden states and the memory's keys and values, computed once per source.
 - ``final_state`` (Sutskever et al. 2014; Cho et al. 2014): the encoder's last state, both
   directions, projected through tanh into the decoder's initial state. Recurrent only: it is the
   fixed-size bottleneck whose loss with length motivated attention (Bahdanau et al. 2015).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,44 +24,76 @@ from archbench.architectures.transformer import sinusoidal
 from archbench.errors import BadInput
 
 
-class CrossBlock(nn.Module):
-    """x + multi-head attention from x (queries) to the memory (keys, values), then x + MLP(norm(x))."""
+class CrossSublayer(nn.Module):
+    """x + multi-head attention from norm(x) (queries, plus positions if given) to the memory's keys
+    and values."""
 
     def __init__(self, d: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.norm = nn.LayerNorm(d)
         self.q, self.kv, self.proj = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
     def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # memory: (B, S, D)
         B, S, D = memory.shape
         k, v = self.kv(memory).view(B, S, 2, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         return k, v                                                              # 2 x (B, H, S, Dh)
 
-    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:  # x: (B, T, D)
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor],
+                pos: torch.Tensor | float = 0.0) -> torch.Tensor:                # x: (B, T, D)
         B, T, D = x.shape
-        q = self.q(self.norm1(x)).view(B, T, self.heads, D // self.heads).transpose(1, 2)  # (B, H, T, Dh)
-        y = F.scaled_dot_product_attention(q, kv[0], kv[1])                                 # (B, H, T, Dh)
-        x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
-        return x + self.mlp(self.norm2(x))                                                  # (B, T, D)
+        q = self.q(self.norm(x) + pos).view(B, T, self.heads, D // self.heads).transpose(1, 2)  # (B, H, T, Dh)
+        y = F.scaled_dot_product_attention(q, kv[0], kv[1])                                    # (B, H, T, Dh)
+        return x + self.proj(y.transpose(1, 2).reshape(B, T, D))                               # (B, T, D)
+
+
+class CrossBlock(CrossSublayer):
+    """A cross sublayer, then x + MLP(norm(x)): a block on top of a decoder's layers."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__(d, heads)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor],
+                pos: torch.Tensor | float = 0.0) -> torch.Tensor:                # x: (B, T, D)
+        x = super().forward(x, kv, pos)
+        return x + self.mlp(self.norm2(x))
+
+
+Placement = Literal["auto", "per_layer", "on_top"]
 
 
 class CrossAttention(nn.Module):
-    """The memory projected to the decoder's width, then ``layers`` cross blocks and a norm."""
+    """The memory projected to the decoder's width, read by cross-attention inside each of the
+    decoder's layers (``per_layer``) or by ``layers`` blocks and a norm on top of them (``on_top``)."""
 
     name = "cross_attention"
 
-    def __init__(self, d_memory: int, d: int, heads: int, layers: int, positions: bool, **_: Any):
+    def __init__(self, d_memory: int, d: int, heads: int, layers: int | None, positions: bool, decoder: nn.Module,
+                 decoder_kind: str, placement: Placement = "auto", **_: Any):
         super().__init__()
         if d % heads:
             raise BadInput(f"cross_attention: the decoder's width {d} is not divisible by heads {heads}")
         if positions and d % 2:
             raise BadInput(f"cross_attention: sinusoidal positions need an even decoder width, got {d}")
-        self.d, self.heads, self.positions = d, heads, positions
+        exposes = bool(getattr(decoder, "layer_hook", False))
+        if placement == "auto":
+            placement = "per_layer" if exposes else "on_top"
+        if placement == "per_layer" and not exposes:
+            raise BadInput(f"cross_placement per_layer needs a decoder that exposes its layers (layer_hook: "
+                           f"transformer, tcn); decoder {decoder_kind!r} does not; use cross_placement: on_top")
+        if placement == "per_layer" and layers is not None:
+            raise BadInput(f"cross_layers counts the blocks on top of the decoder; with cross_placement per_layer "
+                           f"there is one per decoder layer; got cross_layers={layers}")
+        self.d, self.heads, self.positions, self.placement = d, heads, positions, placement
         self.memory = nn.Linear(d_memory, d)
-        self.blocks = nn.ModuleList(CrossBlock(d, heads) for _ in range(layers))
-        self.norm = nn.LayerNorm(d)
+        if placement == "per_layer":
+            self.blocks = nn.ModuleList(CrossSublayer(d, heads) for _ in decoder.blocks)
+            self.norm: nn.Module = nn.Identity()  # the decoder's own layers follow, and its final norm
+        else:
+            self.blocks = nn.ModuleList(CrossBlock(d, heads) for _ in range(layers or 1))
+            self.norm = nn.LayerNorm(d)
 
     def pos(self, length: int, start: int, like: torch.Tensor) -> torch.Tensor | float:
         return sinusoidal(start + length, self.d, like.device, like.dtype, start) if self.positions else 0.0
@@ -68,25 +104,36 @@ class CrossAttention(nn.Module):
         m = m + self.pos(m.shape[1], 0, m)
         return tuple(block.keys_values(m) for block in self.blocks)
 
-    def forward(self, h: torch.Tensor, read: tuple, start: int = 0) -> torch.Tensor:  # h: (B, T, D)
-        h = h + self.pos(h.shape[1], start, h)
-        for block, kv in zip(self.blocks, read):
-            h = block(h, kv)
+    def attend(self, i: int, h: torch.Tensor, read: tuple, start: int) -> torch.Tensor:  # h: (B, T, D)
+        """Block ``i`` on decoder states at target positions start .. start + T - 1."""
+        return self.blocks[i](h, read[i], self.pos(h.shape[1], start, h))
+
+    def inside(self, read: tuple, start: int) -> dict[str, Any]:
+        """The decoder's keyword arguments: the hook that attends inside its layers, when per layer."""
+        if self.placement == "on_top":
+            return {}
+        return {"between": lambda i, h: self.attend(i, h, read, start)}
+
+    def after(self, h: torch.Tensor, read: tuple, start: int) -> torch.Tensor:  # h: (B, T, D) from the decoder
+        if self.placement == "on_top":
+            for i in range(len(self.blocks)):
+                h = self.attend(i, h, read, start)
         return self.norm(h)                                               # (B, T, D)
 
     def flops(self, batch: int, source: int, target: int) -> int:
-        b, d, layers = batch, self.d, len(self.blocks)
+        b, d = batch, self.d
         memory = 2 * b * source * self.memory.in_features * d
-        per_block = (2 * b * target * d * d * 2        # queries, output projection
-                     + 2 * b * source * d * 2 * d       # keys and values of the memory
-                     + 2 * 2 * b * target * source * d  # QK^T and AV
-                     + 2 * 2 * b * target * d * 4 * d)  # MLP
-        return memory + layers * per_block
+        return memory + len(self.blocks) * (2 * b * source * d * 2 * d + self.block_flops(b, target, source))
 
     def step_flops(self, batch: int, source: int) -> int:
         """One decoded token: its query against the memory's keys and values, already computed."""
-        b, d = batch, self.d
-        return len(self.blocks) * (2 * b * d * d * 2 + 2 * 2 * b * source * d + 2 * 2 * b * d * 4 * d)
+        return len(self.blocks) * self.block_flops(batch, 1, source)
+
+    def block_flops(self, b: int, target: int, source: int) -> int:
+        """One block on ``target`` positions, the memory's keys and values given."""
+        d = self.d
+        attention = 2 * b * target * d * d * 2 + 2 * 2 * b * target * source * d  # q, output; QK^T and AV
+        return attention + (2 * 2 * b * target * d * 4 * d if self.placement == "on_top" else 0)  # MLP
 
 
 def recurrent(part: nn.Module) -> bool:
@@ -127,10 +174,16 @@ class FinalState(nn.Module):
         return tuple(torch.tanh(p(s)).view(B, self.layers, self.d).transpose(0, 1).contiguous()
                      for p in self.proj)                                  # each (layers, B, d)
 
+    def inside(self, read: tuple, start: int) -> dict[str, Any]:
+        return {}
+
+    def after(self, h: torch.Tensor, read: tuple, start: int) -> torch.Tensor:
+        return h
+
     def flops(self, batch: int, source: int, target: int) -> int:
         return self.tensors * 2 * batch * self.directions * self.width * self.layers * self.d
 
 
 BRIDGES = {"cross_attention": CrossAttention, "final_state": FinalState}
 
-__all__ = ["BRIDGES", "CrossAttention", "CrossBlock", "FinalState", "recurrent"]
+__all__ = ["BRIDGES", "CrossAttention", "CrossBlock", "CrossSublayer", "FinalState", "Placement", "recurrent"]

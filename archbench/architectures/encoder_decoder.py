@@ -10,16 +10,19 @@
 The encoder is a registered architecture built non-causal (a bidirectional LSTM, a centred TCN,
 unmasked attention), the decoder one built causal; each keeps its embedding and its layers, and
 its output head gives way to the hidden states (so a plugin with ``embed`` and ``head`` layers can
-be either). The bridge (archbench.architectures.bridges) joins them: ``cross_attention`` blocks on
-the decoder's hidden states reading the encoder's, or ``final_state``, the encoder's last state
-as the decoder's first. One output head follows.
+be either). The bridge (archbench.architectures.bridges) joins them: ``cross_attention`` reading the
+encoder's states inside each decoder layer (a decoder that exposes its layers: the Transformer, as
+Vaswani et al.; the TCN, as ConvS2S) or in blocks on top of the decoder (an LSTM, as Luong et al.;
+any other), or ``final_state``, the encoder's last state as the decoder's first. One output head
+follows.
 
 Decoding (archbench.architectures.decoding) follows K's contract with the source passed to
 ``init_state``: it runs the encoder once and keeps what the bridge needs (the memory's keys and
 values, or nothing beyond the decoder's initial state) beside the decoder's own state (its
 key-value cache, its recurrent state, its convolution queues). A decode step is the decoder's step
-and the bridge on that one position. Tasks are posed in the ``encoder_decoder`` framing
-(archbench.tasks.base) for any model whose class declares ``framing = "encoder_decoder"``.
+with the bridge inside its layers or after them, on that one position. Tasks are posed in the
+``encoder_decoder`` framing (archbench.tasks.base) for any model whose class declares
+``framing = "encoder_decoder"``.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from torch import nn
 
 from archbench import registry
 from archbench.architectures.base import Architecture, build_architecture, head_flops
-from archbench.architectures.bridges import BRIDGES
+from archbench.architectures.bridges import BRIDGES, Placement
 from archbench.architectures.decoding import DecodeState
 from archbench.errors import BadInput
 from archbench.parameters import PositiveInt
@@ -91,8 +94,9 @@ class EncoderDecoder(Architecture):
         encoder_layers: PositiveInt = 2,
         decoder_layers: PositiveInt = 2,
         heads: PositiveInt = 4,
-        cross_layers: PositiveInt = 1,
+        cross_layers: PositiveInt | None = None,
         bridge_positions: bool = False,
+        cross_placement: Placement = "auto",
     ):
         super().__init__()
         if not causal:
@@ -106,8 +110,8 @@ class EncoderDecoder(Architecture):
         self.decode_tolerance = max(Architecture.decode_tolerance, getattr(self.decoder, "decode_tolerance", 0.0))
         self.causal_tolerance = getattr(self.decoder, "causal_tolerance", 0.0)
         self.bridge = BRIDGES[bridge](d_memory=d_enc, d=d_dec, heads=heads, layers=cross_layers,
-                                      positions=bridge_positions, encoder=self.encoder, decoder=self.decoder,
-                                      encoder_kind=encoder, decoder_kind=decoder)
+                                      positions=bridge_positions, placement=cross_placement, encoder=self.encoder,
+                                      decoder=self.decoder, encoder_kind=encoder, decoder_kind=decoder)
         self.head = nn.Linear(d_dec, vocab_size)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (B, S), (B, T) token ids
@@ -120,9 +124,10 @@ class EncoderDecoder(Architecture):
         """The teacher-forced decoder on ``target`` (B, T), reading the encoder's ``memory``: (B, T, V)."""
         if self.bridge.name == "final_state":
             h, _ = self.decoder.prefill(target, DecodeState(self.bridge.initial(memory)))   # (B, T, d_dec)
-        else:
-            h = self.bridge(self.decoder(target), self.bridge.read(memory))              # (B, T, d_dec)
-        return self.head(h)
+            return self.head(h)
+        read = self.bridge.read(memory)
+        h = self.decoder(target, **self.bridge.inside(read, 0))                          # (B, T, d_dec)
+        return self.head(self.bridge.after(h, read, 0))
 
     def init_state(self, batch: int, capacity: int, source: torch.Tensor | None = None) -> Seq2SeqState:
         """Encode ``source`` (B, S) and start decoding: room for ``capacity`` target tokens."""
@@ -134,17 +139,16 @@ class EncoderDecoder(Architecture):
             return Seq2SeqState(DecodeState(self.bridge.initial(memory)), (), source.shape[1])
         return Seq2SeqState(self.decoder.init_state(batch, capacity), self.bridge.read(memory), source.shape[1])
 
-    def bridged(self, h: torch.Tensor, state: Seq2SeqState) -> torch.Tensor:  # h: (B, T, d_dec) from state.length
-        return h if self.bridge.name == "final_state" else self.bridge(h, state.memory, state.length)
-
     def prefill(self, tokens: torch.Tensor, state: Seq2SeqState) -> tuple[torch.Tensor, Seq2SeqState]:
-        h, decoder = self.decoder.prefill(tokens, state.decoder)      # (B, P, d_dec)
-        logits = self.head(self.bridged(h, state))                    # (B, P, V)
+        inside = self.bridge.inside(state.memory, state.length)
+        h, decoder = self.decoder.prefill(tokens, state.decoder, **inside)         # (B, P, d_dec)
+        logits = self.head(self.bridge.after(h, state.memory, state.length))       # (B, P, V)
         return logits, dataclasses.replace(state, decoder=decoder, length=state.length + tokens.shape[1])
 
     def step(self, token: torch.Tensor, state: Seq2SeqState) -> tuple[torch.Tensor, Seq2SeqState]:
-        h, decoder = self.decoder.step(token, state.decoder)          # (B, d_dec)
-        logits = self.head(self.bridged(h[:, None], state))[:, 0]     # (B, V)
+        inside = self.bridge.inside(state.memory, state.length)
+        h, decoder = self.decoder.step(token, state.decoder, **inside)             # (B, d_dec)
+        logits = self.head(self.bridge.after(h[:, None], state.memory, state.length))[:, 0]  # (B, V)
         return logits, dataclasses.replace(state, decoder=decoder, length=state.length + 1)
 
     def receptive_field(self, seq_len: int) -> int:

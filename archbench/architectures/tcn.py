@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from archbench.architectures.base import Architecture, head_flops
+from archbench.architectures.base import Architecture, Between, head_flops
 from archbench.architectures.decoding import DecodeState
 from archbench.parameters import PositiveInt, Probability
 from archbench.registry import register_architecture
@@ -62,6 +62,10 @@ class TemporalBlock(nn.Module):
         return F.relu(x + h), (a[..., a.shape[-1] - keep:].contiguous(), b[..., b.shape[-1] - keep:].contiguous())
 
 
+def hooked(between: Between, i: int, h: torch.Tensor) -> torch.Tensor:  # h: (B, D, T), channels first
+    return h if between is None else between(i, h.transpose(1, 2)).transpose(1, 2)
+
+
 @register_architecture("tcn")
 class TCN(Architecture):
     """Embedding -> ``levels`` temporal blocks with dilation ``dilation_base**i`` -> linear head."""
@@ -69,6 +73,7 @@ class TCN(Architecture):
     depth_parameter = "levels"
     operation, work_exponent, depth_exponent, path_length_law = "convolution", 1.0, 0.0, "log_k(n)"
     decode_work_exponent, state_exponent = 0.0, 0.0  # bounded by the receptive field
+    layer_hook = True  # between(i, h) after temporal block i (ConvS2S's attention in every decoder layer)
 
     def __init__(
         self,
@@ -89,10 +94,10 @@ class TCN(Architecture):
         )
         self.head = nn.Linear(d_model, vocab_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
+    def forward(self, x: torch.Tensor, between: Between = None) -> torch.Tensor:  # x: (B, T) token ids
         h = self.embed(x).transpose(1, 2)                  # (B, D, T)
-        for block in self.blocks:
-            h = block(h)                                   # (B, D, T)
+        for i, block in enumerate(self.blocks):
+            h = hooked(between, i, block(h))               # (B, D, T)
         return self.head(h.transpose(1, 2))                # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
@@ -101,16 +106,19 @@ class TCN(Architecture):
             tuple(w.new_zeros(batch, self.d_model, (self.kernel_size - 1) * d) for _ in range(2))
             for d in self.dilations()))
 
-    def prefill(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+    def prefill(self, x: torch.Tensor, state: DecodeState,
+                between: Between = None) -> tuple[torch.Tensor, DecodeState]:
         h = self.embed(x).transpose(1, 2)                  # (B, D, T)
         queues = []
-        for block, q in zip(self.blocks, state.layers):
+        for i, (block, q) in enumerate(zip(self.blocks, state.layers)):
             h, q = block.decode(h, q)                      # (B, D, T), the queues T inputs on
+            h = hooked(between, i, h)
             queues.append(q)
         return self.head(h.transpose(1, 2)), state.advanced(tuple(queues), x.shape[1])
 
-    def step(self, token: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
-        logits, state = self.prefill(token[:, None], state)
+    def step(self, token: torch.Tensor, state: DecodeState,
+             between: Between = None) -> tuple[torch.Tensor, DecodeState]:
+        logits, state = self.prefill(token[:, None], state, between)
         return logits[:, 0], state
 
     def decode_flops(self, batch: int, context: int) -> int:

@@ -6,13 +6,14 @@ attends to the c cached keys and itself, so its work and the cache grow with the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archbench.architectures.base import Architecture, head_flops
+from archbench.architectures.base import Architecture, Between, head_flops
 from archbench.architectures.decoding import DecodeState, require_fresh
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
@@ -88,7 +89,8 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """x + attention(norm(x)), then x + MLP(norm(x))."""
+    """x + attention(norm(x)), then x + MLP(norm(x)); ``between(x)``, if given, in between (a decoder
+    layer of Vaswani et al. reads the encoder there)."""
 
     def __init__(self, d: int, heads: int, causal: bool, scaled: bool = True):
         super().__init__()
@@ -96,14 +98,25 @@ class Block(nn.Module):
         self.attn = SelfAttention(d, heads, causal, scaled)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
-    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # (B, T, D)
+    def forward(self, x: torch.Tensor, cache: tuple | None = None,
+                between: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:  # (B, T, D)
         x = x + (self.attn(self.norm1(x)) if cache is None else self.attn(self.norm1(x), cache))
+        if between is not None:
+            x = between(x)
         return x + self.mlp(self.norm2(x))
 
-    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # (B, 1, D)
-        a, cache = self.attn.step(self.norm1(x), cache, pos)
+    def step(self, x: torch.Tensor, cache: tuple, pos: int,
+             between: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
+        a, cache = self.attn.step(self.norm1(x), cache, pos)  # x: (B, 1, D)
         x = x + a
+        if between is not None:
+            x = between(x)
         return x + self.mlp(self.norm2(x)), cache
+
+
+def at(between: Between, i: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Layer ``i``'s part of a ``between`` hook."""
+    return None if between is None else (lambda h: between(i, h))
 
 
 @register_architecture("transformer")
@@ -114,6 +127,7 @@ class Transformer(Architecture):
     operation, work_exponent, depth_exponent, path_length_law = "attention", 2.0, 0.0, "1"
     work_exponent_from = 8.0  # n >= 8 d
     decode_work_exponent, state_exponent = 1.0, 1.0  # the key-value cache: c keys read, c kept
+    layer_hook = True
 
     def __init__(
         self,
@@ -158,28 +172,30 @@ class Transformer(Architecture):
             return self.pos_table.weight[start:T]
         return sinusoidal(T, self.d_model, x.device, self.embed.weight.dtype, start)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
+    def forward(self, x: torch.Tensor, between: Between = None) -> torch.Tensor:  # x: (B, T) token ids
         h = self.embed(x) + self.pos(x)                  # (B, T, D)
-        for block in self.blocks:
-            h = block(h)                                 # (B, T, D), causal when self.causal
+        for i, block in enumerate(self.blocks):
+            h = block(h, between=at(between, i))         # (B, T, D), causal when self.causal
         return self.head(self.norm(h))                   # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
         return DecodeState(tuple(block.attn.init_cache(batch, capacity) for block in self.blocks))
 
-    def prefill(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+    def prefill(self, x: torch.Tensor, state: DecodeState,
+                between: Between = None) -> tuple[torch.Tensor, DecodeState]:
         require_fresh(state)
         h = self.embed(x) + self.pos(x)                  # (B, T, D)
-        for block, cache in zip(self.blocks, state.layers):
-            h = block(h, cache)                          # (B, T, D), the cache filled with the prompt
+        for i, (block, cache) in enumerate(zip(self.blocks, state.layers)):
+            h = block(h, cache, at(between, i))          # (B, T, D), the cache filled with the prompt
         return self.head(self.norm(h)), state.advanced(state.layers, x.shape[1])
 
-    def step(self, token: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+    def step(self, token: torch.Tensor, state: DecodeState,
+             between: Between = None) -> tuple[torch.Tensor, DecodeState]:
         x = token[:, None]                               # (B, 1)
         h = self.embed(x) + self.pos(x, state.length)    # (B, 1, D)
         caches = []
-        for block, cache in zip(self.blocks, state.layers):
-            h, cache = block.step(h, cache, state.length)
+        for i, (block, cache) in enumerate(zip(self.blocks, state.layers)):
+            h, cache = block.step(h, cache, state.length, at(between, i))
             caches.append(cache)
         return self.head(self.norm(h))[:, 0], state.advanced(tuple(caches))
 
