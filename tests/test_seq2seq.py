@@ -7,13 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from archbench import registry, testing
+from archbench.architectures import Architecture
+from archbench.architectures.base import head_flops
+from archbench.architectures.decoding import DecodeState
 from archbench.architectures.encoder_decoder import greedy_translate
 from archbench.errors import BadInput
 from archbench.execute.group import Settings, build, run_group
 from archbench.instruments.stop_rule import StopRule
 from archbench.instruments.training import TrainingSettings, train
+from archbench.parameters import PositiveInt
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import expand
 from archbench.tasks import build_task
@@ -73,6 +78,71 @@ def test_transformer_seq2seq_decoder_layer_is_vaswanis_self_then_cross_attention
             h = h + block.mlp(block.norm2(h))                      # feed-forward
         expected = model.head(dec.norm(h))
         assert torch.allclose(model(src, tgt), expected, atol=1e-5)
+
+
+class PrefixMean(Architecture):
+    """A plugin's architecture: each layer adds tanh(W mean(h so far)) (causal) or of all of h, and
+    exposes its layers (``layer_hook``); incremental decoding keeps each layer's running sum."""
+
+    depth_parameter, layer_hook = "layers", True
+
+    def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 16, layers: PositiveInt = 2):
+        super().__init__()
+        self.vocab_size, self.causal, self.d = vocab_size, causal, d_model
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.blocks = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(layers))
+        self.head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, x, between=None):
+        if not self.causal:
+            h = self.embed(x)
+            for block in self.blocks:
+                h = h + torch.tanh(block(h.mean(1, keepdim=True))).expand_as(h)
+            return self.head(h)
+        return self.prefill(x, self.init_state(x.shape[0], x.shape[1]), between)[0]
+
+    def init_state(self, batch, capacity):
+        return DecodeState(tuple(self.embed.weight.new_zeros(batch, 1, self.d) for _ in self.blocks))
+
+    def prefill(self, x, state, between=None):
+        h, sums = self.embed(x), []
+        seen = torch.arange(state.length + 1, state.length + x.shape[1] + 1)[:, None]   # (T, 1)
+        for i, (block, total) in enumerate(zip(self.blocks, state.layers)):
+            running = total + h.cumsum(1)                                                 # (B, T, D)
+            h = h + torch.tanh(block(running / seen))
+            h = h if between is None else between(i, h)
+            sums.append(running[:, -1:])
+        return self.head(h), state.advanced(tuple(sums), x.shape[1])
+
+    def step(self, token, state, between=None):
+        logits, state = self.prefill(token[:, None], state, between)
+        return logits[:, 0], state
+
+    def flops(self, batch, seq_len):
+        return len(self.blocks) * 2 * batch * (seq_len if self.causal else 1) * self.d ** 2 + head_flops(
+            batch, seq_len, self.d, self.vocab_size)
+
+    def decode_flops(self, batch, context):
+        return self.flops(batch, 1)
+
+
+@pytest.fixture
+def plugin():
+    registry.architectures.add("test_prefix_mean", PrefixMean)
+    yield "test_prefix_mean"
+    registry.architectures.remove("test_prefix_mean")
+
+
+@pytest.mark.parametrize("encoder, decoder, placement", [
+    ("test_prefix_mean", "lstm", "on_top"), ("transformer", "test_prefix_mean", "per_layer"),
+    ("test_prefix_mean", "test_prefix_mean", "per_layer"),
+])
+def test_a_plugin_is_an_encoder_or_a_decoder_and_gets_cross_attention_in_its_layers(plugin, encoder, decoder,
+                                                                                    placement):
+    model = testing.build("encoder_decoder", True, encoder=encoder, decoder=decoder, d_model=16, heads=2,
+                          decoder_layers=3)
+    assert model.bridge.placement == placement
+    assert testing.check_encoder_decoder(model) == "ok"
 
 
 @pytest.mark.parametrize("params, match", [
