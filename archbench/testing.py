@@ -240,6 +240,15 @@ def check_encoder_decoder(model: nn.Module, batch: int = BATCH, source_len: int 
     counted = counter.get_total_flops()
     assert counted in allowed, f"{name}: flops({batch}, {source_len}, {target_len}) is {declared} " \
         f"({sum(parts)} uncounted), FlopCounterMode counts {counted}"
+    with torch.no_grad():  # one decode step at a context of 2 target tokens, against the whole source
+        _, state = model.prefill(tgt[:, :2], model.init_state(batch, 3, source=src))
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model.step(tgt[:, 2], state)
+    declared = model.decode_flops(batch, 2, source_len=source_len)
+    uncounted = getattr(model.decoder, "uncounted_flops", lambda b, n: 0)(batch, 1)
+    assert counter.get_total_flops() in {declared, declared - uncounted}, f"{name}: decode_flops({batch}, 2, " \
+        f"source_len={source_len}) is {declared} ({uncounted} uncounted), FlopCounterMode counts " \
+        f"{counter.get_total_flops()} on one step"
     return "ok"
 
 

@@ -145,10 +145,34 @@ def test_a_plugin_is_an_encoder_or_a_decoder_and_gets_cross_attention_in_its_lay
     assert testing.check_encoder_decoder(model) == "ok"
 
 
+class Unhooked(PrefixMean):
+    """Inherits ``layer_hook`` but overrides ``forward`` without ``between``: it does not expose its layers."""
+
+    def forward(self, x):
+        return super().forward(x)
+
+
+def test_a_decoder_that_inherits_layer_hook_without_between_gets_cross_attention_on_top(plugin):
+    registry.architectures.add("test_unhooked", Unhooked)
+    try:
+        model = testing.build("encoder_decoder", True, decoder="test_unhooked", d_model=16, heads=2)
+        assert model.bridge.placement == "on_top" and testing.check_encoder_decoder(model) == "ok"
+        with pytest.raises(BadInput, match="'test_unhooked' does not \\(it declares layer_hook but its forward "
+                                           "takes no `between`\\); those that do: .*test_prefix_mean.*transformer"):
+            testing.build("encoder_decoder", True, decoder="test_unhooked", cross_placement="per_layer")
+    finally:
+        registry.architectures.remove("test_unhooked")
+
+
 @pytest.mark.parametrize("params, match", [
     ({"decoder": "lstm", "cross_placement": "per_layer"}, "per_layer needs a decoder that exposes its layers.*'lstm'"),
-    ({"decoder": "transformer", "cross_layers": 2}, "with cross_placement per_layer there is one per decoder layer"),
+    ({"decoder": "transformer", "cross_layers": 2}, "cross_placement auto puts one inside each layer of decoder "
+     "'transformer'; leave cross_layers unset or use cross_placement: on_top \\(got cross_layers=2\\)"),
     ({"cross_placement": "inside"}, "cross_placement"),
+    ({"encoder": "lstm", "decoder": "lstm", "bridge": "final_state", "cross_layers": 2},
+     "final_state has no cross-attention: cross_layers applies to bridge cross_attention only"),
+    ({"encoder": "lstm", "decoder": "lstm", "bridge": "final_state", "cross_placement": "on_top"},
+     "got cross_placement='on_top'"),
 ])
 def test_bad_placements_are_one_line_errors(params, match):
     with pytest.raises(BadInput, match=match) as err:

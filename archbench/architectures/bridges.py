@@ -14,12 +14,14 @@
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archbench import registry
 from archbench.architectures.transformer import sinusoidal
 from archbench.errors import BadInput
 
@@ -62,6 +64,27 @@ class CrossBlock(CrossSublayer):
 
 
 Placement = Literal["auto", "per_layer", "on_top"]
+HOOKED = ("forward", "prefill", "step")  # what takes ``between`` in a decoder that exposes its layers
+
+
+def layers_missing(decoder: nn.Module | type) -> str | None:
+    """Why ``decoder`` (a model or its class) cannot take cross-attention inside its layers, or None:
+    it declares ``layer_hook``, has ``blocks`` (a model only) and its forward, prefill and step take
+    ``between``."""
+    if not getattr(decoder, "layer_hook", False):
+        return "it does not declare layer_hook"
+    if isinstance(decoder, nn.Module) and not isinstance(getattr(decoder, "blocks", None), nn.ModuleList):
+        return "it declares layer_hook but has no `blocks` (nn.ModuleList)"
+    for name in HOOKED:
+        method = getattr(decoder, name, None)
+        if method is None or "between" not in inspect.signature(method).parameters:
+            return f"it declares layer_hook but its {name} takes no `between`"
+    return None
+
+
+def exposing() -> list[str]:
+    """The registered architectures whose class exposes its layers."""
+    return [k for k in registry.architectures.names() if layers_missing(registry.architectures.get(k)) is None]
 
 
 class CrossAttention(nn.Module):
@@ -77,15 +100,16 @@ class CrossAttention(nn.Module):
             raise BadInput(f"cross_attention: the decoder's width {d} is not divisible by heads {heads}")
         if positions and d % 2:
             raise BadInput(f"cross_attention: sinusoidal positions need an even decoder width, got {d}")
-        exposes = bool(getattr(decoder, "layer_hook", False))
-        if placement == "auto":
-            placement = "per_layer" if exposes else "on_top"
-        if placement == "per_layer" and not exposes:
-            raise BadInput(f"cross_placement per_layer needs a decoder that exposes its layers (layer_hook: "
-                           f"transformer, tcn); decoder {decoder_kind!r} does not; use cross_placement: on_top")
+        missing = layers_missing(decoder)
+        asked, placement = placement, placement if placement != "auto" else "on_top" if missing else "per_layer"
+        if placement == "per_layer" and missing:
+            raise BadInput(f"cross_placement per_layer needs a decoder that exposes its layers; decoder "
+                           f"{decoder_kind!r} does not ({missing}); those that do: {', '.join(exposing())}; "
+                           "or use cross_placement: on_top")
         if placement == "per_layer" and layers is not None:
-            raise BadInput(f"cross_layers counts the blocks on top of the decoder; with cross_placement per_layer "
-                           f"there is one per decoder layer; got cross_layers={layers}")
+            raise BadInput(f"cross_layers counts blocks on top of the decoder, but cross_placement {asked} puts one "
+                           f"inside each layer of decoder {decoder_kind!r}; leave cross_layers unset or use "
+                           f"cross_placement: on_top (got cross_layers={layers})")
         self.d, self.heads, self.positions, self.placement = d, heads, positions, placement
         self.memory = nn.Linear(d_memory, d)
         if placement == "per_layer":
@@ -147,8 +171,14 @@ class FinalState(nn.Module):
     name = "final_state"
 
     def __init__(self, d_memory: int, d: int, encoder: nn.Module, decoder: nn.Module, encoder_kind: str,
-                 decoder_kind: str, **_: Any):
+                 decoder_kind: str, layers: int | None = None, positions: bool = False, placement: Placement = "auto",
+                 **_: Any):
         super().__init__()
+        for name, value, default in (("cross_layers", layers, None), ("bridge_positions", positions, False),
+                                     ("cross_placement", placement, "auto")):
+            if value != default:
+                raise BadInput(f"bridge final_state has no cross-attention: {name} applies to bridge cross_attention "
+                               f"only (got {name}={value!r}); leave it unset or use bridge: cross_attention")
         for role, part, kind in (("encoder", encoder, encoder_kind), ("decoder", decoder, decoder_kind)):
             if not recurrent(part):
                 raise BadInput(f"bridge final_state needs a recurrent {role} (an nn.RNNBase `rnn`: lstm, gru, "
@@ -186,4 +216,5 @@ class FinalState(nn.Module):
 
 BRIDGES = {"cross_attention": CrossAttention, "final_state": FinalState}
 
-__all__ = ["BRIDGES", "CrossAttention", "CrossBlock", "CrossSublayer", "FinalState", "Placement", "recurrent"]
+__all__ = ["BRIDGES", "CrossAttention", "CrossBlock", "CrossSublayer", "FinalState", "Placement", "exposing",
+           "layers_missing", "recurrent"]
