@@ -17,7 +17,7 @@ from archbench.instruments.stop_rule import StopRule
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import count_points, expand
 from archbench.tasks.base import Batch
-from tests.conftest import requires_cuda
+from conftest import requires_cuda
 
 SUITE = """
 name: impl
