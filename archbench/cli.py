@@ -249,8 +249,7 @@ def list_registered() -> None:
     for entry in registry.metrics:
         m = entry.obj
         direction = "higher is better" if m.higher_is_better else "lower is better"
-        tasks = getattr(m, "tasks", None)
-        only = f" (tasks: {', '.join(tasks)})" if tasks is not None else ""
+        only = f" (tasks: {', '.join(m.tasks)})" if m.tasks is not None else ""
         click.echo(f"  {entry.name:14} [{m.unit}, {direction}] {m.description}{only}")
     click.echo(f"passes: {', '.join(PASSES)}")
 

@@ -122,12 +122,13 @@ class Registry(Generic[T]):
     """A dict with good manners: a decorator to register, an error on a duplicate, did-you-mean."""
 
     def __init__(self, kind: str, harness_args: tuple[str, ...] = (), builtins: str | None = None,
-                 entry_points: str | None = None, requires: tuple[str, ...] = ()):
+                 entry_points: str | None = None, requires: tuple[str, ...] = (), base: str | None = None):
         self.kind = kind
         self._builtins = builtins  # the package whose import registers the built-ins, on first use
         self._entry_points = entry_points  # the entry point group of plugins, loaded after the built-ins
         self._entry_points_group = entry_points
         self.requires = requires  # methods a registered class must define (the contract)
+        self.base = base  # "module:Class" every entry must subclass (its declared attributes are read plainly)
         self.harness_args = harness_args  # keyword arguments the harness passes, not the suite
         self._entries: dict[str, Entry[T]] = {}
 
@@ -176,9 +177,14 @@ class Registry(Generic[T]):
 
     def check_contract(self, name: str, obj: Any) -> None:
         """A class or callable; a class defines the ``requires`` methods (``forward``), not torch's stub."""
+        what = f"{self.kind} {name!r} ({getattr(obj, '__qualname__', type(obj).__name__)})"
+        if self.base is not None:
+            module, _, cls = self.base.partition(":")
+            base = getattr(importlib.import_module(module), cls)
+            if not (inspect.isclass(obj) and issubclass(obj, base)):
+                raise BadInput(f"{what} is not a subclass of {cls} ({module}): the contract it declares is read from there")
         if not self.requires:
             return  # a registry without a contract (a test's)
-        what = f"{self.kind} {name!r} ({getattr(obj, '__qualname__', type(obj).__name__)})"
         if not callable(obj):
             raise BadInput(f"{what} is a {type(obj).__name__}, not a class or factory to build it with")
         if inspect.isclass(obj):
@@ -234,7 +240,7 @@ class Registry(Generic[T]):
 architectures: Registry[Any] = Registry("architecture", ("vocab_size", "causal"), "archbench.architectures",
                                         "archbench.architectures", ("forward",))
 tasks: Registry[Any] = Registry("task", ("seq_len", "causal"), "archbench.tasks", "archbench.tasks", ("sample",))
-metrics: Registry[Any] = Registry("metric", (), "archbench.metrics")
+metrics: Registry[Any] = Registry("metric", (), "archbench.metrics", base="archbench.metrics.base:Metric")
 
 register_architecture = architectures.register
 register_task = tasks.register

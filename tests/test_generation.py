@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import requires_cuda
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -17,7 +18,6 @@ from archbench.instruments.stop_rule import StopRule
 from archbench.results.table1_generation import crossover, format_table1_generation, table1_generation
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import expand
-from conftest import requires_cuda
 
 KINDS = [k for k in registry.architectures.names() if not testing.is_encoder_decoder(k)]  # seq2seq: tests/test_seq2seq.py
 BUILTINS = ["gru", "linear_attention", "local_attention", "lstm", "rnn", "ssm", "tcn", "transformer"]

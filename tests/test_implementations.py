@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import requires_cuda
 from torch import nn
 
 from archbench.errors import BadInput
@@ -17,7 +18,6 @@ from archbench.instruments.stop_rule import StopRule
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import count_points, expand
 from archbench.tasks.base import Batch
-from conftest import requires_cuda
 
 SUITE = """
 name: impl

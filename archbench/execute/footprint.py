@@ -200,7 +200,7 @@ def _traced(point: Point, params: dict[str, Any]) -> Footprint:
                       **dict(point.task_params))
     one = task.sample(1, torch.Generator().manual_seed(0))  # the bytes of one sequence, on the CPU
     per_sequence = sum(t.numel() * t.element_size() for t in _tensors(one))
-    trains = any(getattr(registry.metrics.get(m), "trains", False) for m in point.metrics)
+    trains = any(registry.metrics.get(m).trains for m in point.metrics)
     with torch.device("meta"):
         model = factory(vocab_size=task.vocab_size, causal=point.causal, **params).to(dtype=dtype)
         if trains:

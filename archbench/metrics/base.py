@@ -64,6 +64,17 @@ class Metric:
     unit: ClassVar[str]
     higher_is_better: ClassVar[bool]
     description: ClassVar[str] = ""
+    # What the planner and the scheduler read of a metric, with the defaults a metric that says nothing
+    # gets. The registry takes only Metric subclasses, so these are read as plain attributes.
+    trains: ClassVar[bool] = False       # its points carry the experiment's `training:` settings
+    generates: ClassVar[bool] = False    # its points carry the experiment's `generation:` settings
+    implemented: ClassVar[bool] = False  # it measures the point's implementation (compiled, SDPA, ...)
+    exclusive: ClassVar[bool] = False    # it needs the device alone (it times, weighs or counts a pass)
+    tasks: ClassVar[tuple[str, ...] | None] = None  # the tasks it applies to; None: every task
+
+    @classmethod
+    def applies_to(cls, task: str) -> bool:
+        return cls.tasks is None or task in cls.tasks
 
     def produces(self) -> list[tuple[str, str, bool]]:
         """(metric, unit, higher_is_better) of each row ``run`` returns, for failure rows."""

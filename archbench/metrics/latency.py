@@ -32,6 +32,7 @@ def model_flops(ctx: Context) -> int | None:
 class Latency(GroupMetric):
     name, unit, higher_is_better = "latency", "s", False
     implemented = True  # times the point's implementation (archbench.instruments.implementation)
+    exclusive = True    # a neighbour on the device would be in the time
     description = "median seconds per call of the pass; with throughput (tokens/s), achieved_flops and mfu"
 
     def produces(self) -> list[tuple[str, str, bool]]:

@@ -100,6 +100,7 @@ def _host_peak_bytes(fn: Callable[[], object]) -> int:
 class PeakMemory(Metric):
     name, unit, higher_is_better = "peak_memory", "B", False
     implemented = True  # measures the point's implementation (archbench.instruments.implementation)
+    exclusive = True    # a neighbour's allocations would be in the peak
     description = "peak bytes allocated by one pass above those resident before it"
 
     def run(self, ctx: Context) -> list[Row]:

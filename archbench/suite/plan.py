@@ -90,15 +90,15 @@ def _check_shape(reg: registry.Registry, kind: str, params: dict[str, Any], seq_
 
 
 def _check_metric_applies(metric: str, task: str, where: str) -> None:
-    tasks = getattr(registry.metrics.get(metric), "tasks", None)
-    if tasks is not None and task not in tasks:
+    m = registry.metrics.get(metric)
+    if not m.applies_to(task):
         raise BadInput(
-            f"{where}: metric {metric!r} does not apply to task {task!r}; it applies to: {', '.join(tasks)}"
+            f"{where}: metric {metric!r} does not apply to task {task!r}; it applies to: {', '.join(m.tasks)}"
         )
 
 
 def _trains(metrics: Iterable[str]) -> bool:
-    return any(getattr(registry.metrics.get(m), "trains", False) for m in metrics)
+    return any(registry.metrics.get(m).trains for m in metrics)
 
 
 def _trainings(exp: Experiment, at: str) -> list[dict[str, Any]]:
@@ -115,8 +115,8 @@ def _implementations(exp: Experiment, at: str) -> list[dict[str, Any]]:
     grid = exp.implementation.grid() if exp.implementation is not None else [{}]
     if grid != [{}]:
         for j, name in enumerate(exp.metrics):
-            if not getattr(registry.metrics.get(name), "implemented", False):
-                allowed = ", ".join(e.name for e in registry.metrics if getattr(e.obj, "implemented", False))
+            if not registry.metrics.get(name).implemented:
+                allowed = ", ".join(e.name for e in registry.metrics if e.obj.implemented)
                 raise BadInput(f"{at}.metrics[{j}]: {name!r} measures the model, not how it is run; with "
                                f"implementation: set, the metrics allowed are: {allowed}")
     return grid
@@ -124,7 +124,7 @@ def _implementations(exp: Experiment, at: str) -> list[dict[str, Any]]:
 
 def _generation(exp: Experiment, at: str) -> Params:
     """The generation settings of each point: the suite's (or the defaults) when a metric generates."""
-    if not any(getattr(registry.metrics.get(m), "generates", False) for m in exp.metrics):
+    if not any(registry.metrics.get(m).generates for m in exp.metrics):
         if exp.generation is not None:
             raise BadInput(f"{at}.generation: no metric of this experiment generates (generation does); remove it")
         return ()

@@ -14,10 +14,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from archbench import registry
 
-# Metrics that time or weigh a pass: their points need the device to themselves (a metric class may
-# say so, or not, with ``exclusive = True | False``).
-EXCLUSIVE = frozenset({"latency", "peak_memory"})
-
 if TYPE_CHECKING:
     from archbench.execute.group import PointResult, Settings
     from archbench.suite.point import Point
@@ -26,7 +22,7 @@ if TYPE_CHECKING:
 def is_timing(point: Point) -> bool:
     """Whether the point measures time or memory, and so must not share its device with another
     timing point."""
-    return any(getattr(registry.metrics.get(m), "exclusive", m in EXCLUSIVE) for m in point.metrics)
+    return any(registry.metrics.get(m).exclusive for m in point.metrics)  # Metric.exclusive
 
 
 class Executor(ABC):

@@ -14,7 +14,7 @@ that ran it.
 
 Resources, so that timing is never disturbed by a neighbour:
 
-- a point with a metric in ``base.EXCLUSIVE`` (latency, peak_memory; or a metric class with
+- a point with an exclusive metric (``Metric.exclusive``: latency, peak_memory, instructions; a metric class with
   ``exclusive = True``) is a *timing* point. On CUDA it asks for ``num_gpus=1``: a device of its
   own. On CPU it asks for one unit of the custom resource ``archbench_timing``, which each node
   declares once (``ray start --resources='{"archbench_timing": 1}'``; the local cluster does it
