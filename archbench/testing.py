@@ -53,6 +53,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from archbench import registry
+from archbench.architectures import base
 from archbench.architectures.base import build_architecture
 from archbench.architectures.decoding import NOT_PROVIDED, unsupported
 from archbench.metrics.receptive_field import gradient_mass, support_span
@@ -94,7 +95,7 @@ def check_causality(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN
     if not model.causal:
         assert not torch.allclose(a[:, :t], b[:, :t]), f"{name} (causal=False): no output before {t} saw input {t}"
         return "ok"
-    tolerance = getattr(model, "causal_tolerance", 0.0)
+    tolerance = base.declared(model, "causal_tolerance")
     if tolerance:
         leak = float((a[:, :t] - b[:, :t]).abs().max() / a[:, :t].abs().max())
         assert leak <= tolerance, f"{name}: outputs before {t} changed by {leak:.2g} (relative) when only " \
@@ -168,7 +169,7 @@ def check_decoding(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN)
     if why is not None:
         return NOT_PROVIDED if why == NOT_PROVIDED else "not causal"
     name = type(model).__name__
-    tolerance = getattr(model, "decode_tolerance", 1e-4)
+    tolerance = base.declared(model, "decode_tolerance")
     diff = decoding_difference(model, batch, seq_len)
     assert diff <= tolerance, f"{name}: prefill then step gave logits {diff:.3g} from the full forward's " \
         f"(decode_tolerance {tolerance:g})"
@@ -195,7 +196,7 @@ def check_decoding(model: nn.Module, batch: int = BATCH, seq_len: int = SEQ_LEN)
 
 def is_encoder_decoder(kind: str) -> bool:
     """Whether the registered ``kind`` reads a source and a target (its class declares the framing)."""
-    return getattr(registry.architectures.get(kind), "framing", None) == "encoder_decoder"
+    return base.declared(registry.architectures.get(kind), "framing") == "encoder_decoder"
 
 
 def check_encoder_decoder(model: nn.Module, batch: int = BATCH, source_len: int = 9, target_len: int = 6) -> str:
@@ -212,7 +213,7 @@ def check_encoder_decoder(model: nn.Module, batch: int = BATCH, source_len: int 
             f"{tuple(full.shape)} {full.dtype}, expected {(batch, target_len, V)} torch.float32"
         moved = model(src, other_tgt)
         leak = float((full[:, :t] - moved[:, :t]).abs().max() / full[:, :t].abs().max())
-        assert leak <= getattr(model, "causal_tolerance", 0.0), f"{name}: an output before {t} changed by " \
+        assert leak <= base.declared(model, "causal_tolerance"), f"{name}: an output before {t} changed by " \
             f"{leak:.2g} (relative) with target token {t}"
         assert not torch.allclose(full[:, t], moved[:, t]), f"{name}: output {t} did not see target token {t}"
         assert not torch.allclose(full[:, 0], model(other_src, tgt)[:, 0]), \
@@ -226,26 +227,26 @@ def check_encoder_decoder(model: nn.Module, batch: int = BATCH, source_len: int 
             assert torch.equal(first, again), f"{name}: stepping twice from one state gave different logits"
             pieces.append(again[:, None])
     diff = float((torch.cat(pieces, 1) - full).abs().max())
-    tolerance = getattr(model, "decode_tolerance", 1e-4)
+    tolerance = base.declared(model, "decode_tolerance")
     assert diff <= tolerance, f"{name}: prefill then step gave logits {diff:.3g} from the teacher-forced forward's"
-    declared = model.flops(batch, source_len, target_len)
-    assert declared == model.encoder_flops(batch, source_len) + model.decoder_flops(batch, target_len, source_len), \
+    analytic = model.flops(batch, source_len, target_len)
+    assert analytic == model.encoder_flops(batch, source_len) + model.decoder_flops(batch, target_len, source_len), \
         f"{name}: flops is not encoder_flops + decoder_flops"
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(src, tgt)
     # each part's fused recurrence may go uncounted (oneDNN's LSTM) or be counted (nn.RNN on the CPU)
-    parts = [getattr(p, "uncounted_flops", lambda b, n: 0)(batch, n)
+    parts = [base.declared(p, "uncounted_flops")(batch, n)
              for p, n in ((model.encoder, source_len), (model.decoder, target_len))]
-    allowed = {declared, declared - parts[0], declared - parts[1], declared - sum(parts)}
+    allowed = {analytic, analytic - parts[0], analytic - parts[1], analytic - sum(parts)}
     counted = counter.get_total_flops()
-    assert counted in allowed, f"{name}: flops({batch}, {source_len}, {target_len}) is {declared} " \
+    assert counted in allowed, f"{name}: flops({batch}, {source_len}, {target_len}) is {analytic} " \
         f"({sum(parts)} uncounted), FlopCounterMode counts {counted}"
     with torch.no_grad():  # one decode step at a context of 2 target tokens, against the whole source
         _, state = model.prefill(tgt[:, :2], model.init_state(batch, 3, source=src))
         with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             model.step(tgt[:, 2], state)
     declared = model.decode_flops(batch, 2, source_len=source_len)
-    uncounted = getattr(model.decoder, "uncounted_flops", lambda b, n: 0)(batch, 1)
+    uncounted = base.declared(model.decoder, "uncounted_flops")(batch, 1)
     assert counter.get_total_flops() in {declared, declared - uncounted}, f"{name}: decode_flops({batch}, 2, " \
         f"source_len={source_len}) is {declared} ({uncounted} uncounted), FlopCounterMode counts " \
         f"{counter.get_total_flops()} on one step"

@@ -51,3 +51,34 @@ def test_no_getattr_reads_a_metric_flag_outside_the_base_class():
                     and isinstance(node.args[1], ast.Constant) and node.args[1].value in METRIC_FLAGS):
                 found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} getattr(..., {node.args[1].value!r})")
     assert found == []
+
+
+ARCHITECTURE_DECLARED = {"framing", "causal_tolerance", "uncounted_flops", "decode_tolerance", "layer_hook"}
+
+
+def test_no_getattr_reads_an_architecture_declaration_outside_the_base_module():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path == PACKAGE / "architectures" / "base.py":
+            continue  # declared(): the one reader with a fallback
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and len(node.args) >= 2
+                    and isinstance(node.args[1], ast.Constant) and node.args[1].value in ARCHITECTURE_DECLARED):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} getattr(..., {node.args[1].value!r})")
+    assert found == []
+
+
+def test_declared_gives_the_contract_default_to_a_plain_module_and_a_factory():
+    from torch import nn
+
+    from archbench.architectures.base import Architecture, declared
+
+    def factory(vocab_size: int, causal: bool = True) -> nn.Module:
+        return nn.Identity()
+
+    for obj in (nn.Linear(2, 2), factory):
+        assert declared(obj, "framing") is None and declared(obj, "causal_tolerance") == 0.0
+        assert declared(obj, "uncounted_flops")(4, 16) == 0
+    assert declared(registry.architectures.get("ssm"), "causal_tolerance") > 0
+    assert declared(registry.architectures.get("transformer_seq2seq"), "framing") == "encoder_decoder"
+    assert Architecture.framing is None

@@ -57,6 +57,12 @@ class Architecture(nn.Module):
     # layer i of ``self.blocks``, after its sequence mixing, h (B, T, D): how an encoder-decoder puts
     # cross-attention inside the decoder's layers (archbench.architectures.bridges).
     layer_hook: ClassVar[bool] = False
+    # How the model reads a task: None, one token sequence (decoder-only when causal, a labeller when
+    # not); "encoder_decoder", a source and a target (archbench.tasks.base, the framings).
+    framing: ClassVar[str | None] = None
+    # The largest change of an output before t, when input t changes, that the causality check accepts
+    # (float32 rounding of an FFT, say); 0: none.
+    causal_tolerance: ClassVar[float] = 0.0
 
     @classmethod
     def laws(cls) -> dict[str, Any]:
@@ -102,8 +108,22 @@ class Architecture(nn.Module):
         """Analytic FLOPs of one ``step`` when the state holds ``context`` tokens (matrix products)."""
         raise NotImplementedError
 
+    def uncounted_flops(self, batch: int, seq_len: int) -> int:
+        """FLOPs of the forward that torch's FlopCounterMode cannot see (a fused cuDNN recurrence, an
+        FFT), so that a test can hold ``flops`` against the counter: counter + uncounted == flops."""
+        return 0
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def declared(obj: Any, name: str) -> Any:
+    """What ``obj`` (a registered class or factory, or a built model) declares of the contract above, or
+    the contract's default where it declares nothing (a plain nn.Module plugin, a preset's factory).
+    The one place the contract's attributes are read with a fallback."""
+    if name == "uncounted_flops" and not hasattr(obj, name):
+        return lambda batch, seq_len: 0
+    return getattr(obj, name, getattr(Architecture, name))
 
 
 def head_flops(batch: int, seq_len: int, d_in: int, vocab: int) -> int:

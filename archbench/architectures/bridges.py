@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archbench import registry
+from archbench.architectures.base import declared
 from archbench.architectures.transformer import sinusoidal
 from archbench.errors import BadInput
 
@@ -71,7 +72,7 @@ def layers_missing(decoder: nn.Module | type) -> str | None:
     """Why ``decoder`` (a model or its class) cannot take cross-attention inside its layers, or None:
     it declares ``layer_hook``, has ``blocks`` (a model only) and its forward, prefill and step take
     ``between``."""
-    if not getattr(decoder, "layer_hook", False):
+    if not declared(decoder, "layer_hook"):
         return "it does not declare layer_hook"
     if isinstance(decoder, nn.Module) and not isinstance(getattr(decoder, "blocks", None), nn.ModuleList):
         return "it declares layer_hook but has no `blocks` (nn.ModuleList)"

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from archbench import registry
-from archbench.architectures.base import Architecture, build_architecture, head_flops
+from archbench.architectures.base import Architecture, build_architecture, declared, head_flops
 from archbench.architectures.bridges import BRIDGES, Placement
 from archbench.architectures.decoding import DecodeState
 from archbench.errors import BadInput
@@ -60,7 +60,7 @@ def part(kind: str, role: str, vocab_size: int, causal: bool, d_model: int, laye
     built with ``d_model``, ``layers`` as its depth parameter and ``heads`` where it takes them, its
     output head replaced by the identity."""
     factory = registry.architectures.get(kind)
-    if getattr(factory, "framing", None) == "encoder_decoder":
+    if declared(factory, "framing") == "encoder_decoder":
         raise BadInput(f"{role} {kind!r} is itself an encoder-decoder; an {role} is a one-sequence architecture")
     names = {p["name"] for p in registry.architectures.parameters(kind)}
     wanted = {"d_model": d_model, getattr(factory, "depth_parameter", None) or "": layers, "heads": heads}
@@ -107,8 +107,8 @@ class EncoderDecoder(Architecture):
         self.decoder, d_dec = part(decoder, "decoder", vocab_size, True, d_model, decoder_layers, heads)
         self.widths = (d_enc, d_dec)
         # the decoder's own tolerances (an FFT convolution's), for archbench.testing's checks
-        self.decode_tolerance = max(Architecture.decode_tolerance, getattr(self.decoder, "decode_tolerance", 0.0))
-        self.causal_tolerance = getattr(self.decoder, "causal_tolerance", 0.0)
+        self.decode_tolerance = max(Architecture.decode_tolerance, declared(self.decoder, "decode_tolerance"))
+        self.causal_tolerance = declared(self.decoder, "causal_tolerance")
         self.bridge = BRIDGES[bridge](d_memory=d_enc, d=d_dec, heads=heads, layers=cross_layers,
                                       positions=bridge_positions, placement=cross_placement, encoder=self.encoder,
                                       decoder=self.decoder, encoder_kind=encoder, decoder_kind=decoder)
@@ -170,7 +170,7 @@ class EncoderDecoder(Architecture):
 
     def uncounted_flops(self, batch: int, seq_len: int, target_len: int | None = None) -> int:
         target = seq_len if target_len is None else target_len
-        return sum(int(getattr(p, "uncounted_flops", lambda b, n: 0)(batch, n))
+        return sum(int(declared(p, "uncounted_flops")(batch, n))
                    for p, n in ((self.encoder, seq_len), (self.decoder, target)))
 
     def decode_flops(self, batch: int, context: int, source_len: int | None = None) -> int:

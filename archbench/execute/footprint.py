@@ -33,6 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from archbench import registry
+from archbench.architectures.base import declared
 from archbench.errors import BadInput, PointTimeout
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments.passes import loss_fn, scored_targets
@@ -196,7 +197,7 @@ def _estimate(point: Point) -> Footprint:
 def _traced(point: Point, params: dict[str, Any]) -> Footprint:
     dtype = getattr(torch, point.dtype)
     factory = registry.architectures.get(point.arch_kind)
-    task = build_task(point.task, point.seq_len, point.causal, getattr(factory, "framing", None),
+    task = build_task(point.task, point.seq_len, point.causal, declared(factory, "framing"),
                       **dict(point.task_params))
     one = task.sample(1, torch.Generator().manual_seed(0))  # the bytes of one sequence, on the CPU
     per_sequence = sum(t.numel() * t.element_size() for t in _tensors(one))

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from archbench import registry
+from archbench.architectures.base import declared
 from archbench.errors import Diverged, NotApplicable, PointTimeout
 from archbench.execute import footprint
 from archbench.execute.watchdog import Watchdog
@@ -129,7 +130,7 @@ def failed_rows(metric_names: Iterable[str], exc: BaseException) -> list[Row]:
 def build(point: Point, device: torch.device) -> tuple[Any, torch.nn.Module]:
     """The point's task and model, the weights seeded from the point without touching global RNG."""
     factory = registry.architectures.get(point.arch_kind)
-    task = build_task(point.task, point.seq_len, point.causal, getattr(factory, "framing", None),
+    task = build_task(point.task, point.seq_len, point.causal, declared(factory, "framing"),
                       **dict(point.task_params))
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):

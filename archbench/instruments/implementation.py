@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
+from archbench.architectures.base import declared
 from archbench.errors import NotApplicable
 from archbench.suite.point import Point
 
@@ -220,7 +221,7 @@ def apply(model: nn.Module, point: Point, x: torch.Tensor) -> nn.Module:
     """``model`` run the point's way (itself when eager); NotApplicable when it cannot be."""
     if not point.implementation:
         return model
-    if getattr(model, "framing", None) == "encoder_decoder":
+    if declared(model, "framing") == "encoder_decoder":
         raise NotApplicable("the implementation axis runs one-input models; an encoder-decoder (source and "
                             "target) runs eager only")
     _check(model, point, x, settings(point))
