@@ -113,7 +113,7 @@ def to_pytest_benchmark(run: Run, folder: Path) -> dict[str, Any]:
                         "min_rounds": (meta.get("timing") or {}).get("min_samples"),
                         "max_time": (meta.get("timing") or {}).get("max_time"),
                         "min_time": (meta.get("timing") or {}).get("min_time"),
-                        "warmup": bool((meta.get("timing") or {}).get("warmup"))},
+                        "warmup": (meta.get("timing") or {}).get("warmup", 0) > 0},  # checked: a number
             "stats": stats,
         })
     if not benchmarks:
@@ -144,7 +144,7 @@ def to_github_action_benchmark(run: Run, direction: str, metrics: Iterable[str] 
         value = plain(row.get("value"))
         if row.get("status") != "ok" or value is None or (metrics and row["metric"] not in metrics):
             continue
-        if bool(plain(row.get("higher_is_better"))) != bigger:
+        if row["higher_is_better"] != bigger:  # parsed by the reader: True or False
             continue
         entry: dict[str, Any] = {"name": f"{row['metric']} {_name(row)}", "unit": str(row.get("unit")),
                                  "value": value}

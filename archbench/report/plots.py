@@ -6,6 +6,7 @@ figure's file stem, or None when the results hold nothing for it.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,20 @@ def colours(archs: list[str]) -> dict[str, str]:
     return {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(sorted(archs))}
 
 
+def literal_text() -> Any:
+    """Within it, a ``$`` in a label (an architecture named from a results folder) is a dollar sign, not
+    mathtext that fails to parse."""
+    return plt.rc_context({"text.parse_math": False})
+
+
+def file_stem(name: str) -> str:
+    """A figure's name as one plain file name: a metric or experiment named ``../x`` or ``<b>`` from a
+    results folder never writes outside the report's folder, nor means anything in its page."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".")[:120] or "figure"
+
+
 def _save(fig: plt.Figure, out: Path, stem: str) -> str:
+    stem = file_stem(stem)
     fit_titles(fig)
     _write(fig, out, stem)
     plt.close(fig)

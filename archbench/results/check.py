@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from archbench.errors import BadInput
@@ -70,8 +72,16 @@ def row_problem(row: Any) -> str | None:
         return f"{where}: 'unit' is {_kind(row['unit'])}, not text"
     if row.get("error") is not None and not isinstance(row["error"], str):
         return f"{where}: 'error' is {_kind(row['error'])}, not text"
-    if not isinstance(row.get("stats") or {}, dict):
+    stats = row.get("stats") or {}
+    if not isinstance(stats, dict):
         return f"{where}: 'stats' is {_kind(row.get('stats'))}, not an object"
+    for key, value in stats.items():
+        if value is None:
+            continue
+        if key in BOOLEAN_COLUMNS and not isinstance(value, bool):
+            return f"{where}: 'stats.{key}' is {_kind(value)}, not true or false"
+        if (key in NUMBER_COLUMNS or key in WHOLE_COLUMNS) and not _number(value, finite=False):
+            return f"{where}: 'stats.{key}' is {_kind(value)}, not a number"
     return None
 
 
@@ -121,7 +131,42 @@ def artifact_problem(item: Any) -> str | None:
             return f"{key!r} is {_kind(item.get(key))}, not a name"
     if "data" not in item:
         return "the line has no 'data'"
-    return None
+    problem = _data_problem(item["data"], _ARTIFACT_SHAPES.get(item["name"]))
+    return f"{item['name']!r}: 'data' {problem}" if problem else None
+
+
+# the arrays the report draws, by name: 0 a number, 1 a list of numbers, 2 a matrix (rows of one length),
+# "columns" an object of equally long lists of numbers (a training curve); any other name: numbers in
+# lists and objects
+_ARTIFACT_SHAPES: dict[str, int | str] = {"probe_position": 0, "gradient_profile": 1, "heatmap": 2,
+                                          "curve": "columns"}
+
+
+def _data_problem(data: Any, shape: int | str | None) -> str | None:
+    if shape == 0:
+        return None if _number(data) else f"is {_kind(data)}, not a number"
+    if shape == 1:
+        ok = isinstance(data, list) and all(v is None or _number(v, finite=False) for v in data)
+        return None if ok else "is not a list of numbers"
+    if shape == 2:
+        ok = isinstance(data, list) and bool(data) and all(isinstance(r, list) for r in data) \
+            and len({len(r) for r in data}) == 1 and all(_number(v, finite=False) for r in data for v in r)
+        return None if ok else "is not a matrix of numbers (rows of one length)"
+    if shape == "columns":
+        if not isinstance(data, dict) or any(_data_problem(v, 1) for v in data.values()):
+            return "is not an object of lists of numbers"
+        return None if len({len(v) for v in data.values()}) <= 1 else "holds lists of different lengths"
+    return None if _numbers_only(data, 0) else "holds something that is not a number, a list or an object"
+
+
+def _numbers_only(data: Any, depth: int) -> bool:
+    if data is None or _number(data, finite=False):
+        return True
+    if depth > 8:
+        return False
+    if isinstance(data, list):
+        return all(_numbers_only(v, depth + 1) for v in data)
+    return isinstance(data, dict) and all(_numbers_only(v, depth + 1) for v in data.values())
 
 
 def _kind(value: Any) -> str:
@@ -202,6 +247,8 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
     for key, types in _META_TYPES.items():
         if key in meta and (not isinstance(meta[key], types) or (isinstance(meta[key], bool) and bool not in types)):
             return f"{key!r} is {_kind(meta[key])}, not {' or '.join(_TYPE_WORDS[t] for t in types)}"
+    if isinstance(meta.get("device"), str) and not _DEVICE.fullmatch(meta["device"]):
+        return f"'device' is {_kind(meta['device'])}, not a device (cpu, cuda, cuda:1...)"
     ids = meta.get("point_ids")
     if ids is not None and not all(_name(i) for i in ids):
         return "'point_ids' holds something that is not a point id"
@@ -212,6 +259,11 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
         for key in ("commit", "date"):
             if git.get(key) is not None and not _name(git[key]):
                 return f"'environment.git.{key}' is {_kind(git[key])}, not text"
+        if git.get("dirty") is not None and not isinstance(git["dirty"], bool):
+            return f"'environment.git.dirty' is {_kind(git['dirty'])}, not true or false"
+    problem = _timing_problem(meta.get("timing")) or _gpus_problem(meta.get("environment"))
+    if problem:
+        return problem
     for key, value in (("started", meta.get("started")), ("environment.git.date", (git or {}).get("date"))):
         if isinstance(value, str) and timestamp(value) is None:
             return f"{key!r} is {_kind(value)}, not an ISO 8601 date and time"
@@ -224,6 +276,30 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, count, total)) \
                 or not 1 <= index <= count or total < 0:
             return "'shard' is not {index, count, suite_points} with whole numbers 1 <= index <= count"
+    return None
+
+
+_DEVICE = re.compile(r"[a-z]{2,16}(:[0-9]{1,3})?")
+_TIMING_NUMBERS = ("min_samples", "min_time", "max_time", "target", "warmup", "max_samples", "repeats")
+_TIMING_FLAGS = ("interleave", "cold_cache")
+
+
+def _timing_problem(timing: Any) -> str | None:
+    """meta.json's timing: the numbers numbers, the flags true or false (readers use them as such)."""
+    for key, value in (timing or {}).items():
+        if value is None:
+            continue
+        if key in _TIMING_NUMBERS and not _number(value):
+            return f"'timing.{key}' is {_kind(value)}, not a number"
+        if key in _TIMING_FLAGS and not isinstance(value, bool):
+            return f"'timing.{key}' is {_kind(value)}, not true or false"
+    return None
+
+
+def _gpus_problem(environment: Any) -> str | None:
+    gpus = (environment or {}).get("gpus")
+    if gpus is not None and not isinstance(gpus, (str, list)):
+        return f"'environment.gpus' is {_kind(gpus)}, not text or a list"
     return None
 
 
@@ -241,9 +317,31 @@ _TYPE_WORDS = {str: "text", int: "a whole number", dict: "an object", list: "a l
                type(None): "null"}
 
 
+# The declared type of each column of the results schema (archbench.results.load.COLUMNS) that a reader
+# uses; every reader gets the table through checked_frame, so no reader converts untrusted text itself.
+TEXT_COLUMNS = ("suite", "experiment", "point_id", "arch", "task", "metric", "unit", "error", "pass", "device",
+                "dtype", "arch_kind", "host", "throttle_reasons")
+BOOLEAN_COLUMNS = {"higher_is_better": True, "noisy": False, "throttled": False, "causal": False,
+                   "converged": False}  # column -> required (every row holds True or False)
+WHOLE_COLUMNS = {"seq_len": 1, "batch": 1, "seed": None, "threads": None, "d_model": 1, "n": 0, "calls": 0}  # -> least
+NUMBER_COLUMNS = ("median", "iqr", "p20", "p80", "ci_low", "ci_high", "mean", "std", "cold", "reserved",
+                  "sm_clock_mhz", "mem_clock_mhz", "gpu_util")
+TABLE1_TYPES = {  # table1.csv and table1_generation.csv, as the report reads them
+    "arch": "text", "arch_kind": "text", "operation": "text", "path_length_theory": "text",
+    "d_model": "number", "batch": "number", "path_length": "number", "path_n": "number", "c_max": "number",
+    **{f"{k}_{s}": "number" for k in ("work", "depth", "latency", "state", "path") for s in
+       ("exponent", "ci_low", "ci_high", "n_min", "n_max")},
+    **{f"{k}_theory": "number" for k in ("work", "depth", "latency", "state")},
+    **{f"{k}_agrees": "boolean" for k in ("work", "depth", "latency", "state")},
+    "decode_latency_at_c_max": "number", "state_memory_at_c_max": "number",
+}
+
+
 def checked_frame(frame: pd.DataFrame, path: Path | str, role: str = "") -> pd.DataFrame:
-    """A results table that has the schema's key columns with values of their kinds; BadInput naming
-    the first bad row (its line in results.csv) otherwise. Returns the frame with ``value`` numeric."""
+    """A results table that has the schema's key columns with values of their declared types; BadInput
+    naming the file, the first bad row's line in results.csv and the column otherwise. Returns the frame
+    parsed: ``value`` and the number columns float, the whole-number columns whole, the booleans True,
+    False (or None where a column may be empty), the text columns str."""
     label = f"{role}{str(path)!r}"
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -255,26 +353,75 @@ def checked_frame(frame: pd.DataFrame, path: Path | str, role: str = "") -> pd.D
         bad = frame[col].isna() | (frame[col].astype(str).str.len() == 0)
         if bad.any():
             raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} is empty")
-        frame[col] = frame[col].astype(str)
     status = frame.status.astype(str)
     bad = ~status.isin(STATUSES)
     if bad.any():
         raise BadInput(f"{label}: line {_line(frame, bad)}: status {status[bad].iloc[0]!r} is not a status; "
                        f"allowed: {', '.join(STATUSES)}")
-    value = pd.to_numeric(frame.value, errors="coerce")
-    bad = value.isna() & frame.value.notna()
-    if bad.any():
-        raise BadInput(f"{label}: line {_line(frame, bad)}: value {str(frame.value[bad].iloc[0])[:40]!r} is not a number")
-    frame["value"] = value.astype(float)
-    for col in ("seq_len", "batch", "seed", "n", "ci_low", "ci_high", "median"):
-        if col in frame.columns:
-            numbers = pd.to_numeric(frame[col], errors="coerce")
-            bad = numbers.isna() & frame[col].notna()
-            if bad.any():
-                raise BadInput(f"{label}: line {_line(frame, bad)}: {col} {str(frame[col][bad].iloc[0])[:40]!r} "
-                               "is not a number")
-            frame[col] = numbers
+    if "higher_is_better" not in frame.columns:
+        raise BadInput(f"{label}: not a results table; it has no column 'higher_is_better'")
+    for col, kind in _schema_types(frame.columns).items():
+        frame[col] = parse_column(frame, col, kind, label)
     return frame
+
+
+def _schema_types(columns: Any) -> dict[str, str]:
+    kinds = {"value": "number", **dict.fromkeys(TEXT_COLUMNS, "text"), **dict.fromkeys(NUMBER_COLUMNS, "number"),
+             **{c: "boolean" if required else "boolean?" for c, required in BOOLEAN_COLUMNS.items()},
+             **{c: "whole" for c in WHOLE_COLUMNS}}
+    return {c: k for c, k in kinds.items() if c in columns}
+
+
+def typed_table(frame: pd.DataFrame, path: Path | str, types: dict[str, str], role: str = "") -> pd.DataFrame:
+    """A CSV table of a results folder (table1.csv...) with the columns named in ``types`` parsed to their
+    type (text, number, whole, boolean?); BadInput naming the file, line and column otherwise."""
+    frame = frame.copy()
+    for col, kind in types.items():
+        if col in frame.columns:
+            frame[col] = parse_column(frame, col, "boolean?" if kind == "boolean" else kind, f"{role}{str(path)!r}")
+    return frame
+
+
+def parse_column(frame: pd.DataFrame, col: str, kind: str, label: str) -> pd.Series:
+    """One column parsed to ``kind``: text (empty allowed), number (empty: NaN), whole (a whole number
+    of at least WHOLE_COLUMNS' least), boolean (True or False only) or boolean? (empty: None)."""
+    column = frame[col]
+    empty = column.isna()
+    if kind == "text":
+        return column.where(empty, column.astype(str))
+    if kind.startswith("boolean"):
+        parsed = column.map(_boolean)
+        bad = parsed.isna() & (~empty | (kind == "boolean"))
+        if bad.any():
+            raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} holds {_shown(column[bad].iloc[0])}, "
+                           "not True or False")
+        return parsed.astype(bool) if kind == "boolean" else parsed.astype(object).where(~empty, None)
+    numbers = pd.to_numeric(column.map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
+    bad = numbers.isna() & ~empty
+    if bad.any():
+        raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} holds {_shown(column[bad].iloc[0])}, "
+                       "not a number")
+    numbers = numbers.astype(float)
+    if kind == "whole":
+        least = WHOLE_COLUMNS.get(col)
+        bad = ~empty & ((numbers % 1 != 0) | ~numbers.map(math.isfinite) | (numbers < least if least is not None else False))
+        if bad.any():
+            at_least = f" of at least {least}" if least is not None else ""
+            raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} holds {_shown(column[bad].iloc[0])}, "
+                           f"not a whole number{at_least}")
+    return numbers
+
+
+def _boolean(value: Any) -> bool | None:
+    """True or False as the store writes them (pandas reads them as booleans), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return {"True": True, "False": False}.get(value) if isinstance(value, str) else None
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def finite_ok_values(frame: pd.DataFrame, path: Path | str, role: str = "") -> None:
