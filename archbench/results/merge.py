@@ -167,19 +167,15 @@ def merge(folders: Sequence[str | Path], out: str | Path = "results", command: s
     meta.pop("shard", None)
     meta.pop("resumed", None)
     _check_out(Path(out), parts)
-    final = ResultStore.create(out, first.meta["suite"]).folder  # reserved, empty until the rename
-    try:
-        with staged_folder(final, "merged results folder") as staging, FolderLock(staging):
-            store = ResultStore(staging)
-            store.start(first.meta["suite_text"], meta)
-            store.append_lines("samples.jsonl", [s for p in parts for s in p.samples])
-            store.append_lines("artifacts.jsonl", [a for p in parts for a in p.artifacts])
-            store.append_lines("records.jsonl", records)
-            store.consolidate()
-    except BaseException:
-        if final.is_dir() and not any(final.iterdir()):
-            final.rmdir()
-        raise
+    final = ResultStore.create(out, first.meta["suite"]).folder  # the name checked and chosen; made by the rename
+    final.rmdir()
+    with staged_folder(final, "merged results folder") as staging, FolderLock(staging):
+        store = ResultStore(staging)
+        store.start(first.meta["suite_text"], meta)
+        store.append_lines("samples.jsonl", [s for p in parts for s in p.samples])
+        store.append_lines("artifacts.jsonl", [a for p in parts for a in p.artifacts])
+        store.append_lines("records.jsonl", records)
+        store.consolidate()
     return final
 
 
