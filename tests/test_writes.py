@@ -46,6 +46,9 @@ def test_the_gate_refuses_a_boolean_column_spelt_yes_no_with_every_latency_slowe
     frame["higher_is_better"] = frame.higher_is_better.map({True: "yes", False: "no"})
     frame.loc[frame.metric == "latency", ["value", "median", "ci_low", "ci_high"]] *= 3
     frame.to_csv(current / "results.csv", index=False)
+    samples = [json.loads(line) for line in (current / "samples.jsonl").read_text().splitlines()]
+    (current / "samples.jsonl").write_text("".join(json.dumps({**s, "samples": [3 * v for v in s["samples"]]}) + "\n"
+                                                   for s in samples))
     result = _invoke("compare", str(FIXTURE), str(current))
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip() == (f"error: CURRENT {str(current / 'results.csv')!r}: line 2: column "
