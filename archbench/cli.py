@@ -64,8 +64,12 @@ class Group(click.Group):
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["archbench.words"] = list(args)  # the command line below the group, for the catch-all line
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
-        words = [*ctx.protected_args, *ctx.args]  # the command line below the group, for the catch-all line
+        words = ctx.meta.get("archbench.words", [])
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _warning_line
