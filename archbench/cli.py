@@ -129,7 +129,7 @@ def cli() -> None:
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report when the run ends.")
 @click.option("--reports", "reports", default=None, type=click.Path(path_type=Path),
               help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT where "
-                   "that is in the working directory, else ./reports].")
+                   "that is in the working directory, else the run folder's report/].")
 @click.option("--shard", "shard", default=None, metavar="I/N",
               help="Run only the I-th of N deterministic slices of the points (a CI matrix job); "
                    "join the folders with archbench merge.")
@@ -209,7 +209,8 @@ def _print_tables(folder: Path) -> None:
 @cli.command("report")
 @click.argument("results_dir", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path),
-              help="Folder to write the report to (default: reports/<suite>/<timestamp>/).")
+              help="Folder to write the report to (default: reports/<suite>/<timestamp>/ beside the results root "
+                   "where that is in the working directory, else report/ in RESULTS_DIR).")
 def report_command(results_dir: Path, out: Path | None) -> None:
     """Write the report of a results folder again, from its files alone (no torch, no re-running)."""
     from archbench.report import write_report
@@ -325,7 +326,7 @@ def export_command(results_dir: Path, fmt: str, direction: str, metrics: tuple[s
               help="html: a page with a figure per metric and the steps; json: the same numbers.")
 @click.option("--out", "-o", "out", default=None, type=click.Path(path_type=Path),
               help="html: the folder to write (default: reports/<suite>/history beside the results root where "
-                   "that is in the working directory, else in ./reports); "
+                   "that is in the working directory, else history/ in the first RESULTS_DIR); "
                    "json: the file (default: stdout).")
 @click.option("--penalty", default=None, type=float, help="Noise-widths a new level must explain [default: 4].")
 @click.option("--min-change", default=None, type=float, help="Smallest relative step reported [default: 0.05].")
@@ -353,7 +354,8 @@ def history_command(results_dirs: tuple[Path, ...], fmt: str, out: Path | None, 
         from archbench.results.history import run_folders
 
         first = run_folders(results_dirs)[0].resolve()
-        out = default_reports_root(first) / first.parent.name / "history"
+        root = default_reports_root(first)
+        out = root / first.parent.name / "history" if root else results_dirs[0] / "history"
     click.echo(f"history: {write_history(results_dirs, out, **knobs)}")
 
 

@@ -130,3 +130,24 @@ def test_in_chromium_the_poisoned_report_runs_nothing_it_did_not_ship(poisoned, 
     assert re.search(r"<body[^>]*data-pwned", dom) is None   # no injected handler or script ran
     assert _injected(dom) == [], _injected(dom)              # and no injected element exists
     assert "lstm&lt;img src=x onerror" in dom                # the names are there, as text
+
+
+def test_a_dollar_in_a_name_is_shown_not_parsed_as_mathtext():
+    import io
+
+    import matplotlib.pyplot as plt
+
+    for literal_first in (False, True):
+        fig, ax = plt.subplots()
+        ax.plot([1, 10], [1, 100], label=r"lstm$\undefinedcommand$")  # a name from a results folder
+        ax.set_yscale("log")
+        ax.legend()
+        ax.set_title(r"$\frac{$")
+        if literal_first:
+            plots.literal_labels(fig)
+            fig.savefig(io.BytesIO(), format="png")
+            assert any("$" in t.get_text() for t in ax.get_yticklabels())  # the ticks' own mathtext kept
+        else:
+            with pytest.raises(ValueError):
+                fig.savefig(io.BytesIO(), format="png")
+        plt.close(fig)

@@ -58,25 +58,29 @@ def test_the_gate_refuses_a_boolean_column_spelt_yes_no_with_every_latency_slowe
     assert _invoke("compare", str(FIXTURE), str(current)).exit_code == 1  # spelt right: the regression
 
 
-def test_a_default_report_folder_never_lands_outside_the_working_directory(tmp_path, monkeypatch):
+def test_a_default_report_folder_never_lands_outside_the_working_directory_or_the_results(tmp_path, monkeypatch):
     work, shallow = tmp_path / "work", tmp_path / "run"
     work.mkdir()
     monkeypatch.chdir(work)
-    assert default_folder(shallow) == work / "reports" / tmp_path.name / "run"           # not <root>/reports
+    assert default_folder(shallow) == shallow / "report"                                 # not <root>/reports
+    assert default_folder(Path("/x")) == Path("/x/report")
     nested = work / "results" / "quick" / "20261207-000000"
     assert default_folder(nested) == work / "reports" / "quick" / "20261207-000000"     # beside the results root
-    assert default_folder(Path("/x")).is_relative_to(work)
 
 
-def test_report_and_history_defaults_go_to_the_working_directory(tmp_path, monkeypatch, figures_not_rendered):
-    work, elsewhere = tmp_path / "work", tmp_path / "data" / "run"
+def test_report_and_history_defaults_stay_in_the_results_tree(tmp_path, monkeypatch, figures_not_rendered):
+    work, root = tmp_path / "work", tmp_path / "data"
     work.mkdir()
-    shutil.copytree(FIXTURE, elsewhere)
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURE, root / name)
     monkeypatch.chdir(work)
-    result = _invoke("report", str(elsewhere))
+    result = _invoke("report", str(root / "a"))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"report: {work / 'reports' / 'data' / 'run' / 'index.html'}"
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["run"]
+    assert result.stdout.strip() == f"report: {root / 'a' / 'report' / 'index.html'}"
+    result = _invoke("history", str(root))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"history: {root / 'history' / 'index.html'}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "work"] and list(work.iterdir()) == []
 
 
 @pytest.mark.parametrize("verb", ["report", "history-html", "history-json", "export"])

@@ -59,7 +59,7 @@ def write_history(paths: Sequence[str | Path], out: str | Path, penalty: float =
     """Draw the history page of the runs under ``paths`` into the folder ``out``; returns index.html."""
     history = read_history(paths)
     folder = Path(out)
-    with staged_folder(folder, "history folder", REPORT_FILES) as staging, plots.literal_text():
+    with staged_folder(folder, "history folder", REPORT_FILES) as staging:
         found = history.steps(penalty, min_change)
         text, figures = _markdown(history, staging, found, penalty, min_change)
         write_file(staging / "history.md", text)
@@ -131,6 +131,7 @@ def _figure(history: History, group: str, members: list[Series], found: list[Fou
         ax.legend(fontsize=6, ncol=2)
     ax.grid(True, alpha=0.3)
     stem = _stem(group)
+    plots.literal_labels(fig)
     plots.fit_titles(fig)
     fig.savefig(folder / f"{stem}.png", dpi=100)
     plt.close(fig)

@@ -49,21 +49,20 @@ SECTIONS: list[Callable[[ReportData], Section | tuple[Any, ...] | None]] = [
 
 
 def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:
-    """REPORTS/<suite>/<stamp>/ for RESULTS/<suite>/<stamp>/ (see default_reports_root)."""
+    """REPORTS/<suite>/<stamp>/ for RESULTS/<suite>/<stamp>/ (REPORTS: ``reports_root``, else
+    default_reports_root), or RESULTS/<suite>/<stamp>/report/ where there is no default root."""
     results_dir = results_dir.resolve()
     root = Path(reports_root) if reports_root else default_reports_root(results_dir)
-    return root / results_dir.parent.name / results_dir.name
+    return root / results_dir.parent.name / results_dir.name if root else results_dir / "report"
 
 
-def default_reports_root(results_dir: Path) -> Path:
+def default_reports_root(results_dir: Path) -> Path | None:
     """'reports' beside the results root (RESULTS/<suite>/<stamp> -> RESULTS/../reports) where that lies in
-    the working directory; else 'reports' in the working directory: a default never lands elsewhere (a
-    shallow folder such as /tmp/run would otherwise put it at /reports)."""
-    cwd = Path.cwd().resolve()
+    the working directory, else None: a default never lands outside the working directory or the results
+    folder's own tree (a shallow folder such as /tmp/run would otherwise put it at /reports)."""
     results_dir = results_dir.resolve()
     beside = results_dir.parent.parent.parent / "reports"
-    inside = len(results_dir.parents) >= 3 and beside.is_relative_to(cwd)
-    return beside if inside else cwd / "reports"
+    return beside if len(results_dir.parents) >= 3 and beside.is_relative_to(Path.cwd().resolve()) else None
 
 
 def _problems(df: pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +102,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     artifacts = load_artifacts(results_dir)
     table1 = _table1(results_dir)
     folder = Path(out) if out else default_folder(results_dir, Path(reports_root) if reports_root else None)
-    with staged_folder(folder, "report folder", REPORT_FILES) as staging, plots.literal_text():
+    with staged_folder(folder, "report folder", REPORT_FILES) as staging:
         colour = plots.colours(sorted(df.arch.dropna().unique()))
         _draw(ReportData(df, meta, artifacts, table1, results_dir, staging, colour))
     return folder
