@@ -299,6 +299,13 @@ HISTORY_SKIPS = {name for name, _, codes in CASES
                  } | {"meta-missing", "records-and-csv-gone"}
 
 
+# the file each family of cases damages, which a refusal must name (a few name the folder instead: the
+# file is gone or a folder, or what is wrong is the folder as a whole)
+_DAMAGED = {"csv": "results.csv", "records": "records.jsonl", "samples": "samples.jsonl", "artifacts": "artifacts.jsonl",
+            "meta": "meta.json", "suite": "suite.yaml", "table1": "table1.csv", "lock": ".lock"}
+_NAMES_THE_FOLDER = {"meta-missing", "records-and-csv-gone"}
+
+
 def _digest(folder: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
@@ -407,6 +414,9 @@ def test_a_damaged_folder_is_one_line_and_its_exit_code(corpus, tmp_path, no_poi
         assert len(lines) == 1 and lines[0].startswith("error: "), err
         assert "\n" not in lines[0]
         assert str(folder) in lines[0], f"{case} {verb}: the message names no damaged file: {lines[0]}"
+        damaged = _DAMAGED.get(case.split("-")[0])
+        if damaged and case not in _NAMES_THE_FOLDER:
+            assert damaged in lines[0], f"{case} {verb}: the message does not name {damaged}: {lines[0]}"
         assert target is None or not target.exists(), f"{verb} wrote {target} while refusing"
         assert _digest(folder) == before, f"{verb} changed {folder} while refusing"
     else:
@@ -420,7 +430,7 @@ def test_a_damaged_folder_is_one_line_and_its_exit_code(corpus, tmp_path, no_poi
 
 
 def test_the_corpus_is_large_enough():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 90
 
 
 def test_a_resume_runs_again_the_point_of_a_damaged_line(corpus, tmp_path, no_points):

@@ -31,7 +31,7 @@ from typing import Any
 
 from archbench.errors import BadInput
 from archbench.results.check import finite_ok_values, read_meta
-from archbench.results.load import Run, load_run
+from archbench.results.load import Run, load_run, table_file
 from archbench.results.values import plain
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
@@ -171,10 +171,10 @@ def export(results: str | Path, fmt: str, direction: str = "smaller", metrics: S
     path = Path(results)
     run = load_run(path, "RESULTS")
     folder = path if path.is_dir() else path.parent
-    finite_ok_values(run.frame, path, "RESULTS ")
+    finite_ok_values(run.frame, table_file(path), "RESULTS ")
     missing = [c for c in ("experiment", "arch", "pass", "seq_len", "batch") if c not in run.frame.columns]
     if missing:
-        raise BadInput(f"RESULTS {str(path)!r}: has no column {missing[0]!r} (an export names each row by it)")
+        raise BadInput(f"RESULTS {str(table_file(path))!r}: has no column {missing[0]!r} (an export names each row by it)")
     if metrics:
         present = set(run.frame.metric.dropna())
         for m in metrics:
