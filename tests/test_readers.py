@@ -325,7 +325,17 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-def _invoke(verb: str, folder: Path, scratch: Path) -> tuple[int, str, str, Path | None]:
+@pytest.fixture(scope="module")
+def clean_pair(tmp_path_factory) -> list[Path]:
+    """Two clean runs, read by every history beside the damaged one."""
+    root = tmp_path_factory.mktemp("clean")
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURE, root / name)
+    return [root / "a", root / "b"]
+
+
+def _invoke(verb: str, folder: Path, scratch: Path, clean: list[Path] | None = None
+            ) -> tuple[int, str, str, Path | None]:
     """(exit code, stdout, stderr, the path the verb would write) of one reader on ``folder``."""
     runner = CliRunner()
     target: Path | None = None
@@ -339,10 +349,10 @@ def _invoke(verb: str, folder: Path, scratch: Path) -> tuple[int, str, str, Path
         args = ["export", str(folder), "--format", "pytest-benchmark", "-o", str(target)]
     elif verb == "history":
         target = scratch / "history.json"
-        clean = [scratch / "clean-a", scratch / "clean-b"]
-        for path in clean:
-            if not path.exists():
-                shutil.copytree(FIXTURE, path)
+        if clean is None:
+            clean = [scratch / "clean-a", scratch / "clean-b"]
+            for path in clean:
+                shutil.copytree(FIXTURE, path, dirs_exist_ok=True)
         args = ["history", *map(str, clean), str(folder), "--format", "json", "-o", str(target)]
     elif verb == "merge":
         target = scratch / "merged"
@@ -400,12 +410,12 @@ OUTCOMES: Counter = Counter()
 
 @pytest.mark.parametrize("verb", VERBS)
 @pytest.mark.parametrize("case", [c[0] for c in CASES])
-def test_a_damaged_folder_is_one_line_and_its_exit_code(corpus, tmp_path, no_points, case, verb):
+def test_a_damaged_folder_is_one_line_and_its_exit_code(corpus, clean_pair, tmp_path, no_points, case, verb):
     expected = next(codes for name, _, codes in CASES if name == case)[verb]
     folder = tmp_path / case
     shutil.copytree(corpus / case, folder, symlinks=True)
     before = _digest(folder)
-    code, out, err, target = _invoke(verb, folder, tmp_path)
+    code, out, err, target = _invoke(verb, folder, tmp_path, clean_pair)
     OUTCOMES[(verb, code)] += 1
     assert "Traceback" not in out + err
     assert code == expected, f"{case} {verb}: exit {code}, expected {expected}\n{out}\n{err}"
