@@ -45,9 +45,10 @@ READERS = ("compare", "report", "export", "history", "merge")  # verbs that read
 class Group(click.Group):
     """Turn BadInput and click's usage errors anywhere below into `error: ...` and exit code 2.
 
-    A reader of results (compare, report, export) never ends in a traceback: an error archbench did
-    not foresee is one line too, exit 2 (never 1, which compare keeps for a regression);
-    ARCHBENCH_TRACEBACK=1 shows the traceback instead.
+    A reader of results (compare, report, export, history, merge) never ends in a traceback: an error
+    archbench did not foresee is one line too, naming the paths it was given, exit 2 (never 1, which
+    compare keeps for a regression); ARCHBENCH_TRACEBACK=1 shows the traceback instead (the tests of
+    the readers run with it, so that such a case fails them).
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -63,7 +64,12 @@ class Group(click.Group):
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["archbench.words"] = list(args)  # the command line below the group, for the catch-all line
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
+        words = ctx.meta.get("archbench.words", [])
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _warning_line
@@ -80,9 +86,10 @@ class Group(click.Group):
         except Exception as exc:
             if ctx.invoked_subcommand not in READERS or os.environ.get("ARCHBENCH_TRACEBACK"):
                 raise
-            click.echo(f"error: {ctx.invoked_subcommand} could not read its input: {type(exc).__name__}: "
-                       f"{_one_line(str(exc))} (a case archbench does not check yet; ARCHBENCH_TRACEBACK=1 "
-                       "shows where)", err=True)
+            inputs = ", ".join(repr(w) for w in words[1:] if not w.startswith("-") and Path(w).exists())
+            click.echo(f"error: {ctx.invoked_subcommand} could not read its input ({inputs or 'no path given'}): "
+                       f"{type(exc).__name__}: {_one_line(str(exc))} (a case archbench does not check yet; "
+                       "ARCHBENCH_TRACEBACK=1 shows where)", err=True)
             ctx.exit(2)
 
 
@@ -121,7 +128,8 @@ def cli() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report when the run ends.")
 @click.option("--reports", "reports", default=None, type=click.Path(path_type=Path),
-              help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT].")
+              help="Root folder of reports, REPORTS/<suite>/<timestamp>/ [default: 'reports' beside OUT where "
+                   "that is in the working directory, else the run folder's report/].")
 @click.option("--shard", "shard", default=None, metavar="I/N",
               help="Run only the I-th of N deterministic slices of the points (a CI matrix job); "
                    "join the folders with archbench merge.")
@@ -170,10 +178,9 @@ def _emit(text: str, path: Path | None, option: str) -> None:
     if path is None:
         click.echo(text, nl=False)
         return
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise BadInput(f"{option} {str(path)!r}: cannot write it ({exc.strerror or exc})") from None
+    from archbench.results.output import write_file
+
+    write_file(path, text, option)  # through a temporary file renamed into place; never through a symlink
     click.echo(f"wrote {path}", err=True)
 
 
@@ -202,7 +209,8 @@ def _print_tables(folder: Path) -> None:
 @cli.command("report")
 @click.argument("results_dir", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path),
-              help="Folder to write the report to (default: reports/<suite>/<timestamp>/).")
+              help="Folder to write the report to (default: reports/<suite>/<timestamp>/ beside the results root "
+                   "where that is in the working directory, else report/ in RESULTS_DIR).")
 def report_command(results_dir: Path, out: Path | None) -> None:
     """Write the report of a results folder again, from its files alone (no torch, no re-running)."""
     from archbench.report import write_report
@@ -316,7 +324,8 @@ def export_command(results_dir: Path, fmt: str, direction: str, metrics: tuple[s
 @click.option("--format", "fmt", type=click.Choice(["html", "json"]), default="html", show_default=True,
               help="html: a page with a figure per metric and the steps; json: the same numbers.")
 @click.option("--out", "-o", "out", default=None, type=click.Path(path_type=Path),
-              help="html: the folder to write (default: reports/<suite>/history beside the results root); "
+              help="html: the folder to write (default: reports/<suite>/history beside the results root where "
+                   "that is in the working directory, else history/ in the first RESULTS_DIR); "
                    "json: the file (default: stdout).")
 @click.option("--penalty", default=None, type=float, help="Noise-widths a new level must explain [default: 4].")
 @click.option("--min-change", default=None, type=float, help="Smallest relative step reported [default: 0.05].")
@@ -340,10 +349,12 @@ def history_command(results_dirs: tuple[Path, ...], fmt: str, out: Path | None, 
         _emit(history_json(results_dirs, **knobs), out, "--out")
         return
     if out is None:
+        from archbench.report.render import default_reports_root
         from archbench.results.history import run_folders
 
         first = run_folders(results_dirs)[0].resolve()
-        out = first.parent.parent.parent / "reports" / first.parent.name / "history"
+        root = default_reports_root(first)
+        out = root / first.parent.name / "history" if root else results_dirs[0] / "history"
     click.echo(f"history: {write_history(results_dirs, out, **knobs)}")
 
 

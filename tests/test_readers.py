@@ -1,8 +1,12 @@
-"""Damaged results folders through every reader: compare, report, export and run --resume.
+"""Damaged results folders through every reader: compare, report, export, run --resume, history and merge.
 
 Each case damages a copy of tests/fixtures/results_v1 (a real small run) one way. Every verb must
-answer with its exit code and, on refusal, one line on stderr naming the file; never a traceback;
-and a refusal writes nothing (no report folder, no export file, the resumed folder unchanged).
+answer with its exit code and, on refusal, one line on stderr naming the damaged folder or file; never
+a traceback; and a refusal writes nothing (no report folder, no export file, the resumed folder
+unchanged). The tests run in traceback mode (ARCHBENCH_TRACEBACK=1): an exception archbench did not
+turn into BadInput propagates and fails the test, instead of passing as the CLI's catch-all exit 2.
+history reads the damaged folder beside two clean runs: a damaged run is skipped with one warning
+naming it, and the history goes on (exit 0).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from archbench.execute import session
 from archbench.execute.schedule import Summary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_v1"
-VERBS = ("compare", "report", "export", "resume")
+VERBS = ("compare", "report", "export", "resume", "history", "merge")
 
 
 def _edit(name: str, fn: Callable[[str], str]) -> Callable[[Path], None]:
@@ -100,6 +104,46 @@ def _other_suite(folder: Path) -> None:
     frame.to_csv(folder / "results.csv", index=False)
 
 
+def _hib_text_and_slower(folder: Path) -> None:
+    """higher_is_better spelt yes/no and every latency 3x slower: a gate that reads bool("no") passes it."""
+    import pandas as pd
+
+    frame = pd.read_csv(folder / "results.csv")
+    frame["higher_is_better"] = frame.higher_is_better.map({True: "yes", False: "no"})
+    frame.loc[frame.metric == "latency", ["value", "median", "ci_low", "ci_high"]] *= 3
+    frame.to_csv(folder / "results.csv", index=False)
+    (folder / "samples.jsonl").unlink()  # the CIs decide, as in a table without samples
+
+
+def _meta(update: dict) -> Callable[[Path], None]:
+    """meta.json with ``update`` merged in (one level deep into objects)."""
+    def edit(text: str) -> str:
+        meta = json.loads(text)
+        for key, value in update.items():
+            meta[key] = {**meta[key], **value} if isinstance(value, dict) and isinstance(meta.get(key), dict) else value
+        return json.dumps(meta)
+    return _edit("meta.json", edit)
+
+
+def _artifact(fn: Callable[[dict], None], name: str = "gradient_profile") -> Callable[[Path], None]:
+    """Change the first line of artifacts.jsonl named ``name`` with ``fn``."""
+    def edit(text: str) -> str:
+        lines = text.splitlines()
+        at = next(i for i, line in enumerate(lines) if json.loads(line)["name"] == name)
+        item = json.loads(lines[at])
+        fn(item)
+        lines[at] = json.dumps(item)
+        return "\n".join(lines) + "\n"
+    return _edit("artifacts.jsonl", edit)
+
+
+def _lock(pid: object) -> Callable[[Path], None]:
+    """A lock file of this host whose pid is ``pid``."""
+    import socket
+
+    return _write(".lock", json.dumps({"pid": pid, "host": socket.gethostname(), "command": "archbench run x"}))
+
+
 def _empty_folder(folder: Path) -> None:
     for path in folder.iterdir():
         path.unlink()
@@ -110,12 +154,17 @@ def _deep(depth: int) -> str:
 
 
 OK = dict.fromkeys(VERBS, 0)
-BAD = dict.fromkeys(VERBS, 2)
+BAD = {**dict.fromkeys(VERBS, 2), "history": 0}  # history skips the damaged run and goes on
+BAD.pop("merge")
 
 
 def _only(**codes: int) -> dict[str, int]:
-    """Exit 2 from the verbs named (those that read the damaged file), 0 from the others."""
-    return {**OK, **codes}
+    """Exit 2 from the verbs named (those that read the damaged file), 0 from the others (merge's
+    code, where not named, follows from the file damaged: see _MERGE_READS)."""
+    out = {**OK, **codes}
+    if "merge" not in codes:
+        del out["merge"]
+    return out
 
 
 # (name, damage, exit code per verb); the resume skips a damaged record line with one warning
@@ -137,10 +186,10 @@ CASES: list[tuple[str, Callable[[Path], None], dict[str, int]]] = [
     ("csv-status-unknown", _csv_column("status", "great"), _only(compare=2, report=2, export=2)),
     ("csv-seq_len-text", _csv_column("seq_len", "long"), _only(compare=2, report=2, export=2)),
     ("csv-ragged", _edit("results.csv", lambda t: t + "1,2,3," * 100 + "\n"), _only(compare=2, report=2, export=2)),
-    ("csv-is-a-folder", lambda f: ((f / "results.csv").unlink(), (f / "results.csv").mkdir()), BAD),
+    ("csv-is-a-folder", lambda f: ((f / "results.csv").unlink(), (f / "results.csv").mkdir()), dict(BAD)),
     # a symlink planted in a results folder: never read through outside it, never written through
-    ("csv-symlink-outside", _symlink("results.csv", "/etc/passwd"), BAD),
-    ("csv-symlink-dangling", _symlink("results.csv", "gone.csv"), BAD),
+    ("csv-symlink-outside", _symlink("results.csv", "/etc/passwd"), dict(BAD)),
+    ("csv-symlink-dangling", _symlink("results.csv", "gone.csv"), dict(BAD)),
     # an ok value that is not finite: compare cannot judge it (exit 3); report and export refuse it
     ("csv-value-nan", _csv_column("value", "nan"), _only(compare=3, report=2, export=2)),
     ("csv-value-inf", _csv_column("value", "inf"), _only(compare=3, report=2, export=2)),
@@ -200,9 +249,61 @@ CASES: list[tuple[str, Callable[[Path], None], dict[str, int]]] = [
     ("suite-bad-rules", _write("suite.yaml", "name: x\ncompare: {latency: {threshold: lots}}\n"), _only(compare=2)),
     # table1.csv: read by report
     ("table1-binary", _write("table1.csv", b"\0" * 64), _only(report=2)),
+    # issue 28: typed columns, typed provenance, typed arrays, damaged locks
+    ("csv-hib-yes-no-slower", _hib_text_and_slower, _only(compare=2, report=2, export=2)),
+    ("csv-hib-numbers", _csv_column("higher_is_better", "1"), _only(compare=2, report=2, export=2)),
+    ("csv-hib-empty", _csv_column("higher_is_better", ""), _only(compare=2, report=2, export=2)),
+    ("csv-noisy-text", _csv_column("noisy", "maybe"), _only(compare=2, report=2, export=2)),
+    ("csv-causal-text", _csv_column("causal", "sometimes"), _only(compare=2, report=2, export=2)),
+    ("csv-converged-text", _csv_column("converged", "nearly"), _only(compare=2, report=2, export=2)),
+    ("csv-seq_len-fraction", _csv_column("seq_len", "16.5"), _only(compare=2, report=2, export=2)),
+    ("csv-batch-negative", _csv_column("batch", "-2"), _only(compare=2, report=2, export=2)),
+    ("csv-ci_low-text", _csv_column("ci_low", "low"), _only(compare=2, report=2, export=2)),
+    ("csv-calls-text", _csv_column("calls", "many"), _only(compare=2, report=2, export=2)),
+    ("csv-unit-html", _csv_column("unit", "<img src=x onerror=alert(1)>"), OK),
+    ("csv-arch-html", _csv_column("arch", "<script>alert(1)</script>"), OK),
+    ("records-hib-text", _record(lambda r: r["rows"][0].update(higher_is_better="no")), _only(compare=2, export=2)),
+    ("meta-git-dirty-text", _meta({"environment": {"git": {"commit": "a" * 40, "dirty": "no"}}}),
+     _only(report=2, export=2, resume=2)),
+    ("meta-timing-warmup-text", _meta({"timing": {"warmup": "no"}}), _only(report=2, export=2, resume=2)),
+    ("meta-gpus-number", _meta({"environment": {"gpus": 5}}), _only(report=2, export=2, resume=2)),
+    ("meta-flags-list", _meta({"flags": {"tf32": [1, 2]}}), _only(merge=0)),
+    ("meta-device-html", _meta({"device": "<img src=x onerror=alert(1)>"}), _only(report=2, export=2, resume=2)),
+    ("artifacts-data-text", _artifact(lambda a: a.update(data="abc")), _only(report=2)),
+    ("artifacts-heatmap-ragged", _artifact(lambda a: a.update(data=[[1.0, 2.0], [3.0]]), "heatmap"), _only(report=2)),
+    ("artifacts-curve-text", _artifact(lambda a: a["data"].update(step="x"), "curve"), _only(report=2)),
+    ("table1-text", _edit("table1.csv", lambda t: t.replace(",1.0,1.0,1.0,", ",x,y,z,", 1)), _only(report=2)),
+    ("lock-garbage", _write(".lock", "not json"), _only(resume=2, merge=2)),
+    ("lock-pid-huge", _lock(2**70), _only(resume=2, merge=2)),
+    ("lock-pid-text", _lock("12"), _only(resume=2, merge=2)),
+    ("lock-pid-zero", _lock(0), _only(resume=2, merge=2)),
+    ("lock-pid-negative", _lock(-1), _only(resume=2, merge=2)),
+    ("lock-folder", lambda f: (f / ".lock").mkdir(), _only(resume=2, merge=2)),
+    ("lock-symlink-outside", _symlink(".lock", "/etc/passwd"), _only(resume=2, merge=2)),
     # the folder itself
-    ("folder-empty", _empty_folder, BAD),
+    ("folder-empty", _empty_folder, {**BAD, "history": 2}),  # a folder given that holds no run
 ]
+
+
+# merge reads meta.json, the lock, records.jsonl, samples.jsonl and artifacts.jsonl (not the tables,
+# which it writes anew): a damaged one of those is exit 2, anything else merges
+_MERGE_READS = ("records-", "samples-", "artifacts-", "meta-", "folder-")
+_MERGES_ANYWAY = {"records-torn-last", "records-empty"}
+for _name, _, _codes in CASES:
+    _codes.setdefault("merge", 2 if _name.startswith(_MERGE_READS) and _name not in _MERGES_ANYWAY else 0)
+
+# the cases whose damage history reads (meta.json, results.csv or the records in its place): skipped
+# with one warning naming the folder; every other case reads as a third run
+HISTORY_SKIPS = {name for name, _, codes in CASES
+                 if name.startswith(("csv-", "meta-")) and 2 in (codes["compare"], codes["report"])
+                 } | {"meta-missing", "records-and-csv-gone"}
+
+
+# the file each family of cases damages, which a refusal must name (a few name the folder instead: the
+# file is gone or a folder, or what is wrong is the folder as a whole)
+_DAMAGED = {"csv": "results.csv", "records": "records.jsonl", "samples": "samples.jsonl", "artifacts": "artifacts.jsonl",
+            "meta": "meta.json", "suite": "suite.yaml", "table1": "table1.csv", "lock": ".lock"}
+_NAMES_THE_FOLDER = {"meta-missing", "records-and-csv-gone"}
 
 
 def _digest(folder: Path) -> str:
@@ -224,7 +325,17 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-def _invoke(verb: str, folder: Path, scratch: Path) -> tuple[int, str, str, Path | None]:
+@pytest.fixture(scope="module")
+def clean_pair(tmp_path_factory) -> list[Path]:
+    """Two clean runs, read by every history beside the damaged one."""
+    root = tmp_path_factory.mktemp("clean")
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURE, root / name)
+    return [root / "a", root / "b"]
+
+
+def _invoke(verb: str, folder: Path, scratch: Path, clean: list[Path] | None = None
+            ) -> tuple[int, str, str, Path | None]:
     """(exit code, stdout, stderr, the path the verb would write) of one reader on ``folder``."""
     runner = CliRunner()
     target: Path | None = None
@@ -236,10 +347,32 @@ def _invoke(verb: str, folder: Path, scratch: Path) -> tuple[int, str, str, Path
     elif verb == "export":
         target = scratch / "export.json"
         args = ["export", str(folder), "--format", "pytest-benchmark", "-o", str(target)]
+    elif verb == "history":
+        target = scratch / "history.json"
+        if clean is None:
+            clean = [scratch / "clean-a", scratch / "clean-b"]
+            for path in clean:
+                shutil.copytree(FIXTURE, path, dirs_exist_ok=True)
+        args = ["history", *map(str, clean), str(folder), "--format", "json", "-o", str(target)]
+    elif verb == "merge":
+        target = scratch / "merged"
+        args = ["merge", str(folder), "--out", str(target)]
     else:
         args = ["run", str(FIXTURE / "suite.yaml"), "--resume", str(folder), "--no-progress", "--no-report"]
     result = runner.invoke(cli, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        raise AssertionError(f"{verb} {folder.name}: a traceback, not one line:\n"
+                             + "".join(traceback.format_exception(result.exception))) from result.exception
     return result.exit_code, result.stdout, result.stderr, target
+
+
+@pytest.fixture(autouse=True)
+def traceback_mode(monkeypatch):
+    """An exception archbench did not turn into BadInput propagates (and fails the test) instead of
+    being the CLI's catch-all `error: ... could not read its input` line."""
+    monkeypatch.setenv("ARCHBENCH_TRACEBACK", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -277,12 +410,12 @@ OUTCOMES: Counter = Counter()
 
 @pytest.mark.parametrize("verb", VERBS)
 @pytest.mark.parametrize("case", [c[0] for c in CASES])
-def test_a_damaged_folder_is_one_line_and_its_exit_code(corpus, tmp_path, no_points, case, verb):
+def test_a_damaged_folder_is_one_line_and_its_exit_code(corpus, clean_pair, tmp_path, no_points, case, verb):
     expected = next(codes for name, _, codes in CASES if name == case)[verb]
     folder = tmp_path / case
     shutil.copytree(corpus / case, folder, symlinks=True)
     before = _digest(folder)
-    code, out, err, target = _invoke(verb, folder, tmp_path)
+    code, out, err, target = _invoke(verb, folder, tmp_path, clean_pair)
     OUTCOMES[(verb, code)] += 1
     assert "Traceback" not in out + err
     assert code == expected, f"{case} {verb}: exit {code}, expected {expected}\n{out}\n{err}"
@@ -290,16 +423,24 @@ def test_a_damaged_folder_is_one_line_and_its_exit_code(corpus, tmp_path, no_poi
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), err
         assert "\n" not in lines[0]
+        assert str(folder) in lines[0], f"{case} {verb}: the message names no damaged file: {lines[0]}"
+        damaged = _DAMAGED.get(case.split("-")[0])
+        if damaged and case not in _NAMES_THE_FOLDER:
+            assert damaged in lines[0], f"{case} {verb}: the message does not name {damaged}: {lines[0]}"
         assert target is None or not target.exists(), f"{verb} wrote {target} while refusing"
         assert _digest(folder) == before, f"{verb} changed {folder} while refusing"
     else:
         warnings = [line for line in err.splitlines() if line.startswith("warning:")]
         assert len(warnings) <= 1, err  # a damaged or torn record line: one warning
+        assert all(str(folder) in line for line in warnings), f"{case} {verb}: a warning names no file: {err}"
         assert not any(line.startswith("error:") for line in err.splitlines()), err
+        if verb == "history":
+            assert bool(warnings) == (case in HISTORY_SKIPS), f"{case}: {err}"
+            assert len(json.loads(target.read_text())["runs"]) == 2 + (case not in HISTORY_SKIPS)
 
 
 def test_the_corpus_is_large_enough():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 90
 
 
 def test_a_resume_runs_again_the_point_of_a_damaged_line(corpus, tmp_path, no_points):

@@ -63,8 +63,10 @@ def referenced_images_are_valid(report_dir: Path) -> int:
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     (root / "s.yaml").write_text(SUITE)
-    result = CliRunner().invoke(cli, ["run", str(root / "s.yaml"), "--out", str(root / "results"), "--no-progress"],
-                                catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as mp:  # reports go beside the results root where that is in the working directory
+        mp.chdir(root)
+        result = CliRunner().invoke(cli, ["run", str(root / "s.yaml"), "--out", str(root / "results"),
+                                          "--no-progress"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     folder = Path(next(x for x in result.output.splitlines() if x.startswith("results: ")).removeprefix("results: "))
     report = Path(next(x for x in result.output.splitlines() if x.startswith("report: ")).removeprefix("report: "))
@@ -82,6 +84,7 @@ def test_run_ends_by_writing_the_report_beside_the_results(results):
 
 
 def test_a_single_architecture_with_one_metric_family(tmp_path):
+    """Run from elsewhere (the working directory is not above --out): the report goes in the run folder."""
     (tmp_path / "one.yaml").write_text(ONE_ARCH)
     result = CliRunner().invoke(cli, ["run", str(tmp_path / "one.yaml"), "--out", str(tmp_path / "r"), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -91,6 +94,7 @@ def test_a_single_architecture_with_one_metric_family(tmp_path):
                                                              "bars_mfu", "bars_achieved_flops"}
     assert referenced_images_are_valid(report.parent) == 4
     assert "Receptive field" not in (report.parent / "report.md").read_text()
+    assert report.parent.name == "report" and (report.parent.parent / "meta.json").is_file()
 
 
 def test_the_report_is_drawn_from_files_alone_without_torch(results, tmp_path):
@@ -114,7 +118,8 @@ def test_index_html_opens_from_disk(results):
     assert "http://" not in page and "https://" not in page and "src=\"" not in page.replace('src="data:', "")
 
 
-def test_a_partial_run_reports_what_finished_and_lists_the_rest(results, tmp_path):
+def test_a_partial_run_reports_what_finished_and_lists_the_rest(results, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     folder, _ = results
     partial = tmp_path / "results" / "rep" / "cut"
     partial.mkdir(parents=True)

@@ -125,7 +125,7 @@ def _latency_ci(run: Run) -> dict[str, tuple[float, float]]:
     if "ci_low" in f.columns and "ci_high" in f.columns:
         for pid, lo, hi in f.loc[f.metric == "latency", ["point_id", "ci_low", "ci_high"]].itertuples(index=False):
             if plain(lo) is not None and plain(hi) is not None:
-                out[pid] = (float(lo), float(hi))
+                out[pid] = (lo, hi)  # parsed by the reader: floats
     return out
 
 
@@ -136,7 +136,7 @@ def _timing(run: Run, row: Mapping[str, Any], cis: Mapping[str, tuple[float, flo
     if metric == "latency":
         return run.samples.get((row["point_id"], metric)), cis.get(row["point_id"])
     lo, hi = plain(row.get("ci_low")), plain(row.get("ci_high"))
-    return run.samples.get((row["point_id"], metric)), (float(lo), float(hi)) if lo is not None and hi is not None else None
+    return run.samples.get((row["point_id"], metric)), (lo, hi) if lo is not None and hi is not None else None
 
 
 def _is_timed(run: Run, row: Mapping[str, Any]) -> bool:
@@ -203,11 +203,8 @@ def compare_runs(base: Run, cur: Run, rules: RuleBook | None = None) -> Comparis
     for b, c, how in pairs:
         metric = c["metric"]
         rule = used.setdefault(metric, rules.rule(metric))
-        hib = plain(c.get("higher_is_better"))
-        hib = bool(hib) if hib is not None else bool(plain(b.get("higher_is_better")))
-        bv, cv = plain(b.get("value")), plain(c.get("value"))
-        bv = math.nan if bv is None else float(bv)
-        cv = math.nan if cv is None else float(cv)
+        hib: bool = c["higher_is_better"]  # parsed by the reader (results.check): True or False, never text
+        bv, cv = b["value"], c["value"]  # parsed: float, NaN where empty
         common = dict(point=label(c), metric=metric, unit=c.get("unit"), higher_is_better=hib,
                       baseline=None if math.isnan(bv) else bv, current=None if math.isnan(cv) else cv,
                       matched_by=how, baseline_id=b["point_id"], current_id=c["point_id"])

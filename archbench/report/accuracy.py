@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from archbench.report import plots
-from archbench.report.section import ReportData, Section, table, where
+from archbench.report.section import ReportData, Section, literal, table, where
 from archbench.results.convergence import still_improving_line
 
 METRICS = ("accuracy", "loss", "baseline_accuracy", "baseline_loss", "steps_to_threshold", "time_to_threshold",
@@ -71,7 +71,7 @@ def tables(accuracy: pd.DataFrame) -> list[str]:
             view["s to threshold"] = t.time_to_threshold.round(1).values
         if t.attention_entropy.notna().any():
             view["attention entropy (nats)"] = t.attention_entropy.round(3).values
-        md += [f"**{experiment}** (task {t.task.iloc[0]})", "", table(view), ""]
-        flagged = [f"- {still_improving(r, cols)}." for _, r in t.iterrows() if still_improving(r)]
+        md += [f"**{literal(experiment)}** (task {literal(t.task.iloc[0])})", "", table(view), ""]
+        flagged = [f"- {literal(still_improving(r, cols))}." for _, r in t.iterrows() if still_improving(r)]
         md += flagged + [""] if flagged else []
     return md

@@ -31,7 +31,7 @@ from typing import Any
 
 from archbench.errors import BadInput
 from archbench.results.check import finite_ok_values, read_meta
-from archbench.results.load import Run, load_run
+from archbench.results.load import Run, load_run, table_file
 from archbench.results.values import plain
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
@@ -113,7 +113,7 @@ def to_pytest_benchmark(run: Run, folder: Path) -> dict[str, Any]:
                         "min_rounds": (meta.get("timing") or {}).get("min_samples"),
                         "max_time": (meta.get("timing") or {}).get("max_time"),
                         "min_time": (meta.get("timing") or {}).get("min_time"),
-                        "warmup": bool((meta.get("timing") or {}).get("warmup"))},
+                        "warmup": (meta.get("timing") or {}).get("warmup", 0) > 0},  # checked: a number
             "stats": stats,
         })
     if not benchmarks:
@@ -144,7 +144,7 @@ def to_github_action_benchmark(run: Run, direction: str, metrics: Iterable[str] 
         value = plain(row.get("value"))
         if row.get("status") != "ok" or value is None or (metrics and row["metric"] not in metrics):
             continue
-        if bool(plain(row.get("higher_is_better"))) != bigger:
+        if row["higher_is_better"] != bigger:  # parsed by the reader: True or False
             continue
         entry: dict[str, Any] = {"name": f"{row['metric']} {_name(row)}", "unit": str(row.get("unit")),
                                  "value": value}
@@ -171,10 +171,10 @@ def export(results: str | Path, fmt: str, direction: str = "smaller", metrics: S
     path = Path(results)
     run = load_run(path, "RESULTS")
     folder = path if path.is_dir() else path.parent
-    finite_ok_values(run.frame, path, "RESULTS ")
+    finite_ok_values(run.frame, table_file(path), "RESULTS ")
     missing = [c for c in ("experiment", "arch", "pass", "seq_len", "batch") if c not in run.frame.columns]
     if missing:
-        raise BadInput(f"RESULTS {str(path)!r}: has no column {missing[0]!r} (an export names each row by it)")
+        raise BadInput(f"RESULTS {str(table_file(path))!r}: has no column {missing[0]!r} (an export names each row by it)")
     if metrics:
         present = set(run.frame.metric.dropna())
         for m in metrics:

@@ -7,6 +7,8 @@ import pandas as pd
 
 from archbench.report import plots
 from archbench.report.section import ReportData, Section, table
+from archbench.results.check import TABLE1_TYPES, typed_table
+from archbench.results.load import read_csv_file
 
 METRICS = ("decode_latency", "state_memory", "prefill_latency", "decode_latency_cuda_graph",
            "state_memory_cuda_graph", "decode_flops")
@@ -25,7 +27,7 @@ def section(data: ReportData) -> Section | None:
                               "Decoding state memory against the context"),
         plots.prefill_vs_decode(df, colour, folder)) if f]
     path = data.results_dir / "table1_generation.csv"
-    t = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    t = typed_table(read_csv_file(path), path, TABLE1_TYPES) if path.exists() else pd.DataFrame()
     keep = [c for c in ("arch", "d_model", "work_exponent", "work_theory", "latency_exponent", "latency_ci_low",
                         "latency_ci_high", "latency_theory", "latency_agrees", "state_exponent", "state_theory",
                         "state_agrees", "c_max") if c in t]

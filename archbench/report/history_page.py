@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.errors import BadInput
 from archbench.report import plots
 from archbench.report.page import html_page
-from archbench.report.section import table
+from archbench.report.section import Markup, literal, table
 from archbench.results.history import Found, History, Series, read_history
+from archbench.results.output import REPORT_FILES, staged_folder, write_file
 from archbench.results.steps import MIN_CHANGE, PENALTY
 from archbench.results.values import format_value
 
@@ -60,43 +59,34 @@ def write_history(paths: Sequence[str | Path], out: str | Path, penalty: float =
     """Draw the history page of the runs under ``paths`` into the folder ``out``; returns index.html."""
     history = read_history(paths)
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise BadInput(f"--out {str(folder)!r} is a file; give a folder for the history page")
-    created = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        text = _markdown(history, folder, history.steps(penalty, min_change), penalty, min_change)
-        (folder / "history.md").write_text(text, encoding="utf-8")
-        (folder / "index.html").write_text(html_page(text, folder, f"{history.suite} history"), encoding="utf-8")
-    except OSError as exc:
-        if created:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise BadInput(f"cannot write the history to {str(folder)!r}: {exc.strerror or exc}") from None
-    except BaseException:
-        if created:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+    with staged_folder(folder, "history folder", REPORT_FILES) as staging:
+        found = history.steps(penalty, min_change)
+        text, figures = _markdown(history, staging, found, penalty, min_change)
+        write_file(staging / "history.md", text)
+        write_file(staging / "index.html", html_page(text, staging, f"{history.suite} history", figures))
     return folder / "index.html"
 
 
 def _stem(group: str) -> str:
-    return "history_" + re.sub(r"[^A-Za-z0-9]+", "_", group).strip("_")
+    return plots.file_stem("history_" + re.sub(r"[^A-Za-z0-9]+", "_", group).strip("_"))
 
 
-def _markdown(history: History, folder: Path, found: list[Found], penalty: float, min_change: float) -> str:
+def _markdown(history: History, folder: Path, found: list[Found], penalty: float, min_change: float
+              ) -> tuple[str, list[str]]:
+    """The page's markdown (every text from the results folders as literal(...)) and the figures drawn."""
     runs = history.runs
     groups: dict[str, list[Series]] = {}
     for s in history.series:
         groups.setdefault(s.group, []).append(s)
     stems = {g: _figure(history, g, members, found, folder) for g, members in groups.items()}
-    md = [f"# archbench history: {history.suite}", "",
-          f"{len(runs)} runs from {runs[0].label} to {runs[-1].label}, in commit order · {len(history.series)} "
+    md = [f"# archbench history: {literal(history.suite)}", "",
+          f"{len(runs)} runs from {literal(runs[0].label)} to {literal(runs[-1].label)}, in commit order · {len(history.series)} "
           f"series · a step is a level shift of more than the run-to-run noise (penalty {penalty:g} noise-widths, "
           f"at least {min_change:.0%}), dated at the first run of the new level.", ""]
     md += ["## Steps", ""]
     if found:
         rows = [{"": "regression" if f.regression else "improvement", "metric": f.series.metric,
-                 "point": f"[{f.series.label}](#{stems[f.series.group]})",
+                 "point": Markup(f"[{literal(f.series.label)}](#{stems[f.series.group]})"),
                  "began at": f"{runs[f.step.index].label} (run {f.step.index + 1})",
                  "before": format_value(f.step.before, f.series.unit),
                  "after": format_value(f.step.after, f.series.unit), "change": f"{f.step.ratio - 1:+.1%}"}
@@ -105,16 +95,16 @@ def _markdown(history: History, folder: Path, found: list[Found], penalty: float
     else:
         md += ["None: every series stayed within its noise.", ""]
     if history.skipped:
-        md += ["Skipped as damaged:", ""] + [f"- {line}" for line in history.skipped] + [""]
+        md += ["Skipped as damaged:", ""] + [f"- {literal(line)}" for line in history.skipped] + [""]
     md += ["## Runs", ""]
     md += [table(pd.DataFrame([{"run": i + 1, "commit": r.commit or "", "dirty": r.dirty,
                                 "committed": r.commit_date.isoformat() if r.commit_date else "",
-                                "started": r.started.isoformat() if r.started else "", "folder": f"`{r.folder}`"}
+                                "started": r.started.isoformat() if r.started else "", "folder": str(r.folder)}
                                for i, r in enumerate(runs)])), ""]
     md += ["## Every metric over the runs", ""]
     for group in groups:
-        md += [f'<a id="{stems[group]}"></a>', f"![{group}]({stems[group]}.png)", ""]
-    return "\n".join(md)
+        md += [f'<a id="{stems[group]}"></a>', f"![{literal(group)}]({stems[group]}.png)", ""]
+    return "\n".join(md), list(stems.values())
 
 
 def _figure(history: History, group: str, members: list[Series], found: list[Found], folder: Path) -> str:
@@ -141,6 +131,7 @@ def _figure(history: History, group: str, members: list[Series], found: list[Fou
         ax.legend(fontsize=6, ncol=2)
     ax.grid(True, alpha=0.3)
     stem = _stem(group)
+    plots.literal_labels(fig)
     plots.fit_titles(fig)
     fig.savefig(folder / f"{stem}.png", dpi=100)
     plt.close(fig)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.report import plots  # noqa: F401  (matplotlib on its Agg backend)
-from archbench.report.section import ReportData, Section
+from archbench.report.section import ReportData, Section, literal
 from archbench.results.values import format_value
 
 TITLE = "Implementations: speed-up over eager"
@@ -91,7 +91,8 @@ def section(data: ReportData) -> Section | None:
     for r in table.rename(columns={"pass": "pass_"}).itertuples():
         extra = " | ".join("—" if pd.isna(v) else format_value(float(v), u)
                            for v, u in ((r.compile_time, "s"), (r.graph_breaks, ""), (r.logit_diff, "")))
-        lines.append(f"| {r.experiment} | {r.arch} | {r.pass_} | {r.seq_len} | {r.implementation} "
+        lines.append(f"| {literal(r.experiment)} | {literal(r.arch)} | {literal(r.pass_)} | {literal(r.seq_len)} "
+                     f"| {literal(r.implementation)} "
                      f"| {format_value(r.latency, 's')} | {r.speedup:.2f}x | {extra} |")
     stems = [s for s in (_figure(table, data.colour, data.folder, e) for e in dict.fromkeys(table.experiment)) if s]
     return Section(TITLE, lines, stems, METRICS)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from archbench.report.section import ReportData, Section, table
+from archbench.report.section import ReportData, Section, literal, table
 from archbench.results.values import format_value
 
 
@@ -23,7 +23,7 @@ def section(data: ReportData, shown: Iterable[str]) -> Section | None:
         view = g.groupby(["arch", "seq_len"]).value.median().unstack("seq_len")
         view = pd.DataFrame({f"n = {int(c)}": [format_value(v, unit) for v in view[c]] for c in view.columns},
                             index=view.index)
-        label = f"**{metric}**" + (f" ({unit})" if unit else "") + f", {experiment}" + (
-            f", {pass_}" if pass_ != "-" else "")
+        label = f"**{literal(metric)}**" + (f" ({literal(unit)})" if unit else "") + f", {literal(experiment)}" + (
+            f", {literal(pass_)}" if pass_ != "-" else "")
         lines += [label, "", table(view.reset_index(), right=view.columns), ""]
     return Section("Other measurements", lines, [], tuple(sorted(rows.metric.unique())))

@@ -6,6 +6,7 @@ figure's file stem, or None when the results hold nothing for it.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.text import Text
 
 # matplotlib's tab20, the strong tone of each pair first: 20 architectures before a colour repeats
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
@@ -29,7 +31,26 @@ def colours(archs: list[str]) -> dict[str, str]:
     return {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(sorted(archs))}
 
 
+def literal_labels(fig: plt.Figure) -> None:
+    """Every text of ``fig`` but its tick labels (which matplotlib writes as mathtext, 10^2) shown as
+    written: a ``$`` in a label (an architecture named in a results folder) is a dollar sign, not
+    mathtext that fails to parse."""
+    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+             for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
+    for text in fig.findobj(Text):
+        if id(text) not in ticks:
+            text.set_parse_math(False)
+
+
+def file_stem(name: str) -> str:
+    """A figure's name as one plain file name: a metric or experiment named ``../x`` or ``<b>`` from a
+    results folder never writes outside the report's folder, nor means anything in its page."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".")[:120] or "figure"
+
+
 def _save(fig: plt.Figure, out: Path, stem: str) -> str:
+    stem = file_stem(stem)
+    literal_labels(fig)
     fit_titles(fig)
     _write(fig, out, stem)
     plt.close(fig)

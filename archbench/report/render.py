@@ -9,7 +9,6 @@ environment and the suite that produced the results.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,10 @@ from archbench.report import (
     verdict,
 )
 from archbench.report.page import html_page
-from archbench.report.section import ReportData, Section, as_section, table
-from archbench.results.check import finite_ok_values, read_meta
+from archbench.report.section import ReportData, Section, as_section, fenced, literal, table
+from archbench.results.check import TABLE1_TYPES, finite_ok_values, read_meta, typed_table
 from archbench.results.load import COLUMNS, load_artifacts, load_results, read_csv_file
+from archbench.results.output import REPORT_FILES, staged_folder, write_file
 
 # The report's sections, in order: each reads ReportData and returns a Section, a plain
 # (title, markdown lines, figure stems) tuple, or None when the results hold nothing for it.
@@ -49,10 +49,20 @@ SECTIONS: list[Callable[[ReportData], Section | tuple[Any, ...] | None]] = [
 
 
 def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:
-    """REPORTS/<suite>/<stamp>/ for RESULTS/<suite>/<stamp>/, REPORTS being 'reports' beside RESULTS."""
+    """REPORTS/<suite>/<stamp>/ for RESULTS/<suite>/<stamp>/ (REPORTS: ``reports_root``, else
+    default_reports_root), or RESULTS/<suite>/<stamp>/report/ where there is no default root."""
     results_dir = results_dir.resolve()
-    root = Path(reports_root) if reports_root else results_dir.parent.parent.parent / "reports"
-    return root / results_dir.parent.name / results_dir.name
+    root = Path(reports_root) if reports_root else default_reports_root(results_dir)
+    return root / results_dir.parent.name / results_dir.name if root else results_dir / "report"
+
+
+def default_reports_root(results_dir: Path) -> Path | None:
+    """'reports' beside the results root (RESULTS/<suite>/<stamp> -> RESULTS/../reports) where that lies in
+    the working directory, else None: a default never lands outside the working directory or the results
+    folder's own tree (a shallow folder such as /tmp/run would otherwise put it at /reports)."""
+    results_dir = results_dir.resolve()
+    beside = results_dir.parent.parent.parent / "reports"
+    return beside if len(results_dir.parents) >= 3 and beside.is_relative_to(Path.cwd().resolve()) else None
 
 
 def _problems(df: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +79,7 @@ def _table1(results_dir: Path) -> pd.DataFrame | None:
     path = results_dir / "table1.csv"
     if not path.exists():
         return None
-    t = read_csv_file(path)
+    t = typed_table(read_csv_file(path), path, TABLE1_TYPES)
     if t.empty:
         return None
     keep = [c for c in ("arch", "operation", "work_exponent", "work_theory", "work_agrees", "depth_exponent",
@@ -92,21 +102,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, reports
     artifacts = load_artifacts(results_dir)
     table1 = _table1(results_dir)
     folder = Path(out) if out else default_folder(results_dir, Path(reports_root) if reports_root else None)
-    if folder.exists() and not folder.is_dir():
-        raise BadInput(f"report folder {str(folder)!r} is a file; give a folder with --out (or --reports)")
-    created = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
+    with staged_folder(folder, "report folder", REPORT_FILES) as staging:
         colour = plots.colours(sorted(df.arch.dropna().unique()))
-        _draw(ReportData(df, meta, artifacts, table1, results_dir, folder, colour))
-    except OSError as exc:
-        if created:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise BadInput(f"cannot write the report to {str(folder)!r}: {exc.strerror or exc}") from None
-    except BaseException:
-        if created:  # nothing half-written stays behind
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+        _draw(ReportData(df, meta, artifacts, table1, results_dir, staging, colour))
     return folder
 
 
@@ -127,9 +125,11 @@ def _draw(data: ReportData) -> None:
     env = meta.get("environment") or {}
     suite_name = meta.get("suite") or (df.suite.dropna().iloc[0] if not df.empty else results_dir.parent.name)
 
-    md = [f"# archbench report: {suite_name}", "",
-          f"Results: `{results_dir}` · {df.point_id.nunique()} points, {len(df)} rows · device {meta.get('device', '?')}"
-          f" · started {meta.get('started', '?')}, ended {meta.get('ended') or 'not recorded (partial run)'}", ""]
+    # everything from the results folder goes in as literal(...): shown, never markup (see section.literal)
+    md = [f"# archbench report: {literal(suite_name)}", "",
+          f"Results: {literal(results_dir)} · {df.point_id.nunique()} points, {len(df)} rows · device "
+          f"{literal(meta.get('device', '?'))} · started {literal(meta.get('started', '?'))}, ended "
+          f"{literal(meta.get('ended') or 'not recorded (partial run)')}", ""]
     md += verdict.lines(data)
     md += ["## Summary", ""] + summary.lines(summary.findings(data))
     for section in sections:
@@ -151,7 +151,8 @@ def _draw(data: ReportData) -> None:
     env_rows["gpus"] = gpus if isinstance(gpus, str) else "; ".join(str(g.get("name", "?") if isinstance(g, dict) else g)
                                                                    for g in (gpus if isinstance(gpus, list) else []))
     md += [table(pd.DataFrame({"key": list(env_rows), "value": [str(v) for v in env_rows.values()]}))]
-    md += ["", "## Suite", "", "```yaml", meta.get("suite_text", "(not recorded)").rstrip(), "```", ""]
+    md += ["", "## Suite", ""] + fenced(meta.get("suite_text", "(not recorded)"), "yaml") + [""]
     text = "\n".join(md)
-    (data.folder / "report.md").write_text(text, encoding="utf-8")
-    (data.folder / "index.html").write_text(html_page(text, data.folder, str(suite_name)), encoding="utf-8")
+    drawn = [stem for section in sections for stem in section.figures]
+    write_file(data.folder / "report.md", text)
+    write_file(data.folder / "index.html", html_page(text, data.folder, str(suite_name), drawn))

@@ -11,6 +11,8 @@ so no measurement goes unshown.
 """
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -77,8 +79,34 @@ def _missing(value: Any) -> bool:
     return not isinstance(value, (list, dict)) and bool(pd.isna(value))
 
 
+class Markup(str):
+    """A table cell that is markdown the report wrote (a link to a figure), not text to show literally;
+    its parts from a results folder already went through literal()."""
+
+
 def _cell(value: Any) -> str:
-    return " ".join(str(value).split()).replace("|", "\\|").replace("<", "&lt;")
+    return value if isinstance(value, Markup) else literal(value)
+
+
+_MARKUP = re.compile(r"([\\`\[\]|])")
+
+
+def literal(value: Any) -> str:
+    """``value`` (text from a results folder) as markdown that shows it and means nothing: on one line,
+    ``& < >`` as HTML entities (no tag, no autolink), and ``\\ ` [ ] |`` escaped (no code span, link,
+    image or table cell of its own).
+
+        literal("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
+        literal("![x](/etc/a.png)") == "!\\[x\\](/etc/a.png)"
+    """
+    return _MARKUP.sub(r"\\\1", html.escape(" ".join(str(value).split()), quote=False))
+
+
+def fenced(text: str, language: str = "") -> list[str]:
+    """``text`` as a fenced code block whose fence no line of the text can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + language, text.rstrip(), fence]
 
 
 def count(n: float, noun: str) -> str:

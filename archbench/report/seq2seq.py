@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.report.section import ReportData, Section
+from archbench.report.section import ReportData, Section, literal
 from archbench.results.values import format_value
 
 TITLE = "Sequence to sequence: encoder-decoders, greedy decoding"
@@ -45,7 +45,7 @@ def section(data: ReportData) -> Section | None:
                   "reached 0.99 exact or whose held-out loss had stopped improving; an unconverged number is "
                   "the budget's verdict, not the architecture's. seq_len is question + answer.", "",
                   _table(accuracy_view(trained)), ""]
-        lines += [f"- {r.arch} on {r.task} at seq_len {int(r.seq_len)} was still improving at step "
+        lines += [f"- {literal(r.arch)} on {literal(r.task)} at seq_len {int(r.seq_len)} was still improving at step "
                   f"{_whole(r.unconverged_at)}." for r in trained.itertuples() if r.converged is False]
         stem = _figure(trained, colour, folder)
         if stem:

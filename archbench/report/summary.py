@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archbench.report import plots
 from archbench.report.accuracy import unconverged
-from archbench.report.section import ReportData, count, where
+from archbench.report.section import ReportData, count, literal, where
 from archbench.results.values import format_value
 
 
@@ -84,5 +84,5 @@ def findings(data: ReportData) -> list[tuple[str, str | None]]:
 
 def lines(found: list[tuple[str, str | None]]) -> list[str]:
     """The summary as markdown bullets, each ending with a link to its figure."""
-    return [f"- {text}" + (f" ([figure](#{fig}))" if fig else "") for text, fig in found] \
+    return [f"- {literal(text)}" + (f" ([figure](#{plots.file_stem(fig)}))" if fig else "") for text, fig in found] \
         or ["- No findings: the run holds no finished points."]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from archbench.report import plots
-from archbench.report.section import ReportData, count, table, where
+from archbench.report.section import Markup, ReportData, count, literal, table, where
 from archbench.results.values import format_value
 
 
@@ -110,4 +110,5 @@ def _converged(r: pd.Series) -> str:
 
 
 def _link(text: str, data: ReportData, stem: str | None) -> str:
-    return f"[{text}](#{stem})" if stem and stem in data.figures else text
+    """``text`` (holding names from the results folder) as a link to its figure, shown literally."""
+    return Markup(f"[{literal(text)}](#{stem})") if stem and stem in data.figures else text

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from archbench.errors import BadInput
+from archbench.results.columns import BOOLEAN_COLUMNS, NUMBER_COLUMNS, STATUSES, WHOLE_COLUMNS
+from archbench.results.columns import REQUIRED_COLUMNS as REQUIRED_COLUMNS  # re-exported
+from archbench.results.columns import TABLE1_TYPES as TABLE1_TYPES
+from archbench.results.columns import checked_frame as checked_frame
+from archbench.results.columns import finite_ok_values as finite_ok_values
+from archbench.results.columns import typed_table as typed_table
 
-STATUSES = ("ok", "oom", "timeout", "diverged", "error", "skipped")
-REQUIRED_COLUMNS = ("point_id", "metric", "value", "status")
 MAX_FILE_BYTES = 2 * 1024**3  # a results file larger than this is not one archbench wrote
 
 
@@ -70,8 +73,16 @@ def row_problem(row: Any) -> str | None:
         return f"{where}: 'unit' is {_kind(row['unit'])}, not text"
     if row.get("error") is not None and not isinstance(row["error"], str):
         return f"{where}: 'error' is {_kind(row['error'])}, not text"
-    if not isinstance(row.get("stats") or {}, dict):
+    stats = row.get("stats") or {}
+    if not isinstance(stats, dict):
         return f"{where}: 'stats' is {_kind(row.get('stats'))}, not an object"
+    for key, value in stats.items():
+        if value is None:
+            continue
+        if key in BOOLEAN_COLUMNS and not isinstance(value, bool):
+            return f"{where}: 'stats.{key}' is {_kind(value)}, not true or false"
+        if (key in NUMBER_COLUMNS or key in WHOLE_COLUMNS) and not _number(value, finite=False):
+            return f"{where}: 'stats.{key}' is {_kind(value)}, not a number"
     return None
 
 
@@ -121,7 +132,42 @@ def artifact_problem(item: Any) -> str | None:
             return f"{key!r} is {_kind(item.get(key))}, not a name"
     if "data" not in item:
         return "the line has no 'data'"
-    return None
+    problem = _data_problem(item["data"], _ARTIFACT_SHAPES.get(item["name"]))
+    return f"{item['name']!r}: 'data' {problem}" if problem else None
+
+
+# the arrays the report draws, by name: 0 a number, 1 a list of numbers, 2 a matrix (rows of one length),
+# "columns" an object of equally long lists of numbers (a training curve); any other name: numbers in
+# lists and objects
+_ARTIFACT_SHAPES: dict[str, int | str] = {"probe_position": 0, "gradient_profile": 1, "heatmap": 2,
+                                          "curve": "columns"}
+
+
+def _data_problem(data: Any, shape: int | str | None) -> str | None:
+    if shape == 0:
+        return None if _number(data) else f"is {_kind(data)}, not a number"
+    if shape == 1:
+        ok = isinstance(data, list) and all(v is None or _number(v, finite=False) for v in data)
+        return None if ok else "is not a list of numbers"
+    if shape == 2:
+        ok = isinstance(data, list) and bool(data) and all(isinstance(r, list) for r in data) \
+            and len({len(r) for r in data}) == 1 and all(_number(v, finite=False) for r in data for v in r)
+        return None if ok else "is not a matrix of numbers (rows of one length)"
+    if shape == "columns":
+        if not isinstance(data, dict) or any(_data_problem(v, 1) for v in data.values()):
+            return "is not an object of lists of numbers"
+        return None if len({len(v) for v in data.values()}) <= 1 else "holds lists of different lengths"
+    return None if _numbers_only(data, 0) else "holds something that is not a number, a list or an object"
+
+
+def _numbers_only(data: Any, depth: int) -> bool:
+    if data is None or _number(data, finite=False):
+        return True
+    if depth > 8:
+        return False
+    if isinstance(data, list):
+        return all(_numbers_only(v, depth + 1) for v in data)
+    return isinstance(data, dict) and all(_numbers_only(v, depth + 1) for v in data.values())
 
 
 def _kind(value: Any) -> str:
@@ -202,6 +248,8 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
     for key, types in _META_TYPES.items():
         if key in meta and (not isinstance(meta[key], types) or (isinstance(meta[key], bool) and bool not in types)):
             return f"{key!r} is {_kind(meta[key])}, not {' or '.join(_TYPE_WORDS[t] for t in types)}"
+    if isinstance(meta.get("device"), str) and not _DEVICE.fullmatch(meta["device"]):
+        return f"'device' is {_kind(meta['device'])}, not a device (cpu, cuda, cuda:1...)"
     ids = meta.get("point_ids")
     if ids is not None and not all(_name(i) for i in ids):
         return "'point_ids' holds something that is not a point id"
@@ -212,6 +260,11 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
         for key in ("commit", "date"):
             if git.get(key) is not None and not _name(git[key]):
                 return f"'environment.git.{key}' is {_kind(git[key])}, not text"
+        if git.get("dirty") is not None and not isinstance(git["dirty"], bool):
+            return f"'environment.git.dirty' is {_kind(git['dirty'])}, not true or false"
+    problem = _timing_problem(meta.get("timing")) or _gpus_problem(meta.get("environment"))
+    if problem:
+        return problem
     for key, value in (("started", meta.get("started")), ("environment.git.date", (git or {}).get("date"))):
         if isinstance(value, str) and timestamp(value) is None:
             return f"{key!r} is {_kind(value)}, not an ISO 8601 date and time"
@@ -227,6 +280,30 @@ def meta_problem(meta: dict[str, Any]) -> str | None:
     return None
 
 
+_DEVICE = re.compile(r"[a-z]{2,16}(:[0-9]{1,3})?")
+_TIMING_NUMBERS = ("min_samples", "min_time", "max_time", "target", "warmup", "max_samples", "repeats")
+_TIMING_FLAGS = ("interleave", "cold_cache")
+
+
+def _timing_problem(timing: Any) -> str | None:
+    """meta.json's timing: the numbers numbers, the flags true or false (readers use them as such)."""
+    for key, value in (timing or {}).items():
+        if value is None:
+            continue
+        if key in _TIMING_NUMBERS and not _number(value):
+            return f"'timing.{key}' is {_kind(value)}, not a number"
+        if key in _TIMING_FLAGS and not isinstance(value, bool):
+            return f"'timing.{key}' is {_kind(value)}, not true or false"
+    return None
+
+
+def _gpus_problem(environment: Any) -> str | None:
+    gpus = (environment or {}).get("gpus")
+    if gpus is not None and not isinstance(gpus, (str, list)):
+        return f"'environment.gpus' is {_kind(gpus)}, not text or a list"
+    return None
+
+
 def timestamp(text: str) -> datetime | None:
     """An ISO 8601 date and time (as ``meta.json`` and git write them) as an aware datetime (UTC where no
     zone is given), or None when ``text`` is not one."""
@@ -239,55 +316,3 @@ def timestamp(text: str) -> datetime | None:
 
 _TYPE_WORDS = {str: "text", int: "a whole number", dict: "an object", list: "a list", bool: "true or false",
                type(None): "null"}
-
-
-def checked_frame(frame: pd.DataFrame, path: Path | str, role: str = "") -> pd.DataFrame:
-    """A results table that has the schema's key columns with values of their kinds; BadInput naming
-    the first bad row (its line in results.csv) otherwise. Returns the frame with ``value`` numeric."""
-    label = f"{role}{str(path)!r}"
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise BadInput(f"{label}: not a results table; it has no column {missing[0]!r}")
-    if frame.empty:
-        return frame
-    frame = frame.copy()
-    for col in ("point_id", "metric"):
-        bad = frame[col].isna() | (frame[col].astype(str).str.len() == 0)
-        if bad.any():
-            raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} is empty")
-        frame[col] = frame[col].astype(str)
-    status = frame.status.astype(str)
-    bad = ~status.isin(STATUSES)
-    if bad.any():
-        raise BadInput(f"{label}: line {_line(frame, bad)}: status {status[bad].iloc[0]!r} is not a status; "
-                       f"allowed: {', '.join(STATUSES)}")
-    value = pd.to_numeric(frame.value, errors="coerce")
-    bad = value.isna() & frame.value.notna()
-    if bad.any():
-        raise BadInput(f"{label}: line {_line(frame, bad)}: value {str(frame.value[bad].iloc[0])[:40]!r} is not a number")
-    frame["value"] = value.astype(float)
-    for col in ("seq_len", "batch", "seed", "n", "ci_low", "ci_high", "median"):
-        if col in frame.columns:
-            numbers = pd.to_numeric(frame[col], errors="coerce")
-            bad = numbers.isna() & frame[col].notna()
-            if bad.any():
-                raise BadInput(f"{label}: line {_line(frame, bad)}: {col} {str(frame[col][bad].iloc[0])[:40]!r} "
-                               "is not a number")
-            frame[col] = numbers
-    return frame
-
-
-def finite_ok_values(frame: pd.DataFrame, path: Path | str, role: str = "") -> None:
-    """BadInput naming the first ``ok`` row whose value is not finite: archbench records such a value as
-    ``diverged``, so the table was damaged (``compare`` gives its own verdict instead; see the gate)."""
-    if frame.empty:
-        return
-    bad = (frame.status == "ok") & ~pd.Series(frame.value.astype(float)).map(math.isfinite)
-    if bad.any():
-        raise BadInput(f"{role}{str(path)!r}: line {_line(frame, bad)}: status ok but value "
-                       f"{frame.value[bad].iloc[0]} (not a finite number)")
-
-
-def _line(frame: pd.DataFrame, bad: pd.Series) -> int:
-    """The line in the CSV file of the first row where ``bad`` (the header is line 1)."""
-    return int(bad.to_numpy().nonzero()[0][0]) + 2

@@ -23,6 +23,7 @@ import pandas as pd
 from archbench.errors import BadInput
 from archbench.results.check import finite_ok_values, read_meta, timestamp
 from archbench.results.load import load_results
+from archbench.results.output import is_incomplete
 from archbench.results.steps import MIN_CHANGE, PENALTY, Step, detect_steps
 from archbench.results.values import plain
 
@@ -101,7 +102,7 @@ def run_folders(paths: Sequence[str | Path]) -> list[Path]:
             raise BadInput(f"RESULTS_DIR {str(given)!r} is not a folder; give results folders or a folder holding them")
         found = [given] if _is_run(given) else sorted(
             {p.parent for depth in range(1, MAX_DEPTH + 1) for name in ("meta.json", "results.csv", "records.jsonl")
-             for p in given.glob("/".join(["*"] * depth + [name]))})
+             for p in given.glob("/".join(["*"] * depth + [name])) if not is_incomplete(p.parent)})
         if not found:
             raise BadInput(f"RESULTS_DIR {str(given)!r} holds no results folder (one with meta.json, results.csv or "
                            f"records.jsonl) within {MAX_DEPTH} levels")
@@ -117,6 +118,8 @@ def read_run(folder: Path) -> Run:
     """One run for a history; BadInput (one line) when its files are damaged or it has no provenance."""
     meta: dict[str, Any] = read_meta(folder, required=True)
     frame = load_results(folder)
+    if frame.empty:
+        raise BadInput(f"{str(folder)!r}: holds no results")
     finite_ok_values(frame, folder / "results.csv")
     missing = [c for c in ("experiment", "arch", "metric", "value", "status", "higher_is_better") if c not in frame]
     if missing:
@@ -163,7 +166,7 @@ def _series(runs: list[Run]) -> Iterable[Series]:
             value = plain(row.get("value")) if row.get("status") == "ok" else None
             lo, hi = plain(row.get("ci_low")), plain(row.get("ci_high"))
             half = (hi - lo) / 2 if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else None
-            keyed.setdefault(key, {})[i] = (float(value) if isinstance(value, (int, float)) else None, half)
+            keyed.setdefault(key, {})[i] = (value if isinstance(value, (int, float)) else None, half)
     for key in sorted(keyed, key=lambda k: _order(about[k])):
         row = about[key]
         by_run = keyed[key]
@@ -176,7 +179,7 @@ def _series(runs: list[Run]) -> Iterable[Series]:
         seed = plain(row.get("seed"))
         label = f"{row['arch']}" + (f" {pass_}" if pass_ else "") + f" {where}" + (f" seed={seed}" if seed else "")
         yield Series(key[0], key[1], label.strip(), f"{row['metric']} · {row['experiment']}" + (f" · {pass_}" if pass_ else ""),
-                     str(plain(row.get("unit")) or ""), bool(plain(row.get("higher_is_better"))), values,
+                     str(plain(row.get("unit")) or ""), row["higher_is_better"], values,
                      tuple(by_run.get(i, (None, None))[1] for i in range(len(runs))))
 
 

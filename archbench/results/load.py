@@ -186,6 +186,16 @@ def load_results(path: str | Path, role: str = "") -> pd.DataFrame:
     raise BadInput(f"no results at {str(path)!r}: expected a run folder with results.csv or records.jsonl")
 
 
+def table_file(path: str | Path) -> Path:
+    """The file a folder's results table is read from (results.csv, else records.jsonl), or ``path``
+    itself when it is a file: what a message about a row names."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    csv = path / "results.csv"
+    return csv if csv.exists() or csv.is_symlink() else path / "records.jsonl"
+
+
 def load_samples(path: str | Path) -> list[dict[str, Any]]:
     """Raw samples per (point_id, metric); the newest where a point ran again (resume, retry)."""
     return latest(read_records(Path(path) / "samples.jsonl"), ("point_id", "metric"))
@@ -220,7 +230,7 @@ def load_run(path: str | Path, role: str = "results") -> Run:
     else:
         raise BadInput(f"{role} {str(path)!r}: not a results folder, results.csv or records.jsonl")
     if frame.empty:
-        raise BadInput(f"{role} {str(path)!r}: holds no results")
+        raise BadInput(f"{role} {str(table_file(path))!r}: holds no results")
     samples = {(s["point_id"], s["metric"]): list(s["samples"]) for s in read_records(folder / "samples.jsonl")
                if s["samples"]}
     task_columns: set[str] = set()

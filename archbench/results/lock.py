@@ -20,6 +20,7 @@ from typing import Any
 from archbench.errors import BadInput
 
 NAME = ".lock"
+MAX_PID = 2**22  # the largest pid_max Linux allows
 
 
 def _alive(pid: int) -> bool:
@@ -36,8 +37,12 @@ def _alive(pid: int) -> bool:
 
 def holder_of(folder: Path) -> dict[str, Any] | None:
     """What the lock file of ``folder`` says (``{}`` when unreadable), or None when there is none."""
+    path = folder / NAME
     try:
-        text = (folder / NAME).read_text(encoding="utf-8", errors="replace")
+        if path.is_symlink() or not path.is_file():  # never read through a planted link
+            return {} if path.is_symlink() or path.exists() else None
+        with open(path, "rb") as f:
+            text = f.read(64 * 1024).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
     except OSError:
@@ -97,7 +102,8 @@ class FolderLock:
 
     def _stale(self, holder: dict[str, Any]) -> bool:
         pid = holder.get("pid")
-        if holder.get("host") != self.me["host"] or not isinstance(pid, int) or isinstance(pid, bool):
+        if holder.get("host") != self.me["host"] or not isinstance(pid, int) or isinstance(pid, bool) \
+                or not 0 < pid <= MAX_PID:  # not a process id: a lock archbench did not write; not taken over
             return False
         return pid != self.me["pid"] and not _alive(pid)
 

@@ -14,7 +14,9 @@ run's points (``meta.json`` ``point_ids``), and no point is in two folders. The 
 each point's newest record (with its samples and arrays) once; ``meta.json`` keeps each folder's
 provenance under ``merged.shards`` (folder, shard, command, executor, host environment, start, end,
 statuses), and its ``point_ids`` are every folder's, so a merge of unfinished shards can be finished
-with ``archbench run SUITE --resume MERGED``. torch-free.
+with ``archbench run SUITE --resume MERGED``. The merged folder is written under a temporary name
+(``.<stamp>.<random>.incomplete``) and renamed into place at the end: a merge killed part-way leaves no
+run folder that looks whole. ``--out`` may not be one of the folders merged, nor inside one. torch-free.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from archbench.errors import BadInput
 from archbench.results.check import read_meta, read_text
 from archbench.results.load import latest, read_records
 from archbench.results.lock import FolderLock, check_not_written
+from archbench.results.output import staged_folder
 from archbench.results.store import ResultStore, now_iso
 
 # what one folder's meta.json says about that folder alone: kept per shard, not for the merged run
@@ -163,11 +166,24 @@ def merge(folders: Sequence[str | Path], out: str | Path = "results", command: s
     })
     meta.pop("shard", None)
     meta.pop("resumed", None)
-    store = ResultStore.create(out, first.meta["suite"])
-    with FolderLock(store.folder):
+    _check_out(Path(out), parts)
+    final = ResultStore.create(out, first.meta["suite"]).folder  # the name checked and chosen; made by the rename
+    final.rmdir()
+    with staged_folder(final, "merged results folder") as staging, FolderLock(staging):
+        store = ResultStore(staging)
         store.start(first.meta["suite_text"], meta)
         store.append_lines("samples.jsonl", [s for p in parts for s in p.samples])
         store.append_lines("artifacts.jsonl", [a for p in parts for a in p.artifacts])
         store.append_lines("records.jsonl", records)
         store.consolidate()
-    return store.folder
+    return final
+
+
+def _check_out(out: Path, parts: list[_Folder]) -> None:
+    """BadInput when --out is one of the folders merged, or inside one (a merge never writes into its inputs)."""
+    real = out.resolve()
+    for part in parts:
+        folder = part.folder.resolve()
+        if real == folder or real.is_relative_to(folder):
+            raise BadInput(f"--out {str(out)!r} is {'' if real == folder else 'inside '}{str(part.folder)!r}, one of "
+                           "the folders merged; give a results root of its own (merge never writes into its inputs)")
