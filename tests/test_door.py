@@ -72,5 +72,5 @@ def test_usage_errors_are_one_line(args):
 
 
 def test_an_architecture_parameter_beyond_any_model_is_refused_before_building():
-    with pytest.raises(BadInput, match=r"layers: 10+ is beyond any model archbench can build; allowed: at most 2147483647"):
+    with pytest.raises(BadInput, match=r"experiments\[0\].sweep.layers: 10+ is beyond any model archbench builds; allowed: 1 to 1024"):
         parse_suite(suite().replace("seq_len: 8}", "seq_len: 8, layers: 1000000000000000000000000000000}"), "s.yaml")

@@ -124,6 +124,7 @@ def build_architecture(kind: str, **params: Any) -> nn.Module:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise BadInput(f"{kind}.{where}: {err['msg']} (got {err.get('input')!r})") from None
-    except ValueError as exc:
-        raise BadInput(f"{kind}: {exc}") from None
+    except ValueError as exc:  # a ParameterError names its parameter
+        name = getattr(exc, "name", None)
+        raise BadInput(f"{kind}.{name}: {exc}" if name else f"{kind}: {exc}") from None
     return factory(vocab_size=vocab_size, causal=causal, **values)

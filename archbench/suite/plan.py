@@ -74,8 +74,9 @@ def _validated(
             allowed = ", ".join(p["name"] for p in reg.parameters(comp.kind)) or "none"
             raise BadInput(f"{path}: {comp.kind!r} has no parameter {err['loc'][0]!r}; its parameters: {allowed}") from None
         raise BadInput(f"{path}: {err['msg']}, got {short_repr(err.get('input'))}") from None
-    except ValueError as exc:
-        raise BadInput(f"{where}: {exc}") from None
+    except ValueError as exc:  # a ParameterError names its parameter: the path of the value (sweep or own)
+        name = getattr(exc, "name", None)
+        raise BadInput(f"{origin.get(name, _at(where, name)) if name else where}: {exc}") from None
 
 
 def _check_shape(reg: registry.Registry, kind: str, params: dict[str, Any], seq_len: int, at: str, where: str) -> None:
@@ -87,6 +88,20 @@ def _check_shape(reg: registry.Registry, kind: str, params: dict[str, Any], seq_
         check(params, seq_len)
     except ValueError as exc:
         raise BadInput(f"{at}.sweep.seq_len: {seq_len} does not fit {where} ({kind}): {exc}") from None
+
+
+def _check_generation(kind: str, params: dict[str, Any], generation: Params, seq_len: int, at: str, where: str) -> None:
+    """Generating reaches position prompt + tokens, and decoding at context seq_len position seq_len + 1:
+    both must fit the architecture (its ``check_shape``), before a cache of that size is made."""
+    check = getattr(registry.architectures.get(kind), "check_shape", None)
+    settings = dict(generation)
+    if check is None or not settings:
+        return
+    for length, what in ((settings["prompt"] + settings["tokens"], "prompt + tokens"), (seq_len + 1, "seq_len + 1")):
+        try:
+            check(params, length)
+        except ValueError as exc:
+            raise BadInput(f"{at}.generation: {what} = {length} positions do not fit {where} ({kind}): {exc}") from None
 
 
 def _check_metric_applies(metric: str, task: str, where: str) -> None:
@@ -218,6 +233,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                         sized = _match(exp, arch, {**base, **own}, vocab, causal, where)
                         params = _validated(registry.architectures, arch, sized, origin, where)
                         _check_shape(registry.architectures, arch.kind, params, seq_len, at, where)
+                        _check_generation(arch.kind, params, generation, seq_len, at, where)
                         points.append(
                             Point(
                                 experiment=exp.name, arch=arch.name, arch_kind=arch.kind,
