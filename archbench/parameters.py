@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from archbench.errors import BadInput
+
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -33,8 +35,9 @@ CEILINGS = {
 }
 
 
-class ParameterError(ValueError):
-    """A bad value of one parameter (``name``), raised by a ``check_params``: the suite names its path."""
+class ParameterError(BadInput):
+    """A bad value of one parameter (``name``), raised by a ``check_params`` or a constructor: the suite
+    names the path of the value, ``build_architecture`` the parameter."""
 
     def __init__(self, name: str, message: str):
         super().__init__(message)

@@ -197,6 +197,10 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     for j, arch in enumerate(exp.architectures):
         if arch.kind not in registry.architectures:
             raise BadInput(f"{at}.architectures[{j}]: {registry.architectures.unknown_message(arch.kind)}")
+        if False in exp.causal and getattr(registry.architectures.get(arch.kind), "framing", None) == "encoder_decoder":
+            raise BadInput(f"{at}.causal: false does not apply to {at}.architectures[{j}] ({arch.kind}): an "
+                           "encoder-decoder's decoder generates left to right (its encoder sees the whole source "
+                           "whatever causal says); allowed: true")
         both = sorted(set(arch.params) & set(exp.sweep.shared()))
         if both:
             raise BadInput(
