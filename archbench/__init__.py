@@ -18,16 +18,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# The pipeline: suite (load, plan) → execute → results → gate | report. Public name → its module.
+# The pipeline: suite (load, plan) → execute → results → gate | report. Public name → its module; the
+# functions a caller passes arguments to go through archbench.api, which checks them first (BadInput).
 _LAZY = {
     "Architecture": "archbench.architectures.base", "build_architecture": "archbench.architectures.base",
-    "Suite": "archbench.suite.schema", "load_suite": "archbench.suite.load",
-    "BadInput": "archbench.errors",
-    "Point": "archbench.suite.point", "expand": "archbench.suite.plan",
-    "run": "archbench.execute.session",
-    "load_results": "archbench.results.load",
+    "Suite": "archbench.suite.schema", "load_suite": "archbench.api",
+    "BadInput": "archbench.errors", "PointTimeout": "archbench.errors",
+    "Point": "archbench.suite.point", "expand": "archbench.api",
+    "run": "archbench.api",
+    "load_results": "archbench.api",
     "Measurement": "archbench.instruments.timing", "StopRule": "archbench.instruments.stop_rule",
-    "measure": "archbench.instruments.timing",
+    "measure": "archbench.api",
     "register_architecture": "archbench.registry", "register_metric": "archbench.registry",
     "register_task": "archbench.registry",
 }

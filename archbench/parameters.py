@@ -167,4 +167,4 @@ def describe(factory: Callable, skip: tuple[str, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["CEILINGS", "MAX_INT", "POSITIONS", "OutOfRange", "ParameterError", "PositiveInt", "Probability", "params_model", "validate_params", "describe"]
+__all__ = ["CEILINGS", "MAX_INT", "POSITIONS", "VOCABULARY", "OutOfRange", "ParameterError", "PositiveInt", "Probability", "params_model", "validate_params", "describe"]

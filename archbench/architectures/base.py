@@ -26,6 +26,7 @@ from torch import nn
 
 from archbench import registry
 from archbench.errors import BadInput
+from archbench.parameters import VOCABULARY
 
 # A hook into each layer of a model that exposes them (``layer_hook``): h = between(layer, h), h (B, T, D).
 Between = Callable[[int, torch.Tensor], torch.Tensor] | None
@@ -115,9 +116,12 @@ def build_architecture(kind: str, **params: Any) -> nn.Module:
     """Build a registered architecture by name: ``vocab_size`` and ``causal`` plus its own parameters."""
     factory = registry.architectures.get(kind)
     vocab_size = params.pop("vocab_size", None)
-    if vocab_size is None:
-        raise BadInput(f"build_architecture({kind!r}) needs vocab_size=<positive int>")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 1 <= vocab_size <= VOCABULARY:
+        raise BadInput(f"build_architecture({kind!r}): vocab_size={vocab_size!r}: give a whole number from 1 to "
+                       f"{VOCABULARY}")
     causal = params.pop("causal", True)
+    if not isinstance(causal, bool):
+        raise BadInput(f"build_architecture({kind!r}): causal={causal!r}: give True or False")
     try:
         values = registry.architectures.validate(kind, params)
     except ValidationError as exc:
