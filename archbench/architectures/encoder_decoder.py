@@ -100,7 +100,7 @@ def _own(kind: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _built_on_meta(cls: type, params: tuple[tuple[str, Any], ...]) -> None:
+def _built_on_meta(cls: type[EncoderDecoder], params: tuple[tuple[str, Any], ...]) -> None:
     """Build ``cls`` on the meta device (no memory), each depth at most 1: what its constructor refuses
     (the bridge, the placement, a width the heads do not divide) is refused the same way at the door."""
     depths = cls.depth_parameters

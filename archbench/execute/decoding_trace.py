@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from archbench.architectures.decoding import unsupported
 from archbench.errors import PointTimeout
@@ -24,11 +23,11 @@ from archbench.tasks.base import Batch
 DEFAULTS = {"prompt": 64, "tokens": 32}  # the schema's defaults (archbench.suite.schema.Generation)
 
 
-def generate_on_meta(model: nn.Module, batch: Batch, settings: dict[str, Any]) -> None:
+def generate_on_meta(model: Any, batch: Batch, settings: dict[str, Any]) -> None:
     """The states and prefills of the generation metric for ``batch`` (meta tensors of the point's
     shape), at ``settings["context"]`` tokens (the point's seq_len); nothing for a model that does not
     generate (its rows are skipped)."""
-    if unsupported(model) is not None:
+    if unsupported(model) is not None:  # model: an nn.Module that follows the decoding contract
         return
     settings = {**DEFAULTS, **settings}
     prompt, tokens, context = settings["prompt"], settings["tokens"], settings["context"]
@@ -40,7 +39,7 @@ def generate_on_meta(model: nn.Module, batch: Batch, settings: dict[str, Any]) -
     del held, ids, second
 
 
-def _prefilled(model: nn.Module, state: Any, tokens: torch.Tensor) -> Any:
+def _prefilled(model: Any, state: Any, tokens: torch.Tensor) -> Any:
     """``state`` after the prefill of ``tokens``, the logits freed; the state as it was if meta cannot run it."""
     try:
         logits, state = model.prefill(tokens, state)

@@ -104,6 +104,13 @@ def _check_generation(kind: str, params: dict[str, Any], generation: Params, seq
             raise BadInput(f"{at}.generation: {what} = {length} positions do not fit {where} ({kind}): {exc}") from None
 
 
+def _check_causal(causal: list[bool], kind: str, at: str, where: str) -> None:
+    if False in causal and getattr(registry.architectures.get(kind), "framing", None) == "encoder_decoder":
+        raise BadInput(f"{at}.causal: false does not apply to {where} ({kind}): an encoder-decoder's decoder "
+                       "generates left to right (its encoder sees the whole source whatever causal says); "
+                       "allowed: true")
+
+
 def _check_metric_applies(metric: str, task: str, where: str) -> None:
     tasks = getattr(registry.metrics.get(metric), "tasks", None)
     if tasks is not None and task not in tasks:
@@ -197,10 +204,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     for j, arch in enumerate(exp.architectures):
         if arch.kind not in registry.architectures:
             raise BadInput(f"{at}.architectures[{j}]: {registry.architectures.unknown_message(arch.kind)}")
-        if False in exp.causal and getattr(registry.architectures.get(arch.kind), "framing", None) == "encoder_decoder":
-            raise BadInput(f"{at}.causal: false does not apply to {at}.architectures[{j}] ({arch.kind}): an "
-                           "encoder-decoder's decoder generates left to right (its encoder sees the whole source "
-                           "whatever causal says); allowed: true")
+        _check_causal(exp.causal, arch.kind, at, f"{at}.architectures[{j}]")
         both = sorted(set(arch.params) & set(exp.sweep.shared()))
         if both:
             raise BadInput(
