@@ -99,14 +99,22 @@ def _own(kind: str) -> bool:
     return source == "archbench" or source.startswith("archbench.")
 
 
-@functools.lru_cache(maxsize=256)
-def _built_on_meta(cls: type[EncoderDecoder], params: tuple[tuple[str, Any], ...]) -> None:
+def _built_on_meta(cls: type[EncoderDecoder], params: dict[str, Any]) -> None:
     """Build ``cls`` on the meta device (no memory), each depth at most 1: what its constructor refuses
-    (the bridge, the placement, a width the heads do not divide) is refused the same way at the door."""
-    depths = cls.depth_parameters
-    clamped = {k: min(v, 1) if k in depths and isinstance(v, int) else v for k, v in params}
+    (the bridge, the placement, a width the heads do not divide) is refused the same way at the door.
+    A width the heads divide, and even, is built as 2 x heads: the rest of the checks do not read it, and
+    a search over widths (match_params) builds once."""
+    d, heads = params.get("d_model"), params.get("heads", 1)
+    shape = {k: min(v, 1) if k in cls.depth_parameters and isinstance(v, int) else v for k, v in params.items()}
+    if isinstance(d, int) and d % heads == 0 and d % 2 == 0:
+        shape["d_model"] = 2 * heads
+    _build(cls, tuple(sorted(shape.items())))
+
+
+@functools.lru_cache(maxsize=256)
+def _build(cls: type[EncoderDecoder], params: tuple[tuple[str, Any], ...]) -> None:
     with torch.device("meta"):
-        cls(vocab_size=2, causal=True, **clamped)
+        cls(vocab_size=2, causal=True, **dict(params))
 
 
 @register_architecture("encoder_decoder")
@@ -157,7 +165,7 @@ class EncoderDecoder(Architecture):
             if role in p:
                 half_params(p[role], role, p["d_model"], p[f"{role}_layers"], p["heads"])
         if all(_own(p[role]) for role in ("encoder", "decoder") if role in p):
-            _built_on_meta(cls, tuple(sorted(p.items())))
+            _built_on_meta(cls, p)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (B, S), (B, T) token ids
         return self.decode(self.encode(source), target)                              # (B, T, V)
