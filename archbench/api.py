@@ -143,7 +143,8 @@ def expand(suite: Suite, source: str = "suite", device: str | None = None,
         raise refuse("expand", "source", source, "give the name its messages start with (a str)")
     _device("expand", device, optional=True)
     _max_points("expand", max_points)
-    return plan.expand(suite, source=source, device=None if device is None else plan.resolve_device(device),
+    # the ids of another device's points may be planned here (cuda on a CPU machine); auto: this machine's
+    return plan.expand(suite, source=source, device=plan.resolve_device(device) if device == "auto" else device,
                        max_points=max_points)
 
 
