@@ -108,7 +108,12 @@ def _built_on_meta(cls: type[EncoderDecoder], params: dict[str, Any]) -> None:
     shape = {k: min(v, 1) if k in cls.depth_parameters and isinstance(v, int) else v for k, v in params.items()}
     if isinstance(d, int) and d % heads == 0 and d % 2 == 0:
         shape["d_model"] = 2 * heads
-    _build(cls, tuple(sorted(shape.items())))
+    try:
+        _build(cls, tuple(sorted(shape.items())))
+    except ParameterError as exc:
+        if exc.name not in params:  # a preset's fixed composition (its `encoder`): the point as a whole
+            raise ValueError(str(exc)) from None
+        raise
 
 
 @functools.lru_cache(maxsize=256)
