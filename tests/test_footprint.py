@@ -199,3 +199,16 @@ def test_a_generation_that_would_not_fit_is_oom_before_it_is_built():
     p = gen_point("transformer", 2**24, 2**24, batch=2**10)
     message = footprint.too_large(p)
     assert message is not None and message.startswith("not built: needs about")
+
+
+def test_the_estimate_at_load_runs_under_the_points_timeout(monkeypatch):
+    """An estimate past the suite's timeout stops there; the point counts as fitting (its own run is
+    stopped by the same limit)."""
+    def endless(p):
+        while True:
+            sum(range(1000))
+
+    monkeypatch.setattr(footprint, "estimate", endless)
+    t0 = time.perf_counter()
+    footprint.check_fits([point("transformer", d_model=16, layers=1, metrics=("latency",))], timeout=0.3)
+    assert time.perf_counter() - t0 < 20  # stopped: without the watchdog it would never return
