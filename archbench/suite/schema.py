@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from archbench.instruments.stop_rule import StopRule
 
 Pass = Literal["forward", "backward", "train_step", "encode", "decode"]
-PositiveInt = Annotated[int, Field(gt=0)]
 # Bounds that no machine reaches: a value beyond them is a typo, refused at the door with the range
 CPUS = os.cpu_count() or 1
 Threads = Annotated[int, Field(gt=0, le=CPUS)]  # this machine's CPUs
