@@ -17,31 +17,29 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what a type checker sees; at run time each name loads on first use (below)
+    from archbench.api import expand, load_results, load_suite, measure, run
     from archbench.architectures.base import Architecture, build_architecture
-    from archbench.errors import BadInput
-    from archbench.execute.session import Interrupted, RunOutcome, run
+    from archbench.errors import BadInput, PointTimeout
+    from archbench.execute.session import Interrupted, RunOutcome
     from archbench.instruments.stop_rule import StopRule
-    from archbench.instruments.timing import Measurement, measure
+    from archbench.instruments.timing import Measurement
     from archbench.registry import register_architecture, register_metric, register_task
-    from archbench.results.load import load_results
-    from archbench.suite.load import load_suite
-    from archbench.suite.plan import expand
     from archbench.suite.point import Point
     from archbench.suite.schema import Suite
 
 __version__ = "0.1.0"
 
-# The pipeline: suite (load, plan) → execute → results → gate | report. Public name → its module.
+# The pipeline: suite (load, plan) → execute → results → gate | report. Public name → its module; the
+# functions a caller passes arguments to go through archbench.api, which checks them first (BadInput).
 _LAZY = {
     "Architecture": "archbench.architectures.base", "build_architecture": "archbench.architectures.base",
-    "Suite": "archbench.suite.schema", "load_suite": "archbench.suite.load",
-    "BadInput": "archbench.errors",
-    "Point": "archbench.suite.point", "expand": "archbench.suite.plan",
-    "run": "archbench.execute.session", "RunOutcome": "archbench.execute.session",
-    "Interrupted": "archbench.execute.session",
-    "load_results": "archbench.results.load",
+    "Suite": "archbench.suite.schema", "load_suite": "archbench.api",
+    "BadInput": "archbench.errors", "PointTimeout": "archbench.errors",
+    "Point": "archbench.suite.point", "expand": "archbench.api",
+    "run": "archbench.api", "RunOutcome": "archbench.execute.session", "Interrupted": "archbench.execute.session",
+    "load_results": "archbench.api",
     "Measurement": "archbench.instruments.timing", "StopRule": "archbench.instruments.stop_rule",
-    "measure": "archbench.instruments.timing",
+    "measure": "archbench.api",
     "register_architecture": "archbench.registry", "register_metric": "archbench.registry",
     "register_task": "archbench.registry",
 }
@@ -56,7 +54,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [  # the names of _LAZY (tests/test_public_api.py)
-    "Architecture", "BadInput", "Interrupted", "Measurement", "Point", "RunOutcome", "StopRule", "Suite",
-    "build_architecture", "expand", "load_results", "load_suite", "measure", "register_architecture",
+    "Architecture", "BadInput", "Interrupted", "Measurement", "Point", "PointTimeout", "RunOutcome", "StopRule",
+    "Suite", "build_architecture", "expand", "load_results", "load_suite", "measure", "register_architecture",
     "register_metric", "register_task", "run",
 ]

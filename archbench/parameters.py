@@ -15,8 +15,41 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from archbench.errors import BadInput
+
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+# Ceilings no model reaches, by what a parameter counts: a value above one is a typo, refused at the door
+# before anything is estimated or built (the memory estimate judges what lies below). A parameter of
+# one of these names gets its ceiling unless it declares a tighter one; any other integer, MAX_INT.
+MAX_INT = 2**31 - 1
+WIDTH, DEPTH, HEADS, POSITIONS, VOCABULARY = 2**16, 2**10, 2**10, 2**24, 2**24
+CEILINGS = {
+    "d_model": WIDTH, "state": WIDTH,
+    "layers": DEPTH, "levels": DEPTH, "encoder_layers": DEPTH, "decoder_layers": DEPTH, "cross_layers": DEPTH,
+    "heads": HEADS,
+    "max_len": POSITIONS, "window": POSITIONS, "kernel_size": POSITIONS, "dilation_base": POSITIONS,
+    "symbols": POSITIONS, "pairs": POSITIONS, "tokens": POSITIONS,
+    "vocab_size": VOCABULARY, "alphabet": VOCABULARY,
+}
+
+
+class ParameterError(BadInput):
+    """A bad value of one parameter (``name``), raised by a ``check_params`` or a constructor: the suite
+    names the path of the value, ``build_architecture`` the parameter."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
+class OutOfRange(ParameterError):
+    """An integer parameter above its ceiling."""
+
+    def __init__(self, name: str, value: int, low: int | None, high: int):
+        allowed = f"{low} to {high}" if low is not None else f"at most {high}"
+        super().__init__(name, f"{value} is beyond any model archbench builds; allowed: {allowed}")
 
 
 def _signature_params(factory: Callable, skip: tuple[str, ...]) -> list[inspect.Parameter]:
@@ -57,17 +90,38 @@ def params_model(factory: Callable, skip: tuple[str, ...]) -> type[BaseModel]:
 
 def validate_params(factory: Callable, skip: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
     """Return the full parameter dict (defaults filled in), or raise ValidationError / ValueError."""
-    values = params_model(factory, skip)(**params).model_dump()
+    model = params_model(factory, skip)
+    values = model(**params).model_dump()
     for name, value in values.items():  # no model has 2**31 of anything: a typo, refused before building
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-            raise ValueError(f"{name}: {value} is beyond any model archbench can build; allowed: at most {MAX_INT}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            low, high = _range(name, model.model_fields[name])
+            if abs(value) > high:
+                raise OutOfRange(name, value, low, high)
     check = getattr(factory, "check_params", None)
     if check is not None:
         check(values)  # cross-parameter rules, e.g. d_model divisible by heads
     return values
 
 
-MAX_INT = 2**31 - 1
+def _range(name: str, field: Any) -> tuple[int | None, int]:
+    """(the least value allowed, if declared; the ceiling): the declared upper bound, or the name's ceiling."""
+    low, high = None, CEILINGS.get(name, MAX_INT)
+    for meta in _constraints(field):
+        if getattr(meta, "gt", None) is not None:
+            low = meta.gt + 1
+        if getattr(meta, "ge", None) is not None:
+            low = meta.ge
+        if getattr(meta, "le", None) is not None:
+            high = min(high, meta.le)
+        if getattr(meta, "lt", None) is not None:
+            high = min(high, meta.lt - 1)
+    return low, high
+
+
+def _constraints(field: Any) -> list[Any]:
+    return [*field.metadata, *_type_name(field.annotation)[1]]
+
+
 _BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
@@ -99,6 +153,8 @@ def describe(factory: Callable, skip: tuple[str, ...]) -> list[dict[str, Any]]:
     for name, field in params_model(factory, skip).model_fields.items():
         type_name, metadata = _type_name(field.annotation)
         constraints = " ".join(_bound(m) for m in [*field.metadata, *metadata])
+        if "int" in type_name.split("|") and "<" not in constraints:
+            constraints = f"{constraints} <={_range(name, field)[1]}".strip()
         rows.append(
             {
                 "name": name,
@@ -111,4 +167,4 @@ def describe(factory: Callable, skip: tuple[str, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["PositiveInt", "Probability", "params_model", "validate_params", "describe"]
+__all__ = ["CEILINGS", "MAX_INT", "POSITIONS", "VOCABULARY", "OutOfRange", "ParameterError", "PositiveInt", "Probability", "params_model", "validate_params", "describe"]

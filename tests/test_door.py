@@ -3,10 +3,12 @@ YAML merge keys accepted."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import archbench
 from archbench.cli import cli
 from archbench.errors import BadInput
 from archbench.suite.load import load_suite, parse_suite
@@ -72,5 +74,80 @@ def test_usage_errors_are_one_line(args):
 
 
 def test_an_architecture_parameter_beyond_any_model_is_refused_before_building():
-    with pytest.raises(BadInput, match=r"layers: 10+ is beyond any model archbench can build; allowed: at most 2147483647"):
+    with pytest.raises(BadInput, match=r"experiments\[0\].sweep.layers: 10+ is beyond any model archbench builds; allowed: 1 to 1024"):
         parse_suite(suite().replace("seq_len: 8}", "seq_len: 8, layers: 1000000000000000000000000000000}"), "s.yaml")
+
+
+# --------------------------------------------------------------------- bounded doors (issue 28)
+
+CORPUS = Path(__file__).parent / "bad_suites"
+# refused by `plan` itself (the memory estimate is `run`'s: bad_suites/*-beyond-memory.yaml)
+AT_PLAN = sorted(p for p in CORPUS.glob("*.yaml") if not p.stem.endswith("beyond-memory") and (
+    p.stem.startswith(("encoder-decoder-", "seq2seq-", "generation-", "tcn-levels")) or "beyond-any" in p.stem))
+
+
+def test_the_bounded_doors_are_in_the_corpus():
+    names = {p.stem for p in AT_PLAN}
+    assert len(AT_PLAN) >= 20 and "encoder_layers-beyond-any-model" in names
+    assert {"generation-cache-beyond-memory", "encoder-decoder-beyond-memory"} <= {p.stem for p in CORPUS.glob("*")}
+
+
+@pytest.mark.parametrize("path", AT_PLAN, ids=lambda p: p.stem)
+def test_plan_refuses_at_the_door_with_one_line_naming_the_path(path):
+    expect = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {path}: ") and expect in line, line
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("arch", "param", "ceiling"), [
+    ("lstm", "d_model", 2**16), ("lstm", "layers", 2**10), ("tcn", "levels", 2**10), ("transformer", "heads", 2**10),
+    ("transformer", "max_len", 2**24), ("ssm", "state", 2**16), ("encoder_decoder", "encoder_layers", 2**10),
+    ("encoder_decoder", "decoder_layers", 2**10), ("encoder_decoder", "cross_layers", 2**10),
+    ("local_attention", "window", 2**24), ("tcn", "kernel_size", 2**24), ("tcn", "dilation_base", 2**24),
+])
+def test_every_size_has_a_ceiling_shown_by_ls_and_refused_one_above(arch, param, ceiling):
+    from archbench import registry
+
+    [row] = [r for r in registry.architectures.parameters(arch) if r["name"] == param]
+    assert f"<={ceiling}" in row["constraints"]
+    with pytest.raises(BadInput, match=rf"^{arch}\.{param}: {ceiling + 1} is beyond any model archbench builds; "
+                                       rf"allowed: \d+ to {ceiling}$"):
+        archbench.build_architecture(arch, vocab_size=4, **{param: ceiling + 1})
+
+
+@pytest.mark.parametrize(("task", "param", "ceiling"), [
+    ("uniform", "vocab_size", 2**24), ("copy_memory", "symbols", 2**24), ("copy_memory", "alphabet", 2**24),
+    ("mqar", "pairs", 2**24), ("selective_copy", "tokens", 2**24),
+])
+def test_every_task_size_has_a_ceiling(task, param, ceiling):
+    text = suite(extra="").replace("    metrics: [flops]", f"    task: {{kind: {task}, {param}: {ceiling + 1}}}\n"
+                                                          "    metrics: [flops]")
+    with pytest.raises(BadInput, match=rf"experiments\[0\].task.{param}: {ceiling + 1} is beyond any model"):
+        parse_suite(text, "s.yaml")
+
+
+def test_a_deep_encoder_decoder_is_estimated_without_building_its_depth(monkeypatch):
+    """Each depth parameter is extrapolated from traces at 2 and 4 layers; the weights, linear in depth,
+    come out exactly as counted on the model built on the meta device."""
+    import torch
+
+    from archbench.execute import footprint
+    from archbench.suite.plan import expand
+    from archbench.tasks.base import build_task
+
+    traced = []
+    real = footprint._traced
+    monkeypatch.setattr(footprint, "_traced", lambda point, params: traced.append(params) or real(point, params))
+    text = suite(archs="[{kind: encoder_decoder, encoder: lstm, decoder: transformer, encoder_layers: 11, "
+                       "decoder_layers: 7, d_model: 16, heads: 2}]").replace("metrics: [flops]",
+                                                                              "task: reverse\n    metrics: [latency]")
+    [point] = expand(parse_suite(text, "s.yaml"), device="cpu")
+    fp = footprint.estimate(point)
+    assert [(p["encoder_layers"], p["decoder_layers"]) for p in traced] == [(2, 2), (4, 2), (2, 4)]
+    task = build_task(point.task, point.seq_len, True, "encoder_decoder", **dict(point.task_params))
+    with torch.device("meta"):
+        model = archbench.build_architecture("encoder_decoder", vocab_size=task.vocab_size, **point.params)
+    assert fp.weights == sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))

@@ -176,3 +176,39 @@ def test_the_time_limit_covers_building_the_model_and_drawing_the_data(slow):
         assert late[0].status == "timeout" and ok[0].status == "ok"
         assert late[0].seconds < 0.5 + 1.5, (p.arch_kind, late[0].seconds)
         assert time.perf_counter() - t0 < 10
+
+
+def gen_point(kind: str, prompt: int, tokens: int, seq_len: int = 16, batch: int = 2, **params) -> Point:
+    p = point(kind, seq_len=seq_len, batch=batch, metrics=("generation",), task="uniform", **params)
+    import dataclasses
+
+    return dataclasses.replace(p, generation=(("cuda_graphs", False), ("prompt", prompt), ("tokens", tokens)))
+
+
+def test_generation_counts_the_key_value_cache_of_prompt_plus_tokens():
+    """A transformer's cache holds k and v, (B, capacity, d_model) float32 per layer: G more tokens add
+    exactly layers x 2 x B x G x d x 4 bytes, plus the G generated ids (B x G int64)."""
+    layers, d, b = 2, 64, 2
+    small, large = (footprint.estimate(gen_point("transformer", 8, g, batch=b)).activations for g in (100, 1100))
+    assert large - small == layers * 2 * b * 1000 * d * 4 + b * 1000 * 8
+    recurrent = [footprint.estimate(gen_point("lstm", 8, g, batch=b)).activations for g in (10**6, 2 * 10**6)]
+    assert recurrent[1] - recurrent[0] == b * 10**6 * 8  # a recurrent state does not grow: the ids alone
+
+
+def test_a_generation_that_would_not_fit_is_oom_before_it_is_built():
+    p = gen_point("transformer", 2**24, 2**24, batch=2**10)
+    message = footprint.too_large(p)
+    assert message is not None and message.startswith("not built: needs about")
+
+
+def test_the_estimate_at_load_runs_under_the_points_timeout(monkeypatch):
+    """An estimate past the suite's timeout stops there; the point counts as fitting (its own run is
+    stopped by the same limit)."""
+    def endless(p):
+        while True:
+            sum(range(1000))
+
+    monkeypatch.setattr(footprint, "estimate", endless)
+    t0 = time.perf_counter()
+    footprint.check_fits([point("transformer", d_model=16, layers=1, metrics=("latency",))], timeout=0.3)
+    assert time.perf_counter() - t0 < 20  # stopped: without the watchdog it would never return

@@ -167,7 +167,7 @@ def test_a_decoder_that_inherits_layer_hook_without_between_gets_cross_attention
 @pytest.mark.parametrize("params, match", [
     ({"decoder": "lstm", "cross_placement": "per_layer"}, "per_layer needs a decoder that exposes its layers.*'lstm'"),
     ({"decoder": "transformer", "cross_layers": 2}, "cross_placement auto puts one inside each layer of decoder "
-     "'transformer'; leave cross_layers unset or use cross_placement: on_top \\(got cross_layers=2\\)"),
+     "'transformer'; leave cross_layers unset or use cross_placement: on_top"),
     ({"cross_placement": "inside"}, "cross_placement"),
     ({"encoder": "lstm", "decoder": "lstm", "bridge": "final_state", "cross_layers": 2},
      "final_state has no cross-attention: cross_layers applies to bridge cross_attention only"),

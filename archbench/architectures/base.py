@@ -26,6 +26,7 @@ from torch import nn
 
 from archbench import registry
 from archbench.errors import BadInput
+from archbench.parameters import VOCABULARY
 
 # A hook into each layer of a model that exposes them (``layer_hook``): h = between(layer, h), h (B, T, D).
 Between = Callable[[int, torch.Tensor], torch.Tensor] | None
@@ -135,15 +136,19 @@ def build_architecture(kind: str, **params: Any) -> nn.Module:
     """Build a registered architecture by name: ``vocab_size`` and ``causal`` plus its own parameters."""
     factory = registry.architectures.get(kind)
     vocab_size = params.pop("vocab_size", None)
-    if vocab_size is None:
-        raise BadInput(f"build_architecture({kind!r}) needs vocab_size=<positive int>")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 1 <= vocab_size <= VOCABULARY:
+        raise BadInput(f"build_architecture({kind!r}): vocab_size={vocab_size!r}: give a whole number from 1 to "
+                       f"{VOCABULARY}")
     causal = params.pop("causal", True)
+    if not isinstance(causal, bool):
+        raise BadInput(f"build_architecture({kind!r}): causal={causal!r}: give True or False")
     try:
         values = registry.architectures.validate(kind, params)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise BadInput(f"{kind}.{where}: {err['msg']} (got {err.get('input')!r})") from None
-    except ValueError as exc:
-        raise BadInput(f"{kind}: {exc}") from None
+    except ValueError as exc:  # a ParameterError names its parameter
+        name = getattr(exc, "name", None)
+        raise BadInput(f"{kind}.{name}: {exc}" if name else f"{kind}: {exc}") from None
     return factory(vocab_size=vocab_size, causal=causal, **values)

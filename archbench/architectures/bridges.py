@@ -24,7 +24,7 @@ from torch import nn
 from archbench import registry
 from archbench.architectures.base import declared
 from archbench.architectures.transformer import sinusoidal
-from archbench.errors import BadInput
+from archbench.parameters import ParameterError
 
 
 class CrossSublayer(nn.Module):
@@ -98,19 +98,19 @@ class CrossAttention(nn.Module):
                  decoder_kind: str, placement: Placement = "auto", **_: Any):
         super().__init__()
         if d % heads:
-            raise BadInput(f"cross_attention: the decoder's width {d} is not divisible by heads {heads}")
+            raise ParameterError("heads", f"cross_attention: the decoder's width {d} is not divisible by heads {heads}")
         if positions and d % 2:
-            raise BadInput(f"cross_attention: sinusoidal positions need an even decoder width, got {d}")
+            raise ParameterError("d_model", f"cross_attention: sinusoidal positions need an even decoder width, got {d}")
         missing = layers_missing(decoder)
         asked, placement = placement, placement if placement != "auto" else "on_top" if missing else "per_layer"
         if placement == "per_layer" and missing:
-            raise BadInput(f"cross_placement per_layer needs a decoder that exposes its layers; decoder "
-                           f"{decoder_kind!r} does not ({missing}); those that do: {', '.join(exposing())}; "
-                           "or use cross_placement: on_top")
+            raise ParameterError("cross_placement", f"cross_placement per_layer needs a decoder that exposes its "
+                                 f"layers; decoder {decoder_kind!r} does not ({missing}); those that do: "
+                                 f"{', '.join(exposing())}; or use cross_placement: on_top")
         if placement == "per_layer" and layers is not None:
-            raise BadInput(f"cross_layers counts blocks on top of the decoder, but cross_placement {asked} puts one "
-                           f"inside each layer of decoder {decoder_kind!r}; leave cross_layers unset or use "
-                           f"cross_placement: on_top (got cross_layers={layers})")
+            raise ParameterError("cross_layers", f"cross_layers counts blocks on top of the decoder, but cross_placement "
+                                 f"{asked} puts one inside each layer of decoder {decoder_kind!r}; leave cross_layers "
+                                 "unset or use cross_placement: on_top")
         self.d, self.heads, self.positions, self.placement = d, heads, positions, placement
         self.memory = nn.Linear(d_memory, d)
         if placement == "per_layer":
@@ -178,12 +178,13 @@ class FinalState(nn.Module):
         for name, value, default in (("cross_layers", layers, None), ("bridge_positions", positions, False),
                                      ("cross_placement", placement, "auto")):
             if value != default:
-                raise BadInput(f"bridge final_state has no cross-attention: {name} applies to bridge cross_attention "
-                               f"only (got {name}={value!r}); leave it unset or use bridge: cross_attention")
+                raise ParameterError(name, f"bridge final_state has no cross-attention: {name} applies to bridge "
+                                           f"cross_attention only (got {name}={value!r}); leave it unset or use "
+                                           "bridge: cross_attention")
         for role, part, kind in (("encoder", encoder, encoder_kind), ("decoder", decoder, decoder_kind)):
             if not recurrent(part):
-                raise BadInput(f"bridge final_state needs a recurrent {role} (an nn.RNNBase `rnn`: lstm, gru, "
-                               f"rnn); got {role} {kind!r}; use bridge: cross_attention")
+                raise ParameterError("bridge", f"bridge final_state needs a recurrent {role} (an nn.RNNBase `rnn`: "
+                                               f"lstm, gru, rnn); got {role} {kind!r}; use bridge: cross_attention")
         self.directions = 2 if encoder.rnn.bidirectional else 1
         self.width = encoder.rnn.hidden_size
         rnn = decoder.rnn

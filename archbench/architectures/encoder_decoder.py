@@ -27,10 +27,12 @@ with the bridge inside its layers or after them, on that one position. Tasks are
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from archbench import registry
@@ -38,7 +40,7 @@ from archbench.architectures.base import Architecture, build_architecture, decla
 from archbench.architectures.bridges import BRIDGES, Placement
 from archbench.architectures.decoding import DecodeState
 from archbench.errors import BadInput
-from archbench.parameters import PositiveInt
+from archbench.parameters import ParameterError, PositiveInt
 from archbench.registry import register_architecture
 
 Bridge = Literal["cross_attention", "final_state"]
@@ -54,27 +56,70 @@ class Seq2SeqState:
     length: int = 0
 
 
-def part(kind: str, role: str, vocab_size: int, causal: bool, d_model: int, layers: int,
-         heads: int) -> tuple[nn.Module, int]:
-    """The registered architecture ``kind`` as an encoder or decoder, and the width of its hidden states:
-    built with ``d_model``, ``layers`` as its depth parameter and ``heads`` where it takes them, its
-    output head replaced by the identity."""
+def half_params(kind: str, role: str, d_model: int, layers: int, heads: int) -> dict[str, Any]:
+    """The parameters the registered architecture ``kind`` takes as an encoder or decoder: ``d_model``,
+    ``layers`` as its depth parameter and ``heads`` where it takes them; ParameterError naming ``role``
+    for a name that is not a one-sequence architecture or parameters it refuses."""
+    if kind not in registry.architectures:
+        raise ParameterError(role, registry.architectures.unknown_message(kind))
     factory = registry.architectures.get(kind)
     if declared(factory, "framing") == "encoder_decoder":
-        raise BadInput(f"{role} {kind!r} is itself an encoder-decoder; an {role} is a one-sequence architecture")
+        raise ParameterError(role, f"{kind!r} is itself an encoder-decoder; {'an' if role == 'encoder' else 'a'} "
+                                   f"{role} is a one-sequence architecture")
     names = {p["name"] for p in registry.architectures.parameters(kind)}
     wanted = {"d_model": d_model, getattr(factory, "depth_parameter", None) or "": layers, "heads": heads}
     params = {k: v for k, v in wanted.items() if k in names}
     try:
-        model = build_architecture(kind, vocab_size=vocab_size, causal=causal, **params)
-    except BadInput as exc:
-        raise BadInput(f"{role}: {exc}") from None
+        registry.architectures.validate(kind, params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ParameterError(role, f"{role} {kind}.{'.'.join(map(str, err['loc']))}: {err['msg']}, got "
+                                   f"{err.get('input')!r}") from None
+    except ValueError as exc:
+        raise ParameterError(role, f"{role} {kind}: {exc}") from None
+    return params
+
+
+def part(kind: str, role: str, vocab_size: int, causal: bool, d_model: int, layers: int,
+         heads: int) -> tuple[nn.Module, int]:
+    """The registered architecture ``kind`` as an encoder or decoder (``half_params``), and the width of its
+    hidden states: its output head replaced by the identity."""
+    params = half_params(kind, role, d_model, layers, heads)
+    model = build_architecture(kind, vocab_size=vocab_size, causal=causal, **params)
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Linear) or not isinstance(getattr(model, "embed", None), nn.Embedding):
-        raise BadInput(f"{role} {kind!r} has no `embed` (nn.Embedding) and `head` (nn.Linear) layers; an encoder "
-                       "or decoder is read below its output head")
+        raise ParameterError(role, f"{role} {kind!r} has no `embed` (nn.Embedding) and `head` (nn.Linear) layers; "
+                                   "an encoder or decoder is read below its output head")
     model.head = nn.Identity()
     return model, head.in_features
+
+
+def _own(kind: str) -> bool:
+    source = registry.architectures.entry(kind).source
+    return source == "archbench" or source.startswith("archbench.")
+
+
+def _built_on_meta(cls: type[EncoderDecoder], params: dict[str, Any]) -> None:
+    """Build ``cls`` on the meta device (no memory), each depth at most 1: what its constructor refuses
+    (the bridge, the placement, a width the heads do not divide) is refused the same way at the door.
+    A width the heads divide, and even, is built as 2 x heads: the rest of the checks do not read it, and
+    a search over widths (match_params) builds once."""
+    d, heads = params.get("d_model"), params.get("heads", 1)
+    shape = {k: min(v, 1) if k in cls.depth_parameters and isinstance(v, int) else v for k, v in params.items()}
+    if isinstance(d, int) and d % heads == 0 and d % 2 == 0:
+        shape["d_model"] = 2 * heads
+    try:
+        _build(cls, tuple(sorted(shape.items())))
+    except ParameterError as exc:
+        if exc.name not in params:  # a preset's fixed composition (its `encoder`): the point as a whole
+            raise ValueError(str(exc)) from None
+        raise
+
+
+@functools.lru_cache(maxsize=256)
+def _build(cls: type[EncoderDecoder], params: tuple[tuple[str, Any], ...]) -> None:
+    with torch.device("meta"):
+        cls(vocab_size=2, causal=True, **dict(params))
 
 
 @register_architecture("encoder_decoder")
@@ -82,6 +127,8 @@ class EncoderDecoder(Architecture):
     """An ``encoder`` (non-causal) and a ``decoder`` (causal) of registered families joined by a ``bridge``."""
 
     framing: ClassVar[str] = "encoder_decoder"
+    # every parameter that counts layers: the memory estimate extrapolates each (archbench.execute.footprint)
+    depth_parameters: ClassVar[tuple[str, ...]] = ("encoder_layers", "decoder_layers", "cross_layers")
 
     def __init__(
         self,
@@ -113,6 +160,17 @@ class EncoderDecoder(Architecture):
                                       positions=bridge_positions, placement=cross_placement, encoder=self.encoder,
                                       decoder=self.decoder, encoder_kind=encoder, decoder_kind=decoder)
         self.head = nn.Linear(d_dec, vocab_size)
+
+    @classmethod
+    def check_params(cls, p: dict[str, Any]) -> None:
+        """At the door: each half a registered one-sequence architecture that takes its parameters; then,
+        where both halves are archbench's own (a plugin's code runs only where its points run), the
+        model built on the meta device, so the bridge, cross_placement and the heads are checked too."""
+        for role in ("encoder", "decoder"):
+            if role in p:
+                half_params(p[role], role, p["d_model"], p[f"{role}_layers"], p["heads"])
+        if all(_own(p[role]) for role in ("encoder", "decoder") if role in p):
+            _built_on_meta(cls, p)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (B, S), (B, T) token ids
         return self.decode(self.encode(source), target)                              # (B, T, V)
@@ -194,4 +252,4 @@ def greedy_translate(model: nn.Module, source: torch.Tensor, start: torch.Tensor
     return torch.stack(out, 1)
 
 
-__all__ = ["EncoderDecoder", "Seq2SeqState", "greedy_translate", "part"]
+__all__ = ["EncoderDecoder", "Seq2SeqState", "greedy_translate", "half_params", "part"]

@@ -23,6 +23,8 @@ from archbench.registry import register_architecture
 class TransformerSeq2Seq(EncoderDecoder):
     """Transformer encoder -> Transformer decoder, cross-attention inside each decoder layer (Vaswani et al.)."""
 
+    depth_parameters = ("layers",)
+
     def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, layers: PositiveInt = 2,
                  heads: PositiveInt = 4):
         super().__init__(vocab_size, causal, "transformer", "transformer", "cross_attention", d_model, layers, layers,
@@ -33,6 +35,8 @@ class TransformerSeq2Seq(EncoderDecoder):
 class LSTMSeq2Seq(EncoderDecoder):
     """BiLSTM encoder -> LSTM decoder started from the encoder's final states (Sutskever et al.)."""
 
+    depth_parameters = ("layers",)
+
     def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, layers: PositiveInt = 1):
         super().__init__(vocab_size, causal, "lstm", "lstm", "final_state", d_model, layers, layers)
 
@@ -40,6 +44,8 @@ class LSTMSeq2Seq(EncoderDecoder):
 @register_architecture("lstm_attention_seq2seq")
 class LSTMAttentionSeq2Seq(EncoderDecoder):
     """BiLSTM encoder -> LSTM decoder with attention over the encoder's states on top (Luong et al.)."""
+
+    depth_parameters = ("layers", "cross_layers")
 
     def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, layers: PositiveInt = 1,
                  heads: PositiveInt = 1, cross_layers: PositiveInt = 1):
@@ -50,6 +56,8 @@ class LSTMAttentionSeq2Seq(EncoderDecoder):
 @register_architecture("tcn_attention_seq2seq")
 class TCNAttentionSeq2Seq(EncoderDecoder):
     """Centred TCN encoder -> causal TCN decoder attending to the encoder after every level (ConvS2S-like)."""
+
+    depth_parameters = ("levels",)
 
     def __init__(self, vocab_size: int, causal: bool = True, d_model: PositiveInt = 64, levels: PositiveInt = 4,
                  heads: PositiveInt = 1):

@@ -11,7 +11,7 @@ field, whatever the context. An empty queue is zeros: exactly the causal zero pa
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import nn
 
 from archbench.architectures.base import Architecture, Between, head_flops
 from archbench.architectures.decoding import DecodeState
-from archbench.parameters import PositiveInt, Probability
+from archbench.parameters import POSITIONS, ParameterError, PositiveInt, Probability
 from archbench.registry import register_architecture
 
 
@@ -93,6 +93,17 @@ class TCN(Architecture):
             TemporalBlock(d_model, kernel_size, dilation_base**i, causal, dropout) for i in range(levels)
         )
         self.head = nn.Linear(d_model, vocab_size)
+
+    @staticmethod
+    def check_params(p: dict[str, Any]) -> None:
+        """The last level looks (k - 1) b^(levels - 1) positions back: beyond the longest sequence a suite
+        may give (its padding alone would not fit), a typo."""
+        reach = (p["kernel_size"] - 1) * p["dilation_base"] ** (p["levels"] - 1)
+        if reach > POSITIONS:
+            raise ParameterError("levels", f"{p['levels']} levels of kernel_size {p['kernel_size']} and dilation_base "
+                                 f"{p['dilation_base']} look back (k - 1) b^(levels - 1) positions, more than the "
+                                 f"longest sequence archbench takes ({POSITIONS:,}); allowed: fewer levels, or a "
+                                 "smaller dilation_base or kernel_size")
 
     def forward(self, x: torch.Tensor, between: Between = None) -> torch.Tensor:  # x: (B, T) token ids
         h = self.embed(x).transpose(1, 2)                  # (B, D, T)

@@ -35,6 +35,7 @@ from torch.utils._pytree import tree_flatten
 from archbench import registry
 from archbench.architectures.base import declared
 from archbench.errors import BadInput, PointTimeout
+from archbench.execute.decoding_trace import generate_on_meta
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments.passes import loss_fn, scored_targets
 from archbench.instruments.training import TrainingSettings, read_features
@@ -176,22 +177,30 @@ def prepare() -> None:
 
 @functools.lru_cache(maxsize=512)
 def _estimate(point: Point) -> Footprint:
-    """Traced at the point's depth, or, for a model deeper than ``DEPTHS[-1]`` layers (its
-    ``depth_parameter``), at two depths and extrapolated linearly: the trace costs a few
-    operations per layer, and each layer of a stack adds the same bytes."""
+    """Traced at the point's depths, or, for a model deeper than ``DEPTHS[-1]`` layers in one of its
+    depth parameters (``depth_parameters``, or its ``depth_parameter``: an encoder-decoder has one per
+    half), with each such depth at ``DEPTHS[0]``, then each in turn at ``DEPTHS[1]``, extrapolated
+    linearly: the trace costs a few operations per layer, and each layer of a stack adds the same
+    bytes, so no deep stack is ever built to be estimated."""
     prepare()
-    depth: str | None = getattr(registry.architectures.get(point.arch_kind), "depth_parameter", None)
-    layers = point.params.get(depth) if depth else None
-    if depth is None or not isinstance(layers, int) or layers <= DEPTHS[-1]:
+    factory = registry.architectures.get(point.arch_kind)
+    names = getattr(factory, "depth_parameters", None) or (getattr(factory, "depth_parameter", None),)
+    deep = {n: v for n in names if n and isinstance(v := point.params.get(n), int) and v > DEPTHS[-1]}
+    if not deep:
         return _traced(point, point.params)
-    (d1, f1), (d2, f2) = ((d, _traced(point, {**point.params, depth: d})) for d in DEPTHS)
+    shallow = {**point.params, **dict.fromkeys(deep, DEPTHS[0])}
+    base = _traced(point, shallow)
+    grown = {n: _traced(point, {**shallow, n: DEPTHS[1]}) for n in deep}
 
-    def at(a: int, b: int) -> int:
-        return max(round(b + (layers - d2) * (b - a) / (d2 - d1)), 0)
+    def at(field: str) -> int | None:
+        a = getattr(base, field)
+        steps = [(getattr(grown[n], field), layers) for n, layers in deep.items()]
+        if a is None or any(b is None for b, _ in steps):
+            return None
+        return max(round(a + sum((b - a) * (n - DEPTHS[0]) / (DEPTHS[1] - DEPTHS[0]) for b, n in steps)), 0)
 
-    acts = None if f1.activations is None or f2.activations is None else at(f1.activations, f2.activations)
-    return Footprint(at(f1.weights, f2.weights), at(f1.optimizer, f2.optimizer), f2.data, acts,
-                     f1.why_not or f2.why_not)
+    why = base.why_not or next((g.why_not for g in grown.values() if g.why_not), "")
+    return Footprint(at("weights") or 0, at("optimizer") or 0, base.data, at("activations"), why)
 
 
 def _traced(point: Point, params: dict[str, Any]) -> Footprint:
@@ -212,12 +221,16 @@ def _traced(point: Point, params: dict[str, Any]) -> Footprint:
     training = trains or point.pass_ == "train_step"
     optimizer = 2 * sum(p.numel() * p.element_size() for p in trained) if training else 0
     runs = [(point.pass_, point.batch)]
+    if any(registry.metrics.get(m).generates for m in point.metrics):
+        runs.append(("generate", point.batch))  # the decoding states, a key-value cache growing with them
     if trains:
         settings = TrainingSettings.of(dict(point.training))
         data += per_sequence * settings.eval_size
         runs += [("train_step", point.batch), ("eval", max(point.batch, EVAL_CHUNK))]
     try:
-        activations: int | None = max(_trace(model, one, kind, batch, trains) for kind, batch in runs)
+        activations: int | None = max(_trace(model, one, kind, batch, trains,
+                                                         {**dict(point.generation), "context": point.seq_len})
+                                      for kind, batch in runs)
         why_not = ""
     except Exception as exc:  # an operation meta cannot run (data-dependent shapes): weights and data only
         activations, why_not = None, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
@@ -243,9 +256,15 @@ def _on_meta(one: Batch, batch: int) -> Batch:
                  grow(one.source))
 
 
-def _trace(model: torch.nn.Module, one: Batch, kind: str, batch: int, features: bool) -> int:
+def _trace(model: torch.nn.Module, one: Batch, kind: str, batch: int, features: bool,
+           generation: dict[str, Any]) -> int:
     """Peak bytes the tensors made by one ``kind`` pass hold at once, traced on meta tensors."""
     b = _on_meta(one, batch)
+    if kind == "generate":
+        model.eval()
+        with _FusedKernels(), (allocator := _Allocator()), torch.no_grad():
+            generate_on_meta(model, b, generation)
+        return allocator.peak
     x = b.features if features and b.features is not None else b.inputs
     args = (x,) if b.source is None else (b.source, x)  # an encoder-decoder reads the source first
     model.zero_grad(set_to_none=True)

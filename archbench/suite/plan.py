@@ -27,6 +27,7 @@ import torch
 from pydantic import ValidationError
 
 from archbench import registry
+from archbench.architectures.base import declared
 from archbench.errors import BadInput
 from archbench.suite.messages import format_path, short_repr
 from archbench.suite.point import Params, Point
@@ -74,8 +75,9 @@ def _validated(
             allowed = ", ".join(p["name"] for p in reg.parameters(comp.kind)) or "none"
             raise BadInput(f"{path}: {comp.kind!r} has no parameter {err['loc'][0]!r}; its parameters: {allowed}") from None
         raise BadInput(f"{path}: {err['msg']}, got {short_repr(err.get('input'))}") from None
-    except ValueError as exc:
-        raise BadInput(f"{where}: {exc}") from None
+    except ValueError as exc:  # a ParameterError names its parameter: the path of the value (sweep or own)
+        name = getattr(exc, "name", None)
+        raise BadInput(f"{origin.get(name, _at(where, name)) if name else where}: {exc}") from None
 
 
 def _check_shape(reg: registry.Registry, kind: str, params: dict[str, Any], seq_len: int, at: str, where: str) -> None:
@@ -87,6 +89,27 @@ def _check_shape(reg: registry.Registry, kind: str, params: dict[str, Any], seq_
         check(params, seq_len)
     except ValueError as exc:
         raise BadInput(f"{at}.sweep.seq_len: {seq_len} does not fit {where} ({kind}): {exc}") from None
+
+
+def _check_generation(kind: str, params: dict[str, Any], generation: Params, seq_len: int, at: str, where: str) -> None:
+    """Generating reaches position prompt + tokens, and decoding at context seq_len position seq_len + 1:
+    both must fit the architecture (its ``check_shape``), before a cache of that size is made."""
+    check = getattr(registry.architectures.get(kind), "check_shape", None)
+    settings = dict(generation)
+    if check is None or not settings:
+        return
+    for length, what in ((settings["prompt"] + settings["tokens"], "prompt + tokens"), (seq_len + 1, "seq_len + 1")):
+        try:
+            check(params, length)
+        except ValueError as exc:
+            raise BadInput(f"{at}.generation: {what} = {length} positions do not fit {where} ({kind}): {exc}") from None
+
+
+def _check_causal(causal: list[bool], kind: str, at: str, where: str) -> None:
+    if False in causal and declared(registry.architectures.get(kind), "framing") == "encoder_decoder":
+        raise BadInput(f"{at}.causal: false does not apply to {where} ({kind}): an encoder-decoder's decoder "
+                       "generates left to right (its encoder sees the whole source whatever causal says); "
+                       "allowed: true")
 
 
 def _check_metric_applies(metric: str, task: str, where: str) -> None:
@@ -182,6 +205,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     for j, arch in enumerate(exp.architectures):
         if arch.kind not in registry.architectures:
             raise BadInput(f"{at}.architectures[{j}]: {registry.architectures.unknown_message(arch.kind)}")
+        _check_causal(exp.causal, arch.kind, at, f"{at}.architectures[{j}]")
         both = sorted(set(arch.params) & set(exp.sweep.shared()))
         if both:
             raise BadInput(
@@ -218,6 +242,7 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                         sized = _match(exp, arch, {**base, **own}, vocab, causal, where)
                         params = _validated(registry.architectures, arch, sized, origin, where)
                         _check_shape(registry.architectures, arch.kind, params, seq_len, at, where)
+                        _check_generation(arch.kind, params, generation, seq_len, at, where)
                         points.append(
                             Point(
                                 experiment=exp.name, arch=arch.name, arch_kind=arch.kind,

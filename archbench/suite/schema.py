@@ -27,17 +27,22 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from archbench.instruments.stop_rule import StopRule
 
 Pass = Literal["forward", "backward", "train_step", "encode", "decode"]
-PositiveInt = Annotated[int, Field(gt=0)]
 # Bounds that no machine reaches: a value beyond them is a typo, refused at the door with the range
 CPUS = os.cpu_count() or 1
 Threads = Annotated[int, Field(gt=0, le=CPUS)]  # this machine's CPUs
 Count = Annotated[int, Field(gt=0, le=10**8)]  # training steps
 Length = Annotated[int, Field(gt=0, le=2**24)]  # positions of one sequence
-Batch = Annotated[int, Field(gt=0, le=2**20)]
+BATCH = 2**20
+Batch = Annotated[int, Field(gt=0, le=BATCH)]
 Tokens = Annotated[int, Field(gt=0, le=2**40)]
 EvalSize = Annotated[int, Field(gt=0, le=10**6)]  # held-out sequences
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+DAY = 86_400.0
+Seconds = Annotated[float, Field(ge=0, le=DAY, allow_inf_nan=False)]  # a stop rule's times, a point's timeout
+PositiveSeconds = Annotated[float, Field(gt=0, le=DAY, allow_inf_nan=False)]
+Budget = Annotated[float, Field(gt=0, le=30 * DAY, allow_inf_nan=False)]  # a training's time budget
+Samples = Annotated[int, Field(gt=0, le=10**6)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what every generator (torch's, numpy's) takes
+Parameters = Annotated[int, Field(gt=0, le=10**12)]  # match_params: a trillion weights
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 
 
@@ -64,7 +69,7 @@ class Swept(BaseModel):
 class Timing(Strict):
     """The stop rule of the timer (see archbench.instruments.stop_rule)."""
 
-    min_samples: PositiveInt = 10
+    min_samples: Samples = 10
     min_time: Seconds = 0.1
     max_time: PositiveSeconds = 2.0     # finite: it is what ends a noisy measurement
     target: Annotated[float, Field(gt=0, lt=1)] = 0.01
@@ -94,12 +99,12 @@ class Training(Strict):
     warmup: Annotated[float, Field(ge=0, lt=1)] = 0.1
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
     clip: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # the gradient norm clipped to
-    time_budget: PositiveSeconds | None = None
+    time_budget: Budget | None = None
     eval_every: Count = 50
     eval_size: EvalSize = 512
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.99
     until: Literal["budget", "converged"] = "budget"
-    max_steps: PositiveInt | None = None  # the ceiling of until: converged
+    max_steps: Count | None = None  # the ceiling of until: converged
     flops_budget: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     # Added after point ids were published: left out of a point's settings while at their defaults,
     # so that the ids of the points that do not set them stay as they were.
@@ -132,8 +137,8 @@ class Generation(Strict):
     """The settings of the ``generation`` metric (archbench.metrics.generation); the sweep's seq_len is
     the context c at which a token is decoded."""
 
-    prompt: PositiveInt = 64        # P: the prompt of prefill_latency and generate_throughput
-    tokens: PositiveInt = 32        # G: greedy tokens generated after it in generate_throughput
+    prompt: Length = 64             # P: the prompt of prefill_latency and generate_throughput
+    tokens: Length = 32             # G: greedy tokens generated after it in generate_throughput
     cuda_graphs: bool = False       # CUDA: also time the decode step captured in a CUDA graph
 
 
@@ -236,6 +241,9 @@ class Sweep(Swept):
                 for n in self.seq_len:
                     if t % n:
                         raise ValueError(f"tokens {t} is not a multiple of seq_len {n}; batch = tokens / seq_len")
+                    if t // n > BATCH:
+                        raise ValueError(f"tokens {t} over seq_len {n} is a batch of {t // n}; allowed: a batch of "
+                                         f"at most {BATCH} (give more seq_len or fewer tokens)")
         return self
 
     def shapes(self) -> list[tuple[int, int]]:
@@ -255,11 +263,11 @@ class Experiment(Strict):
     metrics: list[str] = Field(min_length=1)
     passes: list[Pass] = Field(default=["forward"], min_length=1)
     causal: list[bool] = Field(default=[True], min_length=1)
-    seeds: list[int] | None = Field(default=None, min_length=1)
+    seeds: list[Seed] | None = Field(default=None, min_length=1)
     training: Training | None = None  # the budget of the accuracy metric
     generation: Generation | None = None  # prompt, tokens and cuda_graphs of the generation metric
     implementation: Implementation | None = None  # compile, attention_backend, amp, cuda_graphs (swept)
-    match_params: PositiveInt | None = None  # size each architecture's d_model to about this many parameters
+    match_params: Parameters | None = None  # size each architecture's d_model to about this many parameters
     sweep: Sweep
 
     _lists = field_validator("architectures", "metrics", "passes", "causal", "seeds", mode="before")(
@@ -314,7 +322,7 @@ class Suite(Strict):
     threads: Threads = 1
     tf32: bool = False              # TF32 matmul and cuDNN; off, so float32 means float32 everywhere
     cudnn_benchmark: bool = False
-    seeds: list[int] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1)
     timing: Timing = Timing()
     timeout: PositiveSeconds | None = None  # s one point may take (all its metrics); over it: `timeout`
     experiments: list[Experiment] = Field(min_length=1)
