@@ -57,6 +57,9 @@ class Architecture(nn.Module):
     # layer i of ``self.blocks``, after its sequence mixing, h (B, T, D): how an encoder-decoder puts
     # cross-attention inside the decoder's layers (archbench.architectures.bridges).
     layer_hook: ClassVar[bool] = False
+    # A second width parameter match_params may choose when d_model alone cannot bring the parameter
+    # count within the tolerance (archbench.suite.matching); None: d_model only.
+    fine_width: ClassVar[str | None] = None
 
     @classmethod
     def laws(cls) -> dict[str, Any]:
@@ -104,6 +107,19 @@ class Architecture(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def state_size(self, seq_len: int) -> int:
+        """Numbers one sequence's state holds after ``seq_len`` tokens: what the model keeps to go on
+        (a recurrence's hidden state, a convolution's buffer of its receptive field, attention's
+        key-value cache of the ``seq_len`` tokens), comparable across architectures (Zoology's state
+        size; a complex number counts as one). The built-ins give it in closed form; the default
+        counts the elements of ``init_state(1, seq_len)``'s tensors, and is NotImplementedError for a
+        model without one."""
+        from archbench.architectures.decoding import tensors  # late: decoding imports this module
+
+        if type(self).init_state is Architecture.init_state:
+            raise NotImplementedError(f"{type(self).__name__} declares no state_size and no init_state")
+        return sum(t.numel() for t in tensors(self.init_state(1, seq_len)))
 
 
 def head_flops(batch: int, seq_len: int, d_in: int, vocab: int) -> int:
