@@ -10,6 +10,7 @@ import pandas as pd
 from archbench.report import plots
 from archbench.report.section import ReportData, Section, table, where
 from archbench.results.convergence import still_improving_line
+from archbench.results.selection import chosen
 
 METRICS = ("accuracy", "loss", "baseline_accuracy", "baseline_loss", "steps_to_threshold", "time_to_threshold",
            "flops_to_threshold", "train_steps", "train_time", "train_flops", "attention_entropy", "converged")
@@ -51,7 +52,7 @@ def tables(accuracy: pd.DataFrame) -> list[str]:
           "architecture's. *steps*, *steps to threshold* and *s to threshold*: means over the seeds "
           "(to threshold: over those that reached it).", ""]
     for experiment, t in accuracy.groupby("experiment", sort=False):
-        t = t[t.best_lr]
+        t = chosen(t)
         cols = plots.varying(t)
         view = t[["arch"] + cols].rename(columns=lambda c: c.removeprefix("param.").removeprefix("train."))
         view["accuracy (95 % CI)"] = [
