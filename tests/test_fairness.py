@@ -257,3 +257,16 @@ def test_the_report_flags_unequal_budgets_and_unequal_tuning():
     assert parameter_flag(fair) == "- Parameters within 4.0% of one another (LRA's rule: at most 10%)."
     assert tuning_flag(fair) == "- Every architecture tuned over the same 2 settings, chosen on validation."
     assert flag_lines(table.drop(columns=["num_parameters", "train.lr"])) == []
+
+
+def test_the_default_state_size_counts_the_init_state_tensors():
+    from archbench.architectures.base import Architecture
+    from archbench.architectures.decoding import DecodeState
+
+    class Plain(Architecture):
+        def init_state(self, batch, capacity):
+            return DecodeState((torch.zeros(batch, 3, capacity), {"s": (torch.zeros(batch, 5),)}))
+
+    assert Plain().state_size(4) == 3 * 4 + 5
+    with pytest.raises(NotImplementedError, match="declares no state_size and no init_state"):
+        Architecture().state_size(4)

@@ -17,6 +17,7 @@ torch.utils.flop_counter): elementwise work, softmax and normalisation are left 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -115,11 +116,20 @@ class Architecture(nn.Module):
         size; a complex number counts as one). The built-ins give it in closed form; the default
         counts the elements of ``init_state(1, seq_len)``'s tensors, and is NotImplementedError for a
         model without one."""
-        from archbench.architectures.decoding import tensors  # late: decoding imports this module
-
         if type(self).init_state is Architecture.init_state:
             raise NotImplementedError(f"{type(self).__name__} declares no state_size and no init_state")
-        return sum(t.numel() for t in tensors(self.init_state(1, seq_len)))
+        return numbers(self.init_state(1, seq_len))
+
+
+def numbers(state: Any) -> int:
+    """Elements of the tensors a state holds (in tuples, lists, dicts and dataclasses, at any depth)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel()
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        state = [getattr(state, f.name) for f in dataclasses.fields(state)]
+    elif isinstance(state, dict):
+        state = list(state.values())
+    return sum(numbers(item) for item in state) if isinstance(state, (list, tuple)) else 0
 
 
 def head_flops(batch: int, seq_len: int, d_in: int, vocab: int) -> int:
