@@ -270,3 +270,18 @@ def test_the_default_state_size_counts_the_init_state_tensors():
     assert Plain().state_size(4) == 3 * 4 + 5
     with pytest.raises(NotImplementedError, match="declares no state_size and no init_state"):
         Architecture().state_size(4)
+
+
+def test_the_fairness_section_shows_budgets_choices_scores_and_tau(small_run, tmp_path):
+    from archbench.report import fairness
+    from archbench.report.section import ReportData
+
+    _, frame, table = small_run
+    section = fairness.section(ReportData(frame, {}, [], None, tmp_path, tmp_path, {}))
+    text = "\n".join(section.lines)
+    n = int(table[table.arch == "lstm"].num_parameters.iloc[0])
+    assert f"| {n:,} |" in text and "test accuracy, median [min, max]" in text and "| arch | pairs | lr |" in text
+    assert "Parameters within" in text and "Every architecture tuned over the same 2 settings" in text
+    assert "MAD's per-task score" in text and "Kendall's τ between the rankings of seed 0 and seed 1" in text
+    assert section.figures == ["fairness_accuracy_parameters", "fairness_accuracy_state_size"]
+    assert (tmp_path / "fairness_accuracy_state_size.png").exists()
