@@ -285,3 +285,15 @@ def test_the_fairness_section_shows_budgets_choices_scores_and_tau(small_run, tm
     assert "MAD's per-task score" in text and "Kendall's τ between the rankings of seed 0 and seed 1" in text
     assert section.figures == ["fairness_accuracy_parameters", "fairness_accuracy_state_size"]
     assert (tmp_path / "fairness_accuracy_state_size.png").exists()
+
+
+def test_a_choice_at_the_edge_of_the_grid_is_flagged():
+    from archbench.report.fairness import edge_flag
+
+    table = pd.DataFrame({"experiment": "e", "arch": ["a"] * 3 + ["b"] * 3, "train.lr": [1e-3, 3e-3, 1e-2] * 2,
+                          "selected": [False, False, True, False, True, False]})
+    assert edge_flag(table) == ("- **At the grid's edge**: selected lr 0.01 (the largest tried) for a: the best "
+                                "value may lie beyond the grid, so widen it before reading a gap as the "
+                                "architecture's.")
+    assert edge_flag(table.assign(selected=[False, True, False] * 2)) == ""
+    assert edge_flag(table[table["train.lr"] < 1e-2]) == ""  # two values: every choice is an edge, no flag

@@ -61,9 +61,29 @@ def tuning_flag(t: pd.DataFrame) -> str:
     return f"- Every architecture tuned over the same {next(iter(tried.values()))} settings, chosen on validation."
 
 
+def edge_flag(t: pd.DataFrame) -> str:
+    """One experiment's rows: the line naming the architectures whose selected value is the smallest or
+    the largest of a grid axis of three or more values (the best may lie beyond the grid)."""
+    if "selected" not in t:
+        return ""
+    parts = []
+    for c in _grid(t):
+        tried = sorted(t[c].dropna().unique())
+        if len(tried) < 3:
+            continue
+        for value, end in ((tried[0], "smallest"), (tried[-1], "largest")):
+            archs = list(dict.fromkeys(t.loc[t.selected & t[c].eq(value), "arch"]))
+            if archs:
+                parts.append(f"{c.removeprefix('train.')} {value:g} (the {end} tried) for {', '.join(archs)}")
+    if not parts:
+        return ""
+    return ("- **At the grid's edge**: selected " + "; ".join(parts) + ": the best value may lie beyond the "
+            "grid, so widen it before reading a gap as the architecture's.")
+
+
 def flag_lines(t: pd.DataFrame) -> list[str]:
     """The fairness lines beside one experiment's accuracy table (every grid point's rows)."""
-    lines = [line for line in (parameter_flag(t), tuning_flag(t)) if line]
+    lines = [line for line in (parameter_flag(t), tuning_flag(t), edge_flag(t)) if line]
     return lines + [""] if lines else []
 
 
