@@ -98,6 +98,8 @@ def experiment_table(t: pd.DataFrame) -> list[str]:
     grid = _grid(t)
     picked = chosen(t)
     over = settings_columns(picked) if picked.arch.nunique() > 1 else []
+    order = {a: i for i, a in enumerate(dict.fromkeys(t.arch))}  # each architecture's rows together, by setting
+    picked = picked.assign(_order=picked.arch.map(order)).sort_values(["_order", *over], kind="stable")
     view = picked[["arch"] + over + grid].rename(columns=lambda c: c.removeprefix("param.").removeprefix("train."))
     view["parameters"] = [f"{v:,.0f}" if pd.notna(v) else "" for v in picked.get("num_parameters", pd.Series(
         index=picked.index, dtype=float))]
