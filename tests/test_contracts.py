@@ -53,7 +53,7 @@ def test_no_getattr_reads_a_metric_flag_outside_the_base_class():
     assert found == []
 
 
-ARCHITECTURE_DECLARED = {"framing", "causal_tolerance", "uncounted_flops", "decode_tolerance", "layer_hook"}
+ARCHITECTURE_DECLARED = {"framing", "causal_tolerance", "uncounted_flops", "decode_tolerance", "layer_hook", "fine_width"}
 
 
 def test_no_getattr_reads_an_architecture_declaration_outside_the_base_module():

@@ -151,12 +151,14 @@ def test_the_metric_gives_every_row_with_the_state_memory_of_the_context():
     for r in results:
         rows = {row.metric: row for row in r.rows}
         assert set(rows) == {"prefill_latency", "decode_latency", "generate_throughput", "state_memory",
-                             "state_allocated", "decode_flops"}, r.point.arch
+                             "state_allocated", "decode_flops", "num_parameters", "state_size"}, r.point.arch
         assert all(row.status == "ok" for row in rows.values()), [row.error for row in rows.values()]
         assert rows["decode_latency"].value > 0 and rows["prefill_latency"].value > 0
         assert rows["decode_latency"].samples and rows["decode_latency"].stats["context"] == 12
         _, model = build(r.point, torch.device("cpu"))  # the point's own model
         assert rows["state_memory"].value == analytic_state_bytes(r.point.arch_kind, model, 2, 12)
+        assert rows["num_parameters"].value == model.num_parameters()
+        assert rows["state_size"].value == model.state_size(12)
         # the allocation measured while the state was built holds at least the state's tensors
         assert rows["state_allocated"].value >= rows["state_memory"].value
         assert rows["decode_flops"].value == model.decode_flops(2, 12)

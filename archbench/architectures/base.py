@@ -17,6 +17,7 @@ torch.utils.flop_counter): elementwise work, softmax and normalisation are left 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -64,6 +65,9 @@ class Architecture(nn.Module):
     # The largest change of an output before t, when input t changes, that the causality check accepts
     # (float32 rounding of an FFT, say); 0: none.
     causal_tolerance: ClassVar[float] = 0.0
+    # A second width parameter match_params may choose when d_model alone cannot bring the parameter
+    # count within the tolerance (archbench.suite.matching); None: d_model only.
+    fine_width: ClassVar[str | None] = None
 
     @classmethod
     def laws(cls) -> dict[str, Any]:
@@ -116,6 +120,28 @@ class Architecture(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def state_size(self, seq_len: int) -> int:
+        """Numbers one sequence's state holds after ``seq_len`` tokens: what the model keeps to go on
+        (a recurrence's hidden state, a convolution's buffer of its receptive field, attention's
+        key-value cache of the ``seq_len`` tokens), comparable across architectures (Zoology's state
+        size; a complex number counts as one). The built-ins give it in closed form; the default
+        counts the elements of ``init_state(1, seq_len)``'s tensors, and is NotImplementedError for a
+        model without one."""
+        if type(self).init_state is Architecture.init_state:
+            raise NotImplementedError(f"{type(self).__name__} declares no state_size and no init_state")
+        return numbers(self.init_state(1, seq_len))
+
+
+def numbers(state: Any) -> int:
+    """Elements of the tensors a state holds (in tuples, lists, dicts and dataclasses, at any depth)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel()
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        state = [getattr(state, f.name) for f in dataclasses.fields(state)]
+    elif isinstance(state, dict):
+        state = list(state.values())
+    return sum(numbers(item) for item in state) if isinstance(state, (list, tuple)) else 0
 
 
 def declared(obj: Any, name: str) -> Any:

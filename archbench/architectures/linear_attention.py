@@ -123,6 +123,11 @@ class LinearAttention(Transformer):
             for block in self.blocks:
                 block.attn.recurrent = False
 
+    def state_size(self, seq_len: int) -> int:
+        """The running sums per layer and head: S (Dh x Dh) and z (Dh), whatever ``seq_len``."""
+        dh = self.d_model // self.heads
+        return self.layers * self.heads * (dh * dh + dh)
+
     def decode_flops(self, batch: int, context: int) -> int:
         return self.flops(batch, 1)  # one position's products; the sums carry the rest
 

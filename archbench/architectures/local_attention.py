@@ -115,6 +115,10 @@ class LocalAttention(Transformer):
     def decode_keys(self, context: int) -> int:
         return min(context + 1, self.window)
 
+    def state_size(self, seq_len: int) -> int:
+        """The rolling cache: keys and values of the last min(window, ``seq_len``) tokens per layer."""
+        return 2 * self.layers * min(self.window, seq_len) * self.d_model
+
     def reach(self) -> tuple[int, int]:
         """How far (left, right) one output sees through all layers, in an unbounded sequence."""
         attn = self.blocks[0].attn

@@ -56,6 +56,11 @@ class Recurrent(Architecture):
     def decode_flops(self, batch: int, context: int) -> int:
         return self.recurrence_flops(batch, 1) + head_flops(batch, 1, self.d_model * self.directions, self.vocab_size)
 
+    def state_size(self, seq_len: int) -> int:
+        """The hidden state (and the LSTM's cell state) of each layer and direction, whatever ``seq_len``."""
+        per_layer = (2 if issubclass(self.cell, nn.LSTM) else 1) * self.d_model * self.directions
+        return self.layers * per_layer
+
     def receptive_field(self, seq_len: int) -> int:
         # The state carries every earlier input (the whole prefix); the backward direction the rest.
         return self.whole_sequence(seq_len)

@@ -159,6 +159,7 @@ class SSM(Architecture):
     operation, work_exponent, depth_exponent, path_length_law = "state space", 1.0, 0.0, "1"
     causal_tolerance: ClassVar[float] = 1e-5  # FFT rounding reaches earlier outputs (see the module docstring)
     decode_work_exponent, state_exponent = 0.0, 0.0  # the recurrent state
+    fine_width = "state"  # match_params: the modes per channel, where d_model alone misses the budget
 
     def __init__(
         self,
@@ -217,6 +218,10 @@ class SSM(Architecture):
     def decode_flops(self, batch: int, context: int) -> int:
         # matrix products only (the state update is elementwise): each block's output projection, the head
         return self.layers * 2 * batch * self.d_model * self.d_model + head_flops(batch, 1, self.d_model, self.vocab_size)
+
+    def state_size(self, seq_len: int) -> int:
+        """layers x channels x state complex modes (per direction), whatever ``seq_len``."""
+        return self.layers * self.d_model * self.state * (1 if self.causal else 2)
 
     def receptive_field(self, seq_len: int) -> int:
         # The kernel is as long as the sequence: the whole prefix (causal), all of it (not).

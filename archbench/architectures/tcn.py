@@ -135,6 +135,11 @@ class TCN(Architecture):
     def decode_flops(self, batch: int, context: int) -> int:
         return self.flops(batch, 1)  # each convolution makes one output from k taps
 
+    def state_size(self, seq_len: int) -> int:
+        """The receptive-field buffer: per level, two queues of the last (k - 1) x dilation inputs, d_model
+        wide (what fast generation keeps), whatever ``seq_len``."""
+        return sum(2 * self.d_model * (self.kernel_size - 1) * d for d in self.dilations())
+
     def dilations(self) -> list[int]:
         return [self.dilation_base**i for i in range(self.levels)]
 

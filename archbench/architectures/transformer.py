@@ -203,6 +203,10 @@ class Transformer(Architecture):
         """Keys one new token attends to when the state holds ``context`` tokens: all, and itself."""
         return context + 1
 
+    def state_size(self, seq_len: int) -> int:
+        """The key-value cache: 2 x layers x ``seq_len`` x d_model (keys and values of every token)."""
+        return 2 * self.layers * seq_len * self.d_model
+
     def decode_flops(self, batch: int, context: int) -> int:
         b, d = batch, self.d_model
         per_layer = 2 * b * d * (3 * d + d) + 2 * 2 * b * self.decode_keys(context) * d + 2 * 2 * b * d * 4 * d

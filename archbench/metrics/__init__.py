@@ -9,6 +9,7 @@ from archbench.metrics import (  # noqa: F401  (registration)
     latency,
     memory,
     receptive_field,
+    size,
 )
 from archbench.metrics.base import Context, Metric, Row
 

@@ -18,11 +18,16 @@ ran out: archbench.results.convergence), ``steps_to_threshold``, ``time_to_thres
 ``attention_entropy`` (mean entropy of the attention weights, nats) for an architecture that
 reports it. The training curve (held-out loss and accuracy against step, seconds and training
 FLOPs) is saved for the report. A NaN or infinite training loss ends the point as ``diverged``.
+Beside them: ``val_accuracy``, the same score on a validation split drawn apart from the training data and
+the test set (archbench.instruments.validation), on which a grid of settings is chosen; and the model's
+``num_parameters`` and ``state_size`` (archbench.metrics.size).
 """
 from __future__ import annotations
 
 from archbench.instruments.training import TrainingSettings, train
+from archbench.instruments.validation import validation_accuracy
 from archbench.metrics.base import Context, Metric, Row
+from archbench.metrics.size import SIZE_ROWS, size_rows
 from archbench.registry import register_metric
 
 
@@ -38,8 +43,11 @@ class Accuracy(Metric):
             ("train_steps", "steps", False), ("train_flops", "FLOP", False),
             ("exact_accuracy", "fraction", True), ("baseline_exact_accuracy", "fraction", True))
 
+    # the validation split's accuracy, which a grid is chosen on (archbench.results.selection), and the sizes
+    FAIRNESS_ROWS = (("val_accuracy", "fraction", True), *SIZE_ROWS)
+
     def produces(self) -> list[tuple[str, str, bool]]:
-        return list(self.ROWS)
+        return list(self.ROWS) + list(self.FAIRNESS_ROWS)
 
     def run(self, ctx: Context) -> list[Row]:
         p = ctx.point
@@ -59,4 +67,6 @@ class Accuracy(Metric):
         rows[0].artifacts = {"curve": result.curve}
         if result.attention_entropy is not None:
             rows.append(Row("attention_entropy", result.attention_entropy, "nats", False))
+        val = validation_accuracy(ctx.model, ctx.task, settings, seed=p.seed, batch=p.batch, device=ctx.device)
+        rows += [Row("val_accuracy", val, "fraction", True), *size_rows(ctx.model, p.seq_len)]
         return rows

@@ -50,6 +50,7 @@ from archbench.architectures.decoding import (
 from archbench.instruments.timing import Measurement, measure_interleaved
 from archbench.metrics.base import Context, GroupMetric, Row
 from archbench.metrics.memory import WINDOW, _quiet_stderr
+from archbench.metrics.size import SIZE_ROWS, size_rows
 from archbench.registry import register_metric
 
 DEFAULTS = {"prompt": 64, "tokens": 32, "cuda_graphs": False}  # config.Generation's defaults, for bare points
@@ -122,7 +123,8 @@ class Generation(GroupMetric):
     def produces(self) -> list[tuple[str, str, bool]]:
         return [("prefill_latency", "s", False), ("decode_latency", "s", False),
                 ("decode_latency_cuda_graph", "s", False), ("generate_throughput", "tokens/s", True),
-                ("state_memory", "B", False), ("state_allocated", "B", False), ("decode_flops", "FLOP", False)]
+                ("state_memory", "B", False), ("state_allocated", "B", False), ("decode_flops", "FLOP", False),
+                *SIZE_ROWS]
 
     def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
         results: list[list[Row] | BaseException | None] = [None] * len(ctxs)
@@ -184,4 +186,4 @@ class Generation(GroupMetric):
             rows.append(Row("decode_flops", float(p.flops), "FLOP", False, stats=context))
         else:
             rows.append(Row("decode_flops", math.nan, "FLOP", False, status="skipped", error="not provided"))
-        return rows
+        return rows + size_rows(ctx.model, ctx.point.seq_len)

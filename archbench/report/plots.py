@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.text import Text
 
+from archbench.results.selection import chosen
+
 # matplotlib's tab20, the strong tone of each pair first: 20 architectures before a colour repeats
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
            "#bcbd22", "#aec7e8", "#ff9896", "#98df8a", "#c5b0d5", "#ffbb78", "#c49c94", "#f7b6d2", "#9edae5",
@@ -260,7 +262,7 @@ def varying(table: pd.DataFrame) -> list[str]:
 def accuracy_bars(table: pd.DataFrame, experiment: str, colour: dict[str, str], out: Path) -> str | None:
     """Mean held-out accuracy per architecture and configuration, 95 % interval over seeds, and the
     blind-guess baseline of each configuration as a black tick."""
-    t = table[(table.experiment == experiment) & table.best_lr]
+    t = chosen(table[table.experiment == experiment])
     if t.empty:
         return None
     cols = varying(t)

@@ -18,6 +18,7 @@ import pandas as pd
 from archbench.errors import BadInput
 from archbench.report import (
     accuracy,
+    fairness,
     generation,
     implementations,
     other,
@@ -43,6 +44,7 @@ SECTIONS: list[Callable[[ReportData], Section | tuple[Any, ...] | None]] = [
     receptive_field.section,
     generation.section,
     accuracy.section,
+    fairness.section,
     seq2seq.section,
     implementations.section,
 ]

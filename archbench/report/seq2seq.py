@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.report.section import ReportData, Section, literal
+from archbench.results.selection import chosen
 from archbench.results.values import format_value
 
 TITLE = "Sequence to sequence: encoder-decoders, greedy decoding"
@@ -31,7 +32,7 @@ def section(data: ReportData) -> Section | None:
     results, accuracy, colour, folder = data.df, data.accuracy, data.colour, data.folder
     trained = accuracy[accuracy.exact_accuracy.notna()] if "exact_accuracy" in accuracy else pd.DataFrame()
     if "best_lr" in trained:
-        trained = trained[trained.best_lr]
+        trained = chosen(trained)
     timed = results[(results.metric == "latency") & results["pass"].isin(["encode", "decode"])
                     & (results.status == "ok")]
     if trained.empty and timed.empty:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from archbench.report import plots
 from archbench.report.accuracy import unconverged
 from archbench.report.section import ReportData, count, literal, where
+from archbench.results.selection import chosen
 from archbench.results.values import format_value
 
 
@@ -55,7 +56,7 @@ def findings(data: ReportData) -> list[tuple[str, str | None]]:
         out.append((f"To connect positions 0 and {n - 1}: " + ", ".join(layers) + ".", "rf_layers_to_cover"))
     accuracy = data.accuracy
     for experiment, t in (accuracy.groupby("experiment", sort=False) if not accuracy.empty else ()):
-        t = t[t.best_lr & t.accuracy.notna()]
+        t = chosen(t)[lambda f: f.accuracy.notna()]
         if "seq_len" in t and t.seq_len.nunique() > 1:
             t = t[t.seq_len == t.seq_len.max()]
         cols = plots.varying(t)

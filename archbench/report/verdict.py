@@ -9,6 +9,7 @@ import pandas as pd
 
 from archbench.report import plots
 from archbench.report.section import Markup, ReportData, count, literal, table, where
+from archbench.results.selection import chosen
 from archbench.results.values import format_value
 
 
@@ -47,7 +48,7 @@ def rows(data: ReportData) -> list[tuple[str, str]]:
             out.append((f"Fewest layers to see all of n = {n}", _link(text, data, "rf_layers_to_cover")))
     accuracy = data.accuracy
     for experiment, t in (accuracy.groupby("experiment", sort=False) if not accuracy.empty else ()):
-        t = t[t.best_lr & t.accuracy.notna()]
+        t = chosen(t)[lambda f: f.accuracy.notna()]
         if t.empty:
             continue
         if t.seq_len.nunique() > 1:

@@ -10,9 +10,13 @@ threshold), train_steps, train_time, train_flops, attention_entropy and, for an 
 decoded whole) beside its guess baseline_exact_accuracy, ``converged_seeds`` and
 ``converged`` (every seed converged: archbench.results.convergence), the Student-t 95 % interval of the mean
 accuracy (clipped to [0, 1], the range of an accuracy: with few seeds that split between
-learning and not, the t-interval reaches past it), and the task's blind-guess baselines beside them. Where several learning rates were
-tried, ``best_lr`` marks the one with the highest mean accuracy per configuration (Zoology's and
-MAD's convention: each architecture at its own best learning rate). Reads a results table only.
+learning and not, the t-interval reaches past it), its median and [min, max] over the seeds, the mean
+``val_accuracy`` (the validation split), ``num_parameters`` and ``state_size``, and the task's blind-guess
+baselines beside them. Where a grid of training settings was tried (several lr, weight_decay),
+``selected`` marks each configuration's choice and ``best_lr`` the best learning rate at each of the
+other settings, both on the validation accuracy (archbench.results.selection: Zoology's and MAD's
+convention, each architecture at its own best, chosen on validation and reported on test). Reads a
+results table only.
 
 ``unconverged_lines(results)`` gives one line per trained point that was still improving when its
 budget ran out, for the end of a run.
@@ -23,6 +27,7 @@ import math
 
 import pandas as pd
 
+from archbench.results import selection
 from archbench.results.convergence import still_improving_line
 from archbench.results.student_t import t_quantile
 from archbench.results.values import plain
@@ -30,6 +35,8 @@ from archbench.results.values import plain
 SCORES = ("accuracy", "loss", "steps_to_threshold", "train_time", "attention_entropy", "time_to_threshold",
           "flops_to_threshold", "train_steps", "train_flops", "exact_accuracy")
 BASELINES = ("baseline_accuracy", "baseline_loss", "baseline_exact_accuracy")
+# the validation split's accuracy (what a grid is chosen on) and the model's sizes (archbench.metrics.size)
+FAIRNESS = ("val_accuracy", "num_parameters", "state_size")
 
 def mean_interval(values: pd.Series) -> tuple[float, float, float]:
     """(mean, low, high): the 95 % t-interval of the mean; the interval is the mean itself for one value."""
@@ -64,7 +71,10 @@ def accuracy_table(results: pd.DataFrame) -> pd.DataFrame:
         row["failed"] = int(rows.loc[rows.metric == "accuracy", "status"].ne("ok").sum())
         mean, low, high = mean_interval(acc.value)
         row["accuracy"], row["accuracy_ci_low"], row["accuracy_ci_high"] = mean, max(low, 0.0), min(high, 1.0)
-        for metric in SCORES[1:] + BASELINES:
+        values = acc.value.dropna()  # the spread over the seeds: median and [min, max]
+        row["accuracy_median"], row["accuracy_min"], row["accuracy_max"] = (
+            (float(values.median()), float(values.min()), float(values.max())) if len(values) else (math.nan,) * 3)
+        for metric in SCORES[1:] + BASELINES + FAIRNESS:
             row[metric] = float(ok.loc[ok.metric == metric, "value"].mean()) if (ok.metric == metric).any() else math.nan
         row["reached_threshold"] = int((ok.metric == "steps_to_threshold").sum())  # the row exists only then
         flags = ok.loc[ok.metric == "converged", "value"]
@@ -76,13 +86,7 @@ def accuracy_table(results: pd.DataFrame) -> pd.DataFrame:
         at = ok.loc[(ok.metric == "train_steps") & ok.point_id.isin(stuck), "value"]
         row["unconverged_at"] = float(at.max()) if len(at) else math.nan
         out.append(row)
-    table = pd.DataFrame(out)
-    table["best_lr"] = True
-    if "train.lr" in table:
-        rest = [k for k in keys if k != "train.lr"]
-        best = table.groupby(rest, dropna=False, sort=False)["accuracy"].transform("max")
-        table["best_lr"] = table.accuracy.eq(best) & table.accuracy.notna()
-    return table
+    return selection.mark(pd.DataFrame(out), keys)
 
 
 def unconverged_lines(results: pd.DataFrame) -> list[str]:

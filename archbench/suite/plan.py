@@ -17,7 +17,6 @@ Beyond each parameter's own type and range, expanding asks the registered classe
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from pydantic import ValidationError
 from archbench import registry
 from archbench.architectures.base import declared
 from archbench.errors import BadInput
+from archbench.suite import matching
 from archbench.suite.messages import format_path, short_repr
 from archbench.suite.point import Params, Point
 from archbench.suite.schema import Component, Experiment, Generation, Suite, Training
@@ -154,49 +154,6 @@ def _generation(exp: Experiment, at: str) -> Params:
     return tuple(sorted((exp.generation or Generation()).model_dump().items()))
 
 
-@functools.lru_cache(maxsize=256)
-def _matched_d_model(kind: str, params: Params, target: int, vocab: int, causal: bool) -> tuple[int, int]:
-    """(d_model, parameter count) of ``kind`` closest to ``target`` parameters, the rest as given.
-
-    Counted on the meta device (no memory), by bisection over the widths the architecture accepts
-    (parameters grow with the width).
-    """
-    factory = registry.architectures.get(kind)
-    widths = []
-    for d in range(1, 4097):
-        try:
-            widths.append((d, registry.architectures.validate(kind, {**dict(params), "d_model": d})))
-        except (ValidationError, ValueError):
-            continue
-
-    def count(k: int) -> int:
-        with torch.device("meta"):
-            model = factory(vocab_size=vocab, causal=causal, **widths[k][1])
-        return sum(p.numel() for p in model.parameters())
-
-    lo, hi = 0, len(widths) - 1
-    while lo < hi:  # the first width with at least ``target`` parameters
-        mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if count(mid) < target else (lo, mid)
-    best = min({max(lo - 1, 0), lo}, key=lambda k: abs(count(k) - target))
-    return widths[best][0], count(best)
-
-
-def _match(exp: Experiment, arch: Component, own: dict[str, Any], vocab: int, causal: bool, where: str) -> dict[str, Any]:
-    """``own`` with the d_model that gives about ``exp.match_params`` parameters."""
-    if exp.match_params is None:
-        return own
-    if "d_model" not in {p["name"] for p in registry.architectures.parameters(arch.kind)}:
-        raise BadInput(f"{where}: match_params sizes d_model, and {arch.kind!r} has no d_model parameter")
-    if "d_model" in own:
-        raise BadInput(f"{where}.d_model: also sized by match_params {exp.match_params}; give one of the two")
-    d, n = _matched_d_model(arch.kind, tuple(sorted(own.items())), exp.match_params, vocab, causal)
-    if abs(n - exp.match_params) > 0.5 * exp.match_params:
-        raise BadInput(f"{where}: match_params {exp.match_params:,} is out of reach; the nearest {arch.kind} "
-                       f"(d_model {d}) has {n:,} parameters")
-    return {**own, "d_model": d}
-
-
 def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> list[Point]:
     at = f"experiments[{i}]"
     for j, name in enumerate(exp.metrics):
@@ -233,13 +190,16 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
                 task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
                 _check_shape(registry.tasks, exp.task.kind, task_full, seq_len, at, f"{at}.task")
                 vocab = build_task(exp.task.kind, seq_len, causal, **task_full).vocab_size
+                own_params = {a.name: {**base, **a.params} for a in exp.architectures}
+                target = matching.target_of(exp, own_params, vocab, causal, at)
                 for training, impl, (j, arch) in itertools.product(trainings, implementations,
                                                                     enumerate(exp.architectures)):
                     for own in _grid(arch_grids[j]):
                         origin = {k: _at(f"{at}.sweep", k) for k in base}
                         origin.update({k: _at(f"{at}.architectures[{j}]", k) for k in own})
                         where = f"{at}.architectures[{j}]"
-                        sized = _match(exp, arch, {**base, **own}, vocab, causal, where)
+                        sized = matching.match(exp, arch.name, arch.kind, {**base, **own}, target, vocab, causal,
+                                               where)
                         params = _validated(registry.architectures, arch, sized, origin, where)
                         _check_shape(registry.architectures, arch.kind, params, seq_len, at, where)
                         _check_generation(arch.kind, params, generation, seq_len, at, where)
@@ -268,7 +228,7 @@ def count_points(suite: Suite) -> int:
         seeds = exp.seeds if exp.seeds is not None else suite.seeds
         shape = len(exp.sweep.shapes()) * _count(exp.sweep.shared())
         runs = len(exp.passes) * len(seeds) * len(exp.causal) * _count(exp.task.params)
-        runs *= len(exp.training.lr) if exp.training is not None else 1
+        runs *= len(exp.training.grid()) if exp.training is not None else 1
         runs *= len(exp.implementation.grid()) if exp.implementation is not None else 1
         total += shape * runs * sum(_count(arch.params) for arch in exp.architectures)
     return total

@@ -85,8 +85,10 @@ class Timing(Strict):
 class Training(Strict):
     """The training budget of the ``accuracy`` metric (see archbench.instruments.training.TrainingSettings).
 
-    ``lr`` may be a list: each learning rate is a point of its own, and the accuracy table reports
-    the best per architecture (a learning-rate grid, as Zoology and MAD do).
+    ``lr`` and ``weight_decay`` may be lists: each combination is a point of its own, scored on a
+    validation split apart from the test split, and the accuracy table marks the combination chosen on
+    validation per architecture (``selected``; ``best_lr`` the best lr at each weight decay), reported on
+    test (a grid, as Zoology and MAD sweep; archbench.results.selection).
 
     ``until: converged`` trains at least ``steps``, then on until the threshold or a plateau of the
     held-out loss (archbench.results.convergence), at most ``max_steps``; ``flops_budget`` caps the training
@@ -97,7 +99,7 @@ class Training(Strict):
     steps: Count = 300
     lr: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = Field(default=[3e-3], min_length=1)
     warmup: Annotated[float, Field(ge=0, lt=1)] = 0.1
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
+    weight_decay: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default=[0.01], min_length=1)
     clip: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0  # the gradient norm clipped to
     time_budget: Budget | None = None
     eval_every: Count = 50
@@ -110,7 +112,7 @@ class Training(Strict):
     # so that the ids of the points that do not set them stay as they were.
     ADDED: ClassVar[dict[str, Any]] = {"until": "budget", "max_steps": None, "flops_budget": None}
 
-    _lr = field_validator("lr", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+    _lr = field_validator("lr", "weight_decay", mode="before")(classmethod(lambda cls, v: _as_list(v)))
     # YAML's 1e12 without a dot is read as a number (see the loader); an int is a FLOP count too
     _flops = field_validator("flops_budget", mode="before")(
         classmethod(lambda cls, v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v))
@@ -127,10 +129,10 @@ class Training(Strict):
         return self
 
     def grid(self) -> list[dict[str, Any]]:
-        """The settings of each point: one per learning rate."""
-        rest = {k: v for k, v in self.model_dump(exclude={"lr"}).items()
+        """The settings of each point: one per learning rate and weight decay (lr varying fastest)."""
+        rest = {k: v for k, v in self.model_dump(exclude={"lr", "weight_decay"}).items()
                 if not (k in self.ADDED and v == self.ADDED[k])}
-        return [{**rest, "lr": lr} for lr in self.lr]
+        return [{**rest, "weight_decay": wd, "lr": lr} for wd in self.weight_decay for lr in self.lr]
 
 
 class Generation(Strict):
@@ -267,7 +269,9 @@ class Experiment(Strict):
     training: Training | None = None  # the budget of the accuracy metric
     generation: Generation | None = None  # prompt, tokens and cuda_graphs of the generation metric
     implementation: Implementation | None = None  # compile, attention_backend, amp, cuda_graphs (swept)
-    match_params: Parameters | None = None  # size each architecture's d_model to about this many parameters
+    # size each architecture's d_model to this many parameters (±5 %), or to the count of the architecture
+    # of this label (archbench.suite.matching)
+    match_params: Parameters | Name | None = None
     sweep: Sweep
 
     _lists = field_validator("architectures", "metrics", "passes", "causal", "seeds", mode="before")(
