@@ -57,3 +57,19 @@ def test_fit_results_groups_by_arch_metric_pass_and_size():
     got = dict(zip(fits.arch, fits.exponent))
     assert got == pytest.approx({"lstm": 1.0, "transformer": 2.0})
     assert set(fits.x_min) == {512} and set(fits.x_max) == {2048} and set(fits.n_points) == {3}
+
+
+def test_the_report_figures_fit_the_exponent_fits_csv_has():
+    """One rule: with five lengths a figure once fitted four of them where fits.csv fitted three, and the
+    report could show two exponents for the same data."""
+    import numpy as np
+
+    from archbench.report.plots import loglog_fit
+    from archbench.results.fits import power_law, upper_range
+
+    x = np.array([64.0, 128.0, 256.0, 512.0, 1024.0])
+    y = 1e-4 * x**2 + 0.05 * x  # n^2 overtakes the linear term only at the top of the range
+    use = upper_range(x)
+    assert use.sum() == 3
+    assert loglog_fit(x, y) == pytest.approx(power_law(x[use], y[use])["exponent"], rel=1e-12)
+    assert loglog_fit(x, y) != pytest.approx(power_law(x[1:], y[1:])["exponent"], rel=1e-3)  # not the four-point fit

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.text import Text
 
+from archbench.results import fits
 from archbench.results.selection import chosen
 
 # matplotlib's tab20, the strong tone of each pair first: 20 architectures before a colour repeats
@@ -93,17 +94,15 @@ def fit_titles(fig: plt.Figure, margin: float = 2.0) -> None:
 
 
 def loglog_fit(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Slope of log y on log x over the upper half of the distinct x (at least 3 points)."""
-    order = np.argsort(x)
-    x, y = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    """The exponent fits.csv has for these points: results.fits' power law over its upper range (one
+    rule for the figures, Table 1 and fits.csv); None with fewer than its minimum of distinct x."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
     keep = (x > 0) & (y > 0)
     x, y = x[keep], y[keep]
-    if len(np.unique(x)) < 3:
+    if len(np.unique(x)) < fits.MIN_DISTINCT:
         return None
-    upper = x >= np.unique(x)[len(np.unique(x)) // 2 - (1 if len(np.unique(x)) < 6 else 0)]
-    if len(np.unique(x[upper])) < 3:
-        upper = x >= np.unique(x)[-3]
-    slope = float(np.polyfit(np.log(x[upper]), np.log(y[upper]), 1)[0])
+    use = fits.upper_range(x)
+    slope = fits.power_law(x[use], y[use])["exponent"]
     return 0.0 if abs(slope) < 5e-3 else slope  # no "n^-0.00"
 
 
