@@ -21,9 +21,9 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name loads on fi
     from archbench.architectures.base import Architecture, build_architecture
     from archbench.errors import BadInput, PointTimeout
     from archbench.execute.session import Interrupted, RunOutcome
-    from archbench.instruments.stop_rule import StopRule
     from archbench.instruments.timing import Measurement
     from archbench.registry import register_architecture, register_metric, register_task
+    from archbench.stop_rule import StopRule
     from archbench.suite.point import Point
     from archbench.suite.schema import Suite
 
@@ -38,7 +38,7 @@ _LAZY = {
     "Point": "archbench.suite.point", "expand": "archbench.api",
     "run": "archbench.api", "RunOutcome": "archbench.execute.session", "Interrupted": "archbench.execute.session",
     "load_results": "archbench.api",
-    "Measurement": "archbench.instruments.timing", "StopRule": "archbench.instruments.stop_rule",
+    "Measurement": "archbench.instruments.timing", "StopRule": "archbench.stop_rule",
     "measure": "archbench.api",
     "register_architecture": "archbench.registry", "register_metric": "archbench.registry",
     "register_task": "archbench.registry",

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from archbench.execute.session import RunOutcome
-    from archbench.instruments.stop_rule import StopRule
     from archbench.instruments.timing import Measurement
+    from archbench.stop_rule import StopRule
     from archbench.suite.point import Point
     from archbench.suite.schema import Suite
 
@@ -159,7 +159,7 @@ def load_results(path: str | Path, role: str = "") -> pd.DataFrame:
 
 
 def _measure_arguments(fn: Any, device: Any, rule: Any, clock: Any, cold_cache: Any, timeout: Any) -> None:
-    from archbench.instruments.stop_rule import StopRule
+    from archbench.stop_rule import StopRule
 
     if not callable(fn):
         raise refuse("measure", "fn", fn, "give a callable that takes no arguments")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from archbench.instruments import timing
-from archbench.instruments.stop_rule import StopRule
 from archbench.metrics import memory
+from archbench.stop_rule import StopRule
 
 
 class FakeGpu:

@@ -16,8 +16,8 @@ from archbench.cli import cli
 from archbench.execute import footprint
 from archbench.execute.group import Settings, run_group
 from archbench.instruments.passes import loss_fn, scored_targets
-from archbench.instruments.stop_rule import StopRule
 from archbench.metrics.memory import peak_bytes
+from archbench.stop_rule import StopRule
 from archbench.suite.point import Point
 from archbench.tasks.base import build_task
 from archbench.tasks.uniform import Uniform

@@ -14,8 +14,8 @@ from archbench import registry, testing
 from archbench.architectures.decoding import DecodeState, cuda_graph_step, greedy, greedy_step, state_bytes
 from archbench.errors import BadInput
 from archbench.execute.group import Settings, build, run_group
-from archbench.instruments.stop_rule import StopRule
 from archbench.results.table1_generation import crossover, format_table1_generation, table1_generation
+from archbench.stop_rule import StopRule
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import expand
 

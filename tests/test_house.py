@@ -164,6 +164,70 @@ def test_dependencies_point_one_way():
     assert bad == []
 
 
+# The floors of the house, lowest first: a module imports its own folder or a floor below, never one
+# above nor a neighbour on its own floor. Late imports (inside functions) count, and so does a string
+# naming an archbench module (what importlib.import_module or `python -m` would load).
+FLOORS = [
+    {"archbench.errors"},
+    {"archbench", "archbench.parameters", "archbench.stop_rule"},
+    {"archbench.registry"},
+    {"archbench.architectures", "archbench.tasks", "archbench.results"},
+    {"archbench.suite"},
+    {"archbench.instruments"},
+    {"archbench.metrics"},
+    {"archbench.execute"},
+    {"archbench.gate", "archbench.report"},
+    {"archbench.api", "archbench.cli", "archbench.testing"},
+    {"archbench.__main__"},
+]
+# The registry loads the built-in packages and checks entries against their base class: it names the
+# floors above it by design (the registrations are theirs), and imports them only on first use.
+LOADERS = {"archbench.registry"}
+
+
+def _room(name: str) -> str:
+    parts = name.split(".")
+    return ".".join(parts[:2])
+
+
+def _floor(name: str) -> int:
+    room = _room(name)
+    return next(i for i, rooms in enumerate(FLOORS) if room in rooms)
+
+
+def _named_modules(path: Path) -> set[str]:
+    """archbench modules a string of the file names ("archbench.x.y", or "archbench.x.y:Attr")."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            module = node.value.split(":")[0]
+            if module in MODULES:
+                names.add(module)
+    return names
+
+
+def test_every_room_is_on_a_floor():
+    assert sorted(_room(m) for m in MODULES if not any(_room(m) in f for f in FLOORS)) == []
+
+
+def test_no_arrow_runs_up_a_floor_or_across_one():
+    bad = []
+    for name, path in MODULES.items():
+        if name == "archbench" or name in LOADERS:
+            continue  # the package's lazy names are the public face of every floor
+        for dep in GRAPH[name] | _named_modules(path):
+            if _room(dep) != _room(name) and _floor(dep) >= _floor(name):
+                bad.append(f"{name} -> {dep}")
+    assert sorted(bad) == []
+
+
+def test_the_floor_check_sees_a_late_import_and_a_module_string(tmp_path):
+    late = tmp_path / "late.py"
+    late.write_text("def f():\n    from archbench.execute.group import run_group\n    return 'archbench.report.render'\n")
+    assert "archbench.execute.group" in _imports("archbench.metrics.late", late)
+    assert "archbench.report.render" in _named_modules(late)
+
+
 def test_no_module_over_400_lines():
     long = {name: n for name, path in MODULES.items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}

@@ -14,7 +14,7 @@ from archbench.execute.group import Settings, run_group
 from archbench.instruments import implementation
 from archbench.instruments.implementation import Implemented
 from archbench.instruments.passes import train_step
-from archbench.instruments.stop_rule import StopRule
+from archbench.stop_rule import StopRule
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import count_points, expand
 from archbench.tasks.base import Batch

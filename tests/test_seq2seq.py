@@ -16,9 +16,9 @@ from archbench.architectures.decoding import DecodeState
 from archbench.architectures.encoder_decoder import greedy_translate
 from archbench.errors import BadInput
 from archbench.execute.group import Settings, build, run_group
-from archbench.instruments.stop_rule import StopRule
 from archbench.instruments.training import TrainingSettings, train
 from archbench.parameters import PositiveInt
+from archbench.stop_rule import StopRule
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import expand
 from archbench.tasks import build_task

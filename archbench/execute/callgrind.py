@@ -34,8 +34,8 @@ from archbench.execute.executors.worker import Job, plugins_of
 from archbench.instruments.callgrind import ENV
 
 if TYPE_CHECKING:
-    from archbench.instruments.stop_rule import StopRule
     from archbench.metrics.base import Row
+    from archbench.stop_rule import StopRule
     from archbench.suite.point import Point
 
 STARTUP = 900.0  # s the child may take to import torch under Callgrind (about 50-130 s on 2 busy cores)

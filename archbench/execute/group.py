@@ -29,9 +29,9 @@ from archbench.errors import Diverged, NotApplicable, PointTimeout
 from archbench.execute import footprint
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments import flags, implementation
-from archbench.instruments.stop_rule import StopRule
 from archbench.metrics.base import Context, Row
 from archbench.results.store import now_iso
+from archbench.stop_rule import StopRule
 from archbench.suite.point import Point
 from archbench.tasks.base import build_task
 

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from archbench.instruments import flags
-from archbench.instruments.stop_rule import StopRule
 from archbench.instruments.timing import measure
+from archbench.stop_rule import StopRule
 
 SIZES = {"cpu": 1024, "cuda": 8192}  # large enough to be compute-bound, small enough to be quick
 

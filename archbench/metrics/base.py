@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from archbench.errors import NotApplicable
-from archbench.instruments.stop_rule import StopRule
+from archbench.stop_rule import StopRule
 from archbench.suite.point import Point
 from archbench.tasks.base import Batch, Task
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from archbench.instruments.stop_rule import StopRule
+from archbench.stop_rule import StopRule
 
 Pass = Literal["forward", "backward", "train_step", "encode", "decode"]
 # Bounds that no machine reaches: a value beyond them is a typo, refused at the door with the range
@@ -67,7 +67,7 @@ class Swept(BaseModel):
 
 
 class Timing(Strict):
-    """The stop rule of the timer (see archbench.instruments.stop_rule)."""
+    """The stop rule of the timer (see archbench.stop_rule)."""
 
     min_samples: Samples = 10
     min_time: Seconds = 0.1
