@@ -113,13 +113,14 @@ def _run(suite: str | Path | Suite, out: str | Path, device: str | None, executo
     old = old_store.read_meta() if old_store else {}
     resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
     points = expand(suite, source=suite_path, device=resolved)
-    footprint.check_fits(points, suite.timeout)  # an experiment none of whose points fits the memory
+    every = points
     points, shard_meta = _shard_of(points, shard, old, suite.timing.interleave, resume)
     name = executor or suite.executor or "serial"
     if old_store:
         check_same_points(points, point_ids_of(old, resolved, allow_plugins), str(resume), suite_path)
     with executors.make(name, workers, address) as ex, contextlib.ExitStack() as held:
-        ex.check(points)
+        ex.check(points)  # the process executor's workers start importing here
+        footprint.check_fits(every, suite.timeout)  # an experiment none of whose points fits the memory
         store = old_store or ResultStore.create(out, suite.name)
         held.enter_context(FolderLock(store.folder))  # a second writer of the folder stops here
         try:

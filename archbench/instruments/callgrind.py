@@ -30,6 +30,7 @@ import torch
 
 from archbench.instruments.timing import Measurement
 
+OFF = "ARCHBENCH_NO_VALGRIND"  # set (non-empty): `instructions` skipped as if Valgrind were not installed
 ENV = "ARCHBENCH_CALLGRIND_OUT"  # set in the process Callgrind runs: the base name of its dump files
 WARMUP = 8    # uncounted calls after the first: CPython 3.11 specialises a function's bytecode on its 8th call,
 #               which costs that call about 3 % more instructions (seen as one high sample in five)
@@ -40,6 +41,8 @@ _TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.MULTILINE)
 
 def unavailable() -> str | None:
     """Why instructions cannot be counted on this machine, or None when they can."""
+    if os.environ.get(OFF):
+        return f"{OFF} is set: instruction counting is off (the rest of each point runs)"
     if shutil.which("valgrind") is None:
         return "valgrind is not installed (Debian: apt-get install valgrind); instructions are counted under Callgrind"
     if not torch._C._valgrind_supported_platform():
@@ -175,15 +178,20 @@ def count(fn: Callable[[], object], samples: int = SAMPLES, warmup: int = WARMUP
     try:
         first = None
         if cold:
-            with on:
-                first = float(dumps.counted(fn, 1) - min(dumps.counted(_nothing, 1) for _ in range(3)))
+            with on:  # the empty calls first: the first dump after the switch can be garbage (see below)
+                empty = min(dumps.counted(_nothing, 1) for _ in range(3))
+                first = float(dumps.counted(fn, 1) - empty)
         else:
             fn()
         for _ in range(warmup):
             fn()
         with on:
+            # Right after instrumentation is switched on, Callgrind's first dump can hold a wrapped
+            # total (2^64 less a little, seen on 3.19): the three empty calls come first and the least is kept.
             overhead = min(dumps.counted(_nothing, 1) for _ in range(3))
             counts = tuple(float(dumps.counted(fn, 1) - overhead) for _ in range(samples))
+        if max(counts) >= 2.0 ** 62 or (first is not None and first >= 2.0 ** 62):
+            raise RuntimeError("Callgrind's instruction counter wrapped (a total near 2^64): the count is not usable")
     finally:
         if enabled:
             gc.enable()
