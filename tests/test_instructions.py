@@ -185,3 +185,16 @@ def test_a_callgrind_process_that_dies_is_an_error_naming_its_last_output(monkey
     with pytest.raises(server.CallgrindError, match="exited with code 3 .*no such tool"):
         counter.count(_points()[:1], Settings().rule)
     assert counter.proc is None and counter.folder is None
+
+
+def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):
+    """The x86-64 stub that switches Callgrind's instrumentation answers 0 (not under Valgrind) and
+    changes nothing; ARCHBENCH_NO_VALGRIND skips the metric as if Valgrind were missing."""
+    answer = callgrind.request(callgrind.RUNNING_ON_VALGRIND)
+    assert answer in (0, None)  # None: a platform without the stub
+    assert callgrind.switches_instrumentation() is False
+    assert callgrind.request(callgrind.START_INSTRUMENTATION) in (0, None)
+    monkeypatch.setenv(callgrind.OFF, "1")
+    assert callgrind.OFF in (callgrind.unavailable() or "")
+    [res] = run_group(_points()[:1], Settings())
+    assert res.rows[0].status == "skipped" and callgrind.OFF in res.rows[0].error

@@ -9,8 +9,10 @@ later group with ``execute.group.run_group``, only the ``instructions`` metric, 
 exits. With the serial executor (``suites/ci.yaml``) that is one Callgrind process per run; with
 ``--executor process`` each group's worker starts its own.
 
-Instrumentation starts off (``--instr-atstart=no``) and is switched on with ``callgrind_control -i on``
-once the imports are done, which halves the start; without ``callgrind_control`` it is on from the start.
+Instrumentation starts off (``--instr-atstart=no``). On x86-64 each count switches it on around its
+counted calls only, by a client request (``instruments.callgrind.count``): imports, builds and warm-up
+run uninstrumented. Elsewhere it is switched on with ``callgrind_control -i on`` once the imports are
+done, which halves the start; without ``callgrind_control`` it is on from the start.
 A request is a pickled job in DIR, named on the child's stdin; the reply a pickle the child writes
 beside it. The child's output, and Valgrind's, stay in DIR (``output.log``, ``valgrind.log``).
 """
@@ -175,7 +177,10 @@ def main(argv: list[str]) -> int:
 
     registry.metrics.names()  # torch and the built-in metrics imported before instrumentation is on
 
-    _instrument_on()
+    from archbench.instruments import callgrind
+
+    if not callgrind.switches_instrumentation():  # no client requests here: on for good, from now on
+        _instrument_on()
     (folder / "ready").touch()
     for line in sys.stdin:
         job: Job = pickle.loads((folder / line.strip()).read_bytes())
