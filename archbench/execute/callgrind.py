@@ -57,8 +57,21 @@ class Counter:
         self.requests = 0
         self.lock = threading.Lock()
         self.started_in: float | None = None  # s the child took to be ready
+        self.launched = 0.0  # time.monotonic() when it was started
+
+    def launch(self) -> None:
+        """Start the Callgrind process now, without waiting for it: it imports torch (~25 s of CPU under
+        Valgrind) on the other core while this process runs the points that come before the first count."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._launch()
 
     def _start(self) -> None:
+        self._launch()
+        self._wait_ready()
+
+    def _launch(self) -> None:
+        self.close()
         self.folder = Path(tempfile.mkdtemp(prefix="archbench-callgrind-"))
         control = shutil.which("callgrind_control") is not None
         args = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
@@ -66,12 +79,17 @@ class Counter:
                 f"--callgrind-out-file={self.folder / 'callgrind.out'}", f"--log-file={self.folder / 'valgrind.log'}",
                 sys.executable, "-m", "archbench.execute.callgrind", str(self.folder)]
         env = {**os.environ, "PYTHONPATH": python_path(), ENV: str(self.folder / "callgrind.out")}
-        t0 = time.monotonic()
+        self.launched = time.monotonic()
+        self.started_in = None
         with open(self.folder / "output.log", "wb") as out:
             self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                                          env=env, start_new_session=True)
-        self._wait_for(self.folder / "ready", STARTUP, "start")
-        self.started_in = time.monotonic() - t0
+
+    def _wait_ready(self) -> None:
+        if self.started_in is None:
+            assert self.folder is not None
+            self._wait_for(self.folder / "ready", STARTUP - (time.monotonic() - self.launched), "start")
+            self.started_in = time.monotonic() - self.launched
 
     def _wait_for(self, path: Path, limit: float | None, what: str) -> None:
         assert self.proc is not None
@@ -103,6 +121,7 @@ class Counter:
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
+            self._wait_ready()  # launched early (``launch``): it may still be importing
             assert self.proc is not None and self.proc.stdin is not None and self.folder is not None
             self.requests += 1
             request = self.folder / f"request-{self.requests}.pkl"
@@ -146,6 +165,20 @@ def counter() -> Counter:
         _COUNTER = Counter()
         atexit.register(_COUNTER.close)
     return _COUNTER
+
+
+def launch_for(points: list[Point]) -> bool:
+    """Start this process's Callgrind process now when some of ``points`` will be counted here (CPU
+    points with ``instructions``, Valgrind installed): its import overlaps the points before the first
+    count. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
+    from archbench.instruments import callgrind
+
+    if callgrind.inside() or callgrind.unavailable() is not None:
+        return False
+    if not any(METRIC in p.metrics and p.device == "cpu" for p in points):
+        return False
+    counter().launch()
+    return True
 
 
 def _instrument_on() -> None:

@@ -162,6 +162,10 @@ def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old
             store.write_meta({**store.read_meta(), "device_peak": peak})
             say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
         settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
+        if name == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
+            from archbench.execute.callgrind import launch_for
+
+            launch_for(todo)
         summary = run_points(todo, settings, store, suite.name, progress=progress, executor=ex, skips=skips)
     except KeyboardInterrupt as stop:
         frame = store.consolidate()  # what finished is on disk already: make it a table
