@@ -15,7 +15,8 @@
 
 Bad input exits with code 2 and one line on stderr, before anything is written. A run that
 completes exits 0 whatever its points' statuses; one interrupted (Ctrl-C) lets the points in flight
-finish, keeps and consolidates the points it finished, prints the command that resumes it and exits 130.
+finish, keeps and consolidates the points it finished, prints the command that resumes it and exits 130;
+SIGTERM does the same without waiting for the points in flight and exits 143.
 """
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ def run(suite_path: Path, out: Path, device: str | None, executor_name: str | No
     """Run SUITE and write its results folder (or, with --resume, finish an earlier one)."""
     from archbench.execute.session import Interrupted
     from archbench.execute.session import run as run_suite
+    from archbench.execute.signals import EXIT_CODE, Terminated
 
     try:
         outcome = run_suite(suite_path, out, device=device, executor=executor_name, workers=workers,
@@ -152,7 +154,10 @@ def run(suite_path: Path, out: Path, device: str | None, executor_name: str | No
         click.echo(f"resume with: {_resume_command(suite_path, stop.folder, executor_name, workers, address)}",
                    err=True)
         click.echo(f"results: {stop.folder}")
-        click.get_current_context().exit(130)
+        click.get_current_context().exit(EXIT_CODE if stop.terminated else 130)
+    except Terminated:  # before any point ran: nothing to keep
+        click.echo("terminated (SIGTERM) before any point ran", err=True)
+        click.get_current_context().exit(EXIT_CODE)
     _print_tables(outcome.folder)
     click.echo(f"{outcome.summary.line()}")
     click.echo(f"results: {outcome.folder}")

@@ -2,6 +2,7 @@
 real count under Valgrind (skipped without it; about a minute, most of it importing torch under Valgrind)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -116,6 +117,8 @@ def test_counts_under_callgrind_are_steady_and_scale_with_the_work(monkeypatch):
     counter = server.Counter()
     monkeypatch.setattr(server, "_COUNTER", counter)
     try:
+        assert server.launch_for(_points())  # started early, as a serial run does: the first count waits for it
+        assert counter.proc is not None and counter.started_in is None
         results = run_group(_points(), Settings())
         again = counter.count([_points()[0]], Settings().rule)  # a second group: the same process
         assert counter.requests == 2
@@ -185,3 +188,28 @@ def test_a_callgrind_process_that_dies_is_an_error_naming_its_last_output(monkey
     with pytest.raises(server.CallgrindError, match="exited with code 3 .*no such tool"):
         counter.count(_points()[:1], Settings().rule)
     assert counter.proc is None and counter.folder is None
+
+
+def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):
+    """The x86-64 stub that switches Callgrind's instrumentation answers 0 (not under Valgrind) and
+    changes nothing; ARCHBENCH_NO_VALGRIND skips the metric as if Valgrind were missing."""
+    answer = callgrind.request(callgrind.RUNNING_ON_VALGRIND)
+    assert answer in (0, None)  # None: a platform without the stub
+    assert callgrind.switches_instrumentation() is False
+    assert callgrind.request(callgrind.START_INSTRUMENTATION) in (0, None)
+    monkeypatch.setenv(callgrind.OFF, "1")
+    assert callgrind.OFF in (callgrind.unavailable() or "")
+    [res] = run_group(_points()[:1], Settings())
+    assert res.rows[0].status == "skipped" and callgrind.OFF in res.rows[0].error
+
+
+def test_the_callgrind_process_is_launched_early_only_where_it_will_count(monkeypatch):
+    monkeypatch.setattr(server, "_COUNTER", None)
+    monkeypatch.setenv(callgrind.OFF, "1")
+    assert server.launch_for(_points()) is False  # counting is off
+    monkeypatch.delenv(callgrind.OFF)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(torch._C, "_valgrind_supported_platform", lambda: True)
+    plain = [dataclasses.replace(p, metrics=("latency",)) for p in _points()]
+    assert server.launch_for(plain) is False  # nothing to count
+    assert server._COUNTER is None

@@ -173,8 +173,28 @@ def test_interleaved_rounds_go_a_b_c_and_each_stops_on_its_own():
     assert isinstance(x, RuntimeError) and str(x) == "broken model"
     assert a.median == pytest.approx(1e-3) and c.median == pytest.approx(2e-3)
     assert a.n == c.n == 3
-    # cold + one warm-up call each; then per round, each callable: one untimed re-warm call, one sample
-    assert order == ["a", "a", "x", "c", "c"] + ["a", "a", "c", "c"] * 3
+    # cold + one warm-up call each; then per round, each callable one sample (a sample as long as the
+    # slice makes no untimed re-warm call)
+    assert order == ["a", "a", "x", "c", "c"] + ["a", "c"] * 3
+
+
+def test_only_samples_shorter_than_the_slice_are_preceded_by_an_untimed_call():
+    order = []
+    clock = FakeClock(lambda i: 1e-3)
+
+    def make(name, duration):
+        def fn():
+            order.append(name)
+            clock.now += int(duration * 1e9)
+        return fn
+
+    rule = StopRule(min_samples=4, min_time=0.0, max_time=1.0, warmup=0.0, min_sample_time=0.0)
+    a, c = archbench.instruments.timing.measure_interleaved([make("a", 1e-3), make("c", 2e-3)], "cpu", rule, clock,
+                                                            slice_time=1.5e-3)
+    assert a.n == c.n == 4
+    # a (1 ms < the 1.5 ms slice): an untimed call, then two samples a round; c (2 ms): one sample a round, no
+    # untimed call: its budget goes to samples
+    assert order == ["a", "a", "c", "c"] + ["a", "a", "a", "c"] * 2 + ["c", "c"]
 
 
 def test_each_round_gives_a_callable_a_slice_of_samples():

@@ -9,8 +9,10 @@ later group with ``execute.group.run_group``, only the ``instructions`` metric, 
 exits. With the serial executor (``suites/ci.yaml``) that is one Callgrind process per run; with
 ``--executor process`` each group's worker starts its own.
 
-Instrumentation starts off (``--instr-atstart=no``) and is switched on with ``callgrind_control -i on``
-once the imports are done, which halves the start; without ``callgrind_control`` it is on from the start.
+Instrumentation starts off (``--instr-atstart=no``). On x86-64 each count switches it on around its
+counted calls only, by a client request (``instruments.callgrind.count``): imports, builds and warm-up
+run uninstrumented. Elsewhere it is switched on with ``callgrind_control -i on`` once the imports are
+done, which halves the start; without ``callgrind_control`` it is on from the start.
 A request is a pickled job in DIR, named on the child's stdin; the reply a pickle the child writes
 beside it. The child's output, and Valgrind's, stay in DIR (``output.log``, ``valgrind.log``).
 """
@@ -55,8 +57,21 @@ class Counter:
         self.requests = 0
         self.lock = threading.Lock()
         self.started_in: float | None = None  # s the child took to be ready
+        self.launched = 0.0  # time.monotonic() when it was started
+
+    def launch(self) -> None:
+        """Start the Callgrind process now, without waiting for it: it imports torch (~25 s of CPU under
+        Valgrind) on the other core while this process runs the points that come before the first count."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._launch()
 
     def _start(self) -> None:
+        self._launch()
+        self._wait_ready()
+
+    def _launch(self) -> None:
+        self.close()
         self.folder = Path(tempfile.mkdtemp(prefix="archbench-callgrind-"))
         control = shutil.which("callgrind_control") is not None
         args = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
@@ -64,12 +79,17 @@ class Counter:
                 f"--callgrind-out-file={self.folder / 'callgrind.out'}", f"--log-file={self.folder / 'valgrind.log'}",
                 sys.executable, "-m", "archbench.execute.callgrind", str(self.folder)]
         env = {**os.environ, "PYTHONPATH": python_path(), ENV: str(self.folder / "callgrind.out")}
-        t0 = time.monotonic()
+        self.launched = time.monotonic()
+        self.started_in = None
         with open(self.folder / "output.log", "wb") as out:
             self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                                          env=env, start_new_session=True)
-        self._wait_for(self.folder / "ready", STARTUP, "start")
-        self.started_in = time.monotonic() - t0
+
+    def _wait_ready(self) -> None:
+        if self.started_in is None:
+            assert self.folder is not None
+            self._wait_for(self.folder / "ready", STARTUP - (time.monotonic() - self.launched), "start")
+            self.started_in = time.monotonic() - self.launched
 
     def _wait_for(self, path: Path, limit: float | None, what: str) -> None:
         assert self.proc is not None
@@ -101,6 +121,7 @@ class Counter:
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
+            self._wait_ready()  # launched early (``launch``): it may still be importing
             assert self.proc is not None and self.proc.stdin is not None and self.folder is not None
             self.requests += 1
             request = self.folder / f"request-{self.requests}.pkl"
@@ -146,6 +167,20 @@ def counter() -> Counter:
     return _COUNTER
 
 
+def launch_for(points: list[Point]) -> bool:
+    """Start this process's Callgrind process now when some of ``points`` will be counted here (CPU
+    points with ``instructions``, Valgrind installed): its import overlaps the points before the first
+    count. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
+    from archbench.instruments import callgrind
+
+    if callgrind.inside() or callgrind.unavailable() is not None:
+        return False
+    if not any(METRIC in p.metrics and p.device == "cpu" for p in points):
+        return False
+    counter().launch()
+    return True
+
+
 def _instrument_on() -> None:
     """Switch Callgrind's instrumentation on in this process (it started off, to import faster)."""
     if shutil.which("callgrind_control") is None:
@@ -175,7 +210,10 @@ def main(argv: list[str]) -> int:
 
     registry.metrics.names()  # torch and the built-in metrics imported before instrumentation is on
 
-    _instrument_on()
+    from archbench.instruments import callgrind
+
+    if not callgrind.switches_instrumentation():  # no client requests here: on for good, from now on
+        _instrument_on()
     (folder / "ready").touch()
     for line in sys.stdin:
         job: Job = pickle.loads((folder / line.strip()).read_bytes())

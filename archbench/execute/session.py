@@ -9,6 +9,8 @@ each architecture's Table 1 laws), measures the device's matmul peak once, resum
 (``resume=``: only the points it has not finished), consolidates the tables, and records the end.
 Ctrl-C lets the points in flight finish, keeps and consolidates what finished, and raises
 :class:`Interrupted` (a KeyboardInterrupt) naming the folder, so a caller can say how to resume.
+SIGTERM does the same at once, without waiting for the points in flight (archbench.execute.signals):
+``Interrupted.terminated`` is then True.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from archbench.execute import executors, footprint
 from archbench.execute.group import DTYPES, Settings
 from archbench.execute.resume import check_same_points, point_ids_of, remaining
 from archbench.execute.schedule import Summary, run_points
+from archbench.execute.signals import Terminated, terminated_raises
 from archbench.instruments import environment, flags
 from archbench.instruments.peak import matmul_peak
 from archbench.results.load import latest
@@ -51,11 +54,13 @@ class RunOutcome:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C: the points that finished are in ``folder``, consolidated; the rest can be resumed."""
+    """Ctrl-C or SIGTERM (``terminated``): the points that finished are in ``folder``, consolidated;
+    the rest can be resumed."""
 
-    def __init__(self, folder: Path, finished: int, total: int):
-        super().__init__(f"interrupted: {finished} of {total} points finished")
-        self.folder, self.finished, self.total = folder, finished, total
+    def __init__(self, folder: Path, finished: int, total: int, terminated: bool = False):
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        super().__init__(f"{how}: {finished} of {total} points finished")
+        self.folder, self.finished, self.total, self.terminated = folder, finished, total, terminated
 
 
 def _stderr(line: str) -> None:
@@ -88,6 +93,14 @@ def run(
     own). BadInput on bad input, before
     anything is written; BadInput naming the holder when another process writes the folder.
     """
+    with terminated_raises():
+        return _run(suite, out, device, executor, workers, address, resume, retry_failed, progress, max_points,
+                    say, allow_plugins, shard)
+
+
+def _run(suite: str | Path | Suite, out: str | Path, device: str | None, executor: str | None, workers: int | None,
+         address: str | None, resume: str | Path | None, retry_failed: bool, progress: bool, max_points: int | None,
+         say: Callable[[str], None], allow_plugins: bool, shard: str | tuple[int, int] | None) -> RunOutcome:
     suite_path = str(suite.path or suite.name) if isinstance(suite, Suite) else str(suite)
     if not isinstance(suite, Suite):
         suite = load_suite(suite, max_points=max_points, allow_plugins=allow_plugins)
@@ -100,13 +113,14 @@ def run(
     old = old_store.read_meta() if old_store else {}
     resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
     points = expand(suite, source=suite_path, device=resolved)
-    footprint.check_fits(points, suite.timeout)  # an experiment none of whose points fits the memory
+    every = points
     points, shard_meta = _shard_of(points, shard, old, suite.timing.interleave, resume)
     name = executor or suite.executor or "serial"
     if old_store:
         check_same_points(points, point_ids_of(old, resolved, allow_plugins), str(resume), suite_path)
     with executors.make(name, workers, address) as ex, contextlib.ExitStack() as held:
-        ex.check(points)
+        ex.check(points)  # the process executor's workers start importing here
+        footprint.check_fits(every, suite.timeout)  # an experiment none of whose points fits the memory
         store = old_store or ResultStore.create(out, suite.name)
         held.enter_context(FolderLock(store.folder))  # a second writer of the folder stops here
         try:
@@ -148,11 +162,16 @@ def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old
             store.write_meta({**store.read_meta(), "device_peak": peak})
             say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
         settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
+        if name == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
+            from archbench.execute.callgrind import launch_for
+
+            launch_for(todo)
         summary = run_points(todo, settings, store, suite.name, progress=progress, executor=ex, skips=skips)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         frame = store.consolidate()  # what finished is on disk already: make it a table
+        terminated = isinstance(stop, Terminated)
         store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
-        raise Interrupted(store.folder, frame.point_id.nunique(), len(points)) from None
+        raise Interrupted(store.folder, frame.point_id.nunique(), len(points), terminated) from None
     store.consolidate()
     statuses = collections.Counter(r["status"] for r in latest(store.records()))
     store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": False, "statuses": dict(statuses)})

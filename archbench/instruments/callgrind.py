@@ -16,8 +16,11 @@ such process counts a whole run (``archbench.execute.callgrind``), never one per
 """
 from __future__ import annotations
 
+import ctypes
 import gc
+import mmap
 import os
+import platform
 import re
 import shutil
 from collections.abc import Callable
@@ -27,6 +30,7 @@ import torch
 
 from archbench.instruments.timing import Measurement
 
+OFF = "ARCHBENCH_NO_VALGRIND"  # set (non-empty): `instructions` skipped as if Valgrind were not installed
 ENV = "ARCHBENCH_CALLGRIND_OUT"  # set in the process Callgrind runs: the base name of its dump files
 WARMUP = 8    # uncounted calls after the first: CPython 3.11 specialises a function's bytecode on its 8th call,
 #               which costs that call about 3 % more instructions (seen as one high sample in five)
@@ -37,6 +41,8 @@ _TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.MULTILINE)
 
 def unavailable() -> str | None:
     """Why instructions cannot be counted on this machine, or None when they can."""
+    if os.environ.get(OFF):
+        return f"{OFF} is set: instruction counting is off (the rest of each point runs)"
     if shutil.which("valgrind") is None:
         return "valgrind is not installed (Debian: apt-get install valgrind); instructions are counted under Callgrind"
     if not torch._C._valgrind_supported_platform():
@@ -55,6 +61,75 @@ def totals(path: str | Path) -> int:
     if found is None:
         raise ValueError(f"{path}: no 'totals:' or 'summary:' line; not a Callgrind output file")
     return int(found.group(1))
+
+
+# Valgrind's client request on x86-64 (valgrind.h, VALGRIND_DO_CLIENT_REQUEST_EXPR) as a function
+# ``size_t request(size_t args[6])``: a no-op returning 0 outside Valgrind. torch exposes only the
+# collection toggles; the instrumentation switches (CALLGRIND_START/STOP_INSTRUMENTATION) are these.
+_X86_64 = bytes([
+    0x48, 0x89, 0xF8,                                      # mov rax, rdi       (the request's arguments)
+    0x31, 0xD2,                                            # xor edx, edx       (the answer outside Valgrind)
+    0x48, 0xC1, 0xC7, 0x03, 0x48, 0xC1, 0xC7, 0x0D,        # rol rdi, 3; rol rdi, 13
+    0x48, 0xC1, 0xC7, 0x3D, 0x48, 0xC1, 0xC7, 0x33,        # rol rdi, 61; rol rdi, 51 (128 bits: rdi unchanged)
+    0x48, 0x87, 0xDB,                                      # xchg rbx, rbx      (the marker Valgrind acts on)
+    0x48, 0x89, 0xD0,                                      # mov rax, rdx
+    0xC3,                                                  # ret
+])
+_BASE = (ord("C") << 24) | (ord("T") << 16)  # VG_USERREQ_TOOL_BASE('C', 'T'): Callgrind's requests
+START_INSTRUMENTATION, STOP_INSTRUMENTATION = _BASE + 4, _BASE + 5
+RUNNING_ON_VALGRIND = 0x1001
+
+
+class _Requests:
+    """Valgrind client requests from Python (x86-64 only; elsewhere ``available`` is False)."""
+
+    def __init__(self) -> None:
+        self.available = platform.machine() in ("x86_64", "AMD64")
+        if not self.available:
+            return
+        self._page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        self._page.write(_X86_64)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(self._page))
+        self._call = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p)(address)
+
+    def __call__(self, request: int) -> int:
+        return int(self._call((ctypes.c_size_t * 6)(request, 0, 0, 0, 0, 0)))
+
+
+_requests: _Requests | None = None
+
+
+def request(code: int) -> int | None:
+    """Send a client request to Valgrind (0 when not under Valgrind); None where it cannot be sent."""
+    global _requests
+    if _requests is None:
+        try:
+            _requests = _Requests()
+        except (OSError, ValueError, PermissionError):  # no executable page (a hardened kernel)
+            _requests = _Requests.__new__(_Requests)
+            _requests.available = False
+    return _requests(code) if _requests.available else None
+
+
+def switches_instrumentation() -> bool:
+    """Whether this process can switch Callgrind's instrumentation on and off itself (it runs under
+    Valgrind and the client request can be sent)."""
+    return bool(request(RUNNING_ON_VALGRIND))
+
+
+class _Instrumented:
+    """Callgrind's instrumentation on inside the block where this process can switch it (else as it is)."""
+
+    def __init__(self, switch: bool):
+        self.switch = switch
+
+    def __enter__(self) -> None:
+        if self.switch:
+            request(START_INSTRUMENTATION)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.switch:
+            request(STOP_INSTRUMENTATION)
 
 
 class _Dumps:
@@ -84,23 +159,40 @@ def _nothing() -> None:
     return None
 
 
-def count(fn: Callable[[], object], samples: int = SAMPLES, warmup: int = WARMUP) -> Measurement:
+def count(fn: Callable[[], object], samples: int = SAMPLES, warmup: int = WARMUP, switch: bool | None = None,
+          cold: bool = True) -> Measurement:
     """Instructions per call of ``fn``: ``samples`` calls counted one by one, after the first call
-    (counted on its own: ``cold``) and ``warmup`` calls more; the cost of counting taken off."""
+    (counted on its own: ``cold``) and ``warmup`` calls more; the cost of counting taken off.
+
+    ``switch`` (default: where this process can): instrumentation on only around the counted calls,
+    so that the warm-up runs at Valgrind's uninstrumented speed (docs/instructions.md, What it costs).
+    ``cold=False`` runs the first call uninstrumented and leaves ``cold`` unset."""
     base = os.environ.get(ENV)
     if not base:
         raise RuntimeError(f"not running under Callgrind ({ENV} is not set); see archbench.execute.callgrind")
     dumps = _Dumps(base)
+    on = _Instrumented(switches_instrumentation() if switch is None else switch)
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()  # a collection falls in whichever call crosses its allocation count: +3 % on one sample
     try:
-        overhead = min(dumps.counted(_nothing, 1) for _ in range(3))
-        cold = dumps.counted(fn, 1) - overhead
+        first = None
+        if cold:
+            with on:  # the empty calls first: the first dump after the switch can be garbage (see below)
+                empty = min(dumps.counted(_nothing, 1) for _ in range(3))
+                first = float(dumps.counted(fn, 1) - empty)
+        else:
+            fn()
         for _ in range(warmup):
             fn()
-        counts = tuple(float(dumps.counted(fn, 1) - overhead) for _ in range(samples))
+        with on:
+            # Right after instrumentation is switched on, Callgrind's first dump can hold a wrapped
+            # total (2^64 less a little, seen on 3.19): the three empty calls come first and the least is kept.
+            overhead = min(dumps.counted(_nothing, 1) for _ in range(3))
+            counts = tuple(float(dumps.counted(fn, 1) - overhead) for _ in range(samples))
+        if max(counts) >= 2.0 ** 62 or (first is not None and first >= 2.0 ** 62):
+            raise RuntimeError("Callgrind's instruction counter wrapped (a total near 2^64): the count is not usable")
     finally:
         if enabled:
             gc.enable()
-    return Measurement(counts, calls=1, cold=float(cold), clock="callgrind")
+    return Measurement(counts, calls=1, cold=first, clock="callgrind")

@@ -200,7 +200,9 @@ def measure_interleaved(
     In each round a callable first makes one untimed call, to bring its weights back into the
     caches the others just used, then takes samples for ``slice_time`` seconds (at least one).
     Drift is slow (seconds); a slice of a few tens of milliseconds keeps the comparison fair
-    without timing cache refills.
+    without timing cache refills. A callable whose sample lasts ``slice_time`` or more makes no
+    untimed call: refilling the caches is a vanishing part of so long a sample, and the untimed call
+    would halve the samples its ``max_time`` buys (one sample a round).
     """
     rule = rule or StopRule()
     device = torch.device(device)
@@ -216,7 +218,7 @@ def measure_interleaved(
     while active:
         for i in list(active):
             try:
-                if len(fns) > 1:
+                if len(fns) > 1 and samplers[i].block < slice_time:
                     fns[i]()  # untimed: warm the caches again after the others ran
                 done, spent = False, 0.0
                 while not done and (spent == 0.0 or spent < slice_time):
@@ -285,6 +287,7 @@ class _Sampler:
         self.spent = 0.0  # host seconds spent sampling
         self.cold = math.nan
         self.calls = 1
+        self.block = 0.0  # s one sample is expected to last (calls x the warm-up's time per call)
         self.noisy = False
 
     def start(self) -> None:
@@ -302,6 +305,7 @@ class _Sampler:
             if self.timer.flush is not None:
                 min_block = 0.0  # one call per flush, or the later calls run warm
         self.calls = max(1, math.ceil(min_block / per_call - 1e-9)) if per_call > 0 else 1
+        self.block = self.calls * per_call
 
     def sample(self) -> bool:
         """Take one sample; True when this callable is done."""

@@ -88,6 +88,9 @@ class ProcessExecutor(Executor):
 
     def check(self, points: list[Point]) -> None:
         plugins_of(points)
+        # the workers import torch while this process writes meta.json and estimates footprints: a
+        # worker's start (torch and torch._dynamo, ~5 s of CPU) is otherwise paid after the plan
+        self.pool.warm(min(self.workers, len(points)))
 
     def submit(self, group: list[Point], settings: Settings) -> None:
         plugins = plugins_of(group)

@@ -1,0 +1,85 @@
+"""Where the time of counting instructions goes: Valgrind's start, and each point's build, warm-up and
+counted calls, in CPU seconds of the Callgrind process (a shared machine's load moves wall time, not these).
+
+    python benchmarks/callgrind_cost.py                      # the instructions points of suites/ci.yaml
+    python benchmarks/callgrind_cost.py --mode throughout    # instrumentation on from the import on (before issue V)
+    python benchmarks/callgrind_cost.py --samples 3 --warmup 8 --no-cold --suite suites/ci.yaml
+
+Starts itself under ``valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no`` and prints one
+line per point (CPU s to build it, CPU s to count it, the median count) and the totals. ``--mode calls``
+(default) switches instrumentation on only around the counted calls (archbench.instruments.callgrind.count);
+``--mode throughout`` switches it on once, after the imports, as the counter did before.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default="suites/ci.yaml")
+    ap.add_argument("--mode", choices=("calls", "throughout"), default="calls")
+    ap.add_argument("--samples", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=None)
+    ap.add_argument("--no-cold", action="store_true", help="do not count the first call on its own")
+    ap.add_argument("--only", default="", help="substring a point's description must contain")
+    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def outside(argv: list[str]) -> int:
+    folder = tempfile.mkdtemp(prefix="callgrind-cost-")
+    args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+            f"--callgrind-out-file={folder}/callgrind.out", f"--log-file={folder}/valgrind.log",
+            sys.executable, __file__, "--inside", *argv]
+    env = {**os.environ, "ARCHBENCH_CALLGRIND_OUT": f"{folder}/callgrind.out", "OMP_NUM_THREADS": "1"}
+    t0 = time.monotonic()
+    rc = subprocess.call(args, env=env)
+    print(f"wall {time.monotonic() - t0:.1f} s (not quotable on a shared machine)")
+    return rc
+
+
+def inside(opts: argparse.Namespace) -> int:
+    t0 = time.process_time()
+    from archbench import registry
+    from archbench.execute.group import Settings, _context
+    from archbench.instruments import callgrind
+    from archbench.instruments.passes import PASSES
+    from archbench.suite.load import load_suite
+    from archbench.suite.plan import expand
+
+    registry.metrics.names()
+    imported = time.process_time() - t0
+    print(json.dumps({"phase": "import", "cpu_s": round(imported, 2)}), flush=True)
+    if opts.mode == "throughout":
+        callgrind.request(callgrind.START_INSTRUMENTATION)
+    points = [p for p in expand(load_suite(opts.suite)) if "instructions" in p.metrics and opts.only in p.describe()]
+    kwargs = {k: v for k, v in (("samples", opts.samples), ("warmup", opts.warmup)) if v is not None}
+    total = {"build": 0.0, "count": 0.0}
+    for point in points:
+        t0 = time.process_time()
+        ctx = _context(point, Settings())
+        fn = PASSES[point.pass_](ctx.model, ctx.batch)
+        t1 = time.process_time()
+        m = callgrind.count(fn, switch=opts.mode == "calls", cold=not opts.no_cold, **kwargs)
+        t2 = time.process_time()
+        total["build"] += t1 - t0
+        total["count"] += t2 - t1
+        print(json.dumps({"point": point.describe(), "build_cpu_s": round(t1 - t0, 2), "count_cpu_s": round(t2 - t1, 2),
+                          "median": m.median, "spread": (max(m.samples) - min(m.samples)) / m.median,
+                          "cold": m.cold}), flush=True)
+    print(json.dumps({"phase": "total", "import_cpu_s": round(imported, 2),
+                      **{f"{k}_cpu_s": round(v, 2) for k, v in total.items()},
+                      "cpu_s": round(time.process_time(), 2)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    options = _parse(sys.argv[1:])
+    sys.exit(inside(options) if options.inside else outside(sys.argv[1:]))
