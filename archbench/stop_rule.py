@@ -25,5 +25,18 @@ class StopRule:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.min_samples < 1 or self.min_time < 0 or self.max_time <= 0 or self.target <= 0:
-            raise ValueError(f"invalid stop rule {self}")
+        import math
+
+        from archbench.errors import BadInput
+
+        checks = (("min_samples", isinstance(self.min_samples, int) and not isinstance(self.min_samples, bool)
+                   and 1 <= self.min_samples <= 10**6, "a whole number from 1 to 1,000,000"),
+                  ("min_time", 0 <= self.min_time < math.inf, "seconds >= 0"),
+                  ("max_time", 0 < self.max_time < math.inf, "seconds > 0, finite"),
+                  ("target", 0 < self.target < math.inf, "a relative width > 0"),
+                  ("warmup", 0 <= self.warmup < math.inf, "seconds >= 0"),
+                  ("min_sample_time", 0 <= self.min_sample_time < math.inf, "seconds >= 0"),
+                  ("confidence", 0 < self.confidence < 1, "a fraction in (0, 1)"))
+        for name, ok, allowed in checks:
+            if not ok:
+                raise BadInput(f"StopRule: {name}={getattr(self, name)!r}; allowed: {allowed}")

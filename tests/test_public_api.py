@@ -6,6 +6,8 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 import archbench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +44,11 @@ def test_the_documented_run_signature_is_the_real_one():
 
 def test_all_lists_the_lazy_names():
     assert sorted(archbench.__all__) == sorted(archbench._LAZY)
+
+
+@pytest.mark.parametrize("field, value", [("min_samples", -1), ("min_samples", 2.5), ("max_time", float("inf")),
+                                          ("target", 0.0), ("target", float("inf")), ("min_time", -1.0),
+                                          ("confidence", 1.0)])
+def test_a_bad_stop_rule_is_bad_input_naming_the_field(field, value):
+    with pytest.raises(archbench.BadInput, match=rf"^StopRule: {field}={value!r}; allowed: "):
+        archbench.StopRule(**{field: value})

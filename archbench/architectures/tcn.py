@@ -98,10 +98,12 @@ class TCN(Architecture):
     def check_params(p: dict[str, Any]) -> None:
         """The last level looks (k - 1) b^(levels - 1) positions back: beyond the longest sequence a suite
         may give (its padding alone would not fit), a typo."""
-        reach = (p["kernel_size"] - 1) * p["dilation_base"] ** (p["levels"] - 1)
+        # a subclass may fix some of them (a plugin's TCN with its own constructor): the defaults stand in
+        k, b, levels = (p.get(name, default) for name, default in (("kernel_size", 3), ("dilation_base", 2), ("levels", 4)))
+        reach = (k - 1) * b ** (levels - 1)
         if reach > POSITIONS:
-            raise ParameterError("levels", f"{p['levels']} levels of kernel_size {p['kernel_size']} and dilation_base "
-                                 f"{p['dilation_base']} look back (k - 1) b^(levels - 1) positions, more than the "
+            raise ParameterError("levels", f"{levels} levels of kernel_size {k} and dilation_base "
+                                 f"{b} look back (k - 1) b^(levels - 1) positions, more than the "
                                  f"longest sequence archbench takes ({POSITIONS:,}); allowed: fewer levels, or a "
                                  "smaller dilation_base or kernel_size")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -42,8 +43,9 @@ PositiveSeconds = Annotated[float, Field(gt=0, le=DAY, allow_inf_nan=False)]
 Budget = Annotated[float, Field(gt=0, le=30 * DAY, allow_inf_nan=False)]  # a training's time budget
 Samples = Annotated[int, Field(gt=0, le=10**6)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what every generator (torch's, numpy's) takes
-Parameters = Annotated[int, Field(gt=0, le=10**12)]  # match_params: a trillion weights
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+MAX_PARAMETERS = 10**12  # match_params: a trillion weights
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+Name = Annotated[str, Field(pattern=NAME.pattern.replace("{0,99}", "*"), max_length=100)]
 
 
 def _as_list(value: Any) -> Any:
@@ -271,7 +273,21 @@ class Experiment(Strict):
     implementation: Implementation | None = None  # compile, attention_backend, amp, cuda_graphs (swept)
     # size each architecture's d_model to this many parameters (±5 %), or to the count of the architecture
     # of this label (archbench.suite.matching)
-    match_params: Parameters | Name | None = None
+    match_params: int | str | None = None
+
+    @field_validator("match_params", mode="before")
+    @classmethod
+    def _match_params(cls, v: Any) -> Any:
+        """A parameter count (1 to a trillion) or an architecture's label: one line either way (a union's
+        own message names its branches)."""
+        if v is None or isinstance(v, str) and NAME.fullmatch(v):
+            return v
+        if isinstance(v, int) and not isinstance(v, bool):
+            if not 0 < v <= MAX_PARAMETERS:
+                raise ValueError(f"Input should be greater than 0 and less than or equal to {MAX_PARAMETERS}, got {v}")
+            return v
+        raise ValueError(f"give a parameter count (1 to {MAX_PARAMETERS}) or the label of one of the experiment's "
+                         f"architectures, got {v!r}")
     sweep: Sweep
 
     _lists = field_validator("architectures", "metrics", "passes", "causal", "seeds", mode="before")(
