@@ -169,6 +169,9 @@ def evaluate(model: nn.Module, task: Task, held_out: list[Batch]) -> tuple[float
 
 def held_out_set(task: Task, size: int, chunk: int, seed: int, device: torch.device) -> list[Batch]:
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    own = getattr(task, "held_out", None)  # a length-varied task: every training length (archbench.tasks.lengths)
+    if callable(own):
+        return [b.to(device) for b in own(size, chunk, generator)]
     sizes = [min(chunk, size - i) for i in range(0, size, chunk)]
     return [task.sample(n, generator).to(device) for n in sizes]
 

@@ -16,14 +16,19 @@ ran out: archbench.results.convergence), ``steps_to_threshold``, ``time_to_thres
 ``flops_to_threshold`` (only when the threshold was reached), ``train_steps``, ``train_time``,
 ``train_flops`` (3 x the analytic forward FLOPs per step, where the architecture counts them), and
 ``attention_entropy`` (mean entropy of the attention weights, nats) for an architecture that
-reports it. The training curve (held-out loss and accuracy against step, seconds and training
+reports it. With ``train_lengths`` and ``test_lengths`` (archbench.tasks.lengths): one ``length_accuracy``
+row per test length (the length in the ``test_length`` column) and ``ood_accuracy``, their mean over the
+lengths beyond the training range; ``accuracy`` stays the held-out accuracy at the training lengths, and
+convergence is judged on it. The training curve (held-out loss and accuracy against step, seconds and training
 FLOPs) is saved for the report. A NaN or infinite training loss ends the point as ``diverged``.
 """
 from __future__ import annotations
 
+from archbench.instruments.lengths import accuracy_at_lengths, reachable
 from archbench.instruments.training import TrainingSettings, train
 from archbench.metrics.base import Context, Metric, Row
 from archbench.registry import register_metric
+from archbench.tasks.lengths import LengthVaried
 
 
 @register_metric("accuracy")
@@ -44,6 +49,8 @@ class Accuracy(Metric):
     def run(self, ctx: Context) -> list[Row]:
         p = ctx.point
         settings = TrainingSettings.of(dict(p.training))
+        if isinstance(ctx.task, LengthVaried):
+            reachable(p, ctx.task)  # before training: a model that cannot read the test lengths is skipped
         result = train(ctx.model, ctx.task, settings, seed=p.seed, batch=p.batch, device=ctx.device)
         base = ctx.task.baseline()
         values = {"accuracy": result.accuracy, "loss": result.loss, "baseline_accuracy": base.accuracy,
@@ -57,6 +64,21 @@ class Accuracy(Metric):
         rows = [Row(name, float(values[name]), unit, hib) for name, unit, hib in self.ROWS if values[name] is not None]
         rows[0].stats = {"steps": result.steps, "threshold": settings.threshold, "converged": result.converged}
         rows[0].artifacts = {"curve": result.curve}
+        if isinstance(ctx.task, LengthVaried):
+            rows += length_rows(ctx, settings.eval_size, max(p.batch, 64))
         if result.attention_entropy is not None:
             rows.append(Row("attention_entropy", result.attention_entropy, "nats", False))
         return rows
+
+
+def length_rows(ctx: Context, size: int, chunk: int) -> list[Row]:
+    """``length_accuracy`` at each test length (``stats.test_length``) and ``ood_accuracy``, their mean
+    over the lengths beyond the training range (archbench.tasks.lengths)."""
+    task = ctx.task
+    assert isinstance(task, LengthVaried)
+    scores = accuracy_at_lengths(ctx.model, task, ctx.point.seed, size, chunk, ctx.device)
+    rows = [Row("length_accuracy", value, "fraction", True, stats={"test_length": n}) for n, value in scores.items()]
+    beyond = [scores[n] for n in task.lengths.beyond]
+    if beyond:
+        rows.append(Row("ood_accuracy", sum(beyond) / len(beyond), "fraction", True))
+    return rows

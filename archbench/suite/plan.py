@@ -31,6 +31,7 @@ from archbench.errors import BadInput
 from archbench.suite.messages import format_path, short_repr
 from archbench.suite.point import Params, Point
 from archbench.suite.schema import Component, Experiment, Generation, Suite, Training
+from archbench.tasks import lengths
 from archbench.tasks.base import build_task
 
 
@@ -49,7 +50,7 @@ def _grid(params: dict[str, list[Any]]) -> Iterable[dict[str, Any]]:
 
 
 def _swept(component: Component, where: str) -> dict[str, list[Any]]:
-    swept = {k: v if isinstance(v, list) else [v] for k, v in component.params.items()}
+    swept = {k: lengths.swept(k, v) for k, v in component.params.items()}  # lists sweep, a length range does not
     for key, values in swept.items():
         if not values:
             raise BadInput(f"{where}.{key}: the list is empty; give at least one value")
@@ -87,6 +88,18 @@ def _check_shape(reg: registry.Registry, kind: str, params: dict[str, Any], seq_
         check(params, seq_len)
     except ValueError as exc:
         raise BadInput(f"{at}.sweep.seq_len: {seq_len} does not fit {where} ({kind}): {exc}") from None
+
+
+def _lengths(params: dict[str, Any], seq_len: int, where: str) -> tuple[lengths.Lengths | None, dict[str, Any]]:
+    """The length protocol of a task's parameters (archbench.tasks.lengths) and the task's own parameters."""
+    try:
+        protocol, own = lengths.split_lengths(params)
+    except ValueError as exc:
+        raise BadInput(f"{where}.{exc}") from None
+    if protocol is not None and not protocol.train[0] <= seq_len <= protocol.train[1]:
+        raise BadInput(f"{where}.train_lengths: {list(protocol.train)} does not hold the sweep's seq_len {seq_len}; "
+                       "the point's seq_len must be a training length")
+    return protocol, own
 
 
 def _check_metric_applies(metric: str, task: str, where: str) -> None:
@@ -206,8 +219,11 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
         for pass_, seed, causal in itertools.product(exp.passes, seeds, exp.causal):
             for task_params in _grid(task_grid):
                 task_origin = {k: _at(f"{at}.task", k) for k in task_params}
-                task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
-                _check_shape(registry.tasks, exp.task.kind, task_full, seq_len, at, f"{at}.task")
+                protocol, own_params = _lengths(task_params, seq_len, f"{at}.task")
+                task_full = _validated(registry.tasks, exp.task, own_params, task_origin, f"{at}.task")
+                for n in [seq_len] + ([] if protocol is None else [*protocol.training, *protocol.test]):
+                    _check_shape(registry.tasks, exp.task.kind, task_full, n, at, f"{at}.task")
+                task_full.update({} if protocol is None else protocol.params())
                 vocab = build_task(exp.task.kind, seq_len, causal, **task_full).vocab_size
                 for training, impl, (j, arch) in itertools.product(trainings, implementations,
                                                                     enumerate(exp.architectures)):
@@ -242,7 +258,8 @@ def count_points(suite: Suite) -> int:
     for exp in suite.experiments:
         seeds = exp.seeds if exp.seeds is not None else suite.seeds
         shape = len(exp.sweep.shapes()) * _count(exp.sweep.shared())
-        runs = len(exp.passes) * len(seeds) * len(exp.causal) * _count(exp.task.params)
+        runs = len(exp.passes) * len(seeds) * len(exp.causal) * math.prod(
+            len(lengths.swept(k, v)) for k, v in exp.task.params.items())
         runs *= len(exp.training.lr) if exp.training is not None else 1
         runs *= len(exp.implementation.grid()) if exp.implementation is not None else 1
         total += shape * runs * sum(_count(arch.params) for arch in exp.architectures)

@@ -2,12 +2,16 @@
 from archbench.tasks import (  # noqa: F401  (registration)
     adding,
     addition,
+    context_free,
+    context_sensitive,
     copy_memory,
     mqar,
+    regular,
     reverse,
     selective_copy,
     sort,
     uniform,
+    word_problem,
 )
 from archbench.tasks.base import Baseline, Batch, Task, build_task
 
