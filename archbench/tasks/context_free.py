@@ -56,17 +56,15 @@ class StackManipulation(Transduce):
         actions = torch.randint(POP, PUSH1 + 1, (batch, n), generator=generator)
         depth = torch.randint(1, max(n, 2), (batch, 1), generator=generator).clamp(max=n)  # n = 1: the stack alone
         x = torch.where(torch.arange(n) < depth, bits, actions)
-        y = torch.zeros(batch, n + 1, dtype=torch.long)
-        scored = torch.zeros(batch, n + 1, dtype=torch.bool)
-        for row, (tokens, d) in enumerate(zip(x.tolist(), depth[:, 0].tolist())):
+        outs = []
+        for tokens, d in zip(x.tolist(), depth[:, 0].tolist()):
             stack = tokens[:d]
             for action in tokens[d:]:
-                if action == POP:
-                    if stack:
-                        stack.pop()
-                else:
+                if action != POP:
                     stack.append(action - PUSH0)
-            out = stack[::-1] + [END]
-            y[row, :len(out)] = torch.tensor(out)
-            scored[row, :len(out)] = True
+                elif stack:
+                    stack.pop()
+            outs.append(stack[::-1] + [END])
+        y = torch.tensor([out + [0] * (n + 1 - len(out)) for out in outs])
+        scored = torch.arange(n + 1) < torch.tensor([len(out) for out in outs])[:, None]
         return x, y, scored

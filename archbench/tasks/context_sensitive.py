@@ -71,26 +71,22 @@ class BinaryAddition(Transduce):
 
     def pairs(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = self.seq_len
-        y = torch.zeros(batch, n + 1, dtype=torch.long)
-        scored = torch.zeros(batch, n + 1, dtype=torch.bool)
         if n <= 2:
-            numbers = torch.randint(2**n - 1, (batch,), generator=generator).tolist()
-            x = torch.tensor([[(v >> i) & 1 for i in range(n)] for v in numbers], dtype=torch.long)
-            sums = numbers
+            numbers = torch.randint(2**n - 1, (batch,), generator=generator)
+            x = (numbers[:, None] >> torch.arange(n)) & 1                          # little-endian digits
+            sums = numbers.tolist()
         else:
             first = torch.randint(1, n - 1, (batch,), generator=generator)
             a = self.nonzero_digits(batch, first, generator)
             b = self.nonzero_digits(batch, n - 1 - first, generator)
-            x = torch.full((batch, n), PLUS, dtype=torch.long)
-            sums = []
-            for row, (k, da, db) in enumerate(zip(first.tolist(), a.tolist(), b.tolist())):
-                x[row, :k] = torch.tensor(da[:k])
-                x[row, k + 1:] = torch.tensor(db[:n - 1 - k])
-                sums.append(sum(d << i for i, d in enumerate(da)) + sum(d << i for i, d in enumerate(db)))
-        for row, total in enumerate(sums):
-            out = bits(total) + [END]
-            y[row, :len(out)] = torch.tensor(out)
-            scored[row, :len(out)] = True
+            at = torch.arange(n)
+            shifted = b.gather(1, (at - first[:, None] - 1).clamp(min=0))          # b's digits after the +
+            x = torch.where(at < first[:, None], a, torch.where(at == first[:, None], PLUS, shifted))
+            sums = [int("".join(map(str, da[::-1])), 2) + int("".join(map(str, db[::-1])), 2)
+                    for da, db in zip(a.tolist(), b.tolist())]
+        outs = [bits(total) + [END] for total in sums]
+        y = torch.tensor([out + [0] * (n + 1 - len(out)) for out in outs])
+        scored = torch.arange(n + 1) < torch.tensor([len(out) for out in outs])[:, None]
         return x, y, scored
 
 

@@ -29,6 +29,7 @@ import torch
 from archbench.tasks.base import Baseline, Batch, Task
 
 GUESS_ROWS = 8192  # rows a sampled baseline is counted on
+_GUESSES: dict[tuple[str, int, int], Baseline] = {}  # (task class, seq_len, rows): counted once per process
 GUESS_SEED = 7_777_777
 
 
@@ -41,6 +42,13 @@ def guess_of(probabilities: list[float]) -> Baseline:
 def sampled_guess(task: Task, rows: int = GUESS_ROWS) -> Baseline:
     """The best input-blind guess per position, counted on ``rows`` rows from a fixed seed: accuracy over
     the scored positions, cross-entropy of the per-position distribution over the loss positions."""
+    key = (type(task).__qualname__, task.seq_len, rows)
+    if key not in _GUESSES:
+        _GUESSES[key] = _count_guess(task, rows)
+    return _GUESSES[key]
+
+
+def _count_guess(task: Task, rows: int) -> Baseline:
     b = task.sample(rows, torch.Generator().manual_seed(GUESS_SEED))
     T, V = b.targets.shape[1], task.vocab_size
     counts = torch.zeros(T, V)
