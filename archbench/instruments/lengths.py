@@ -21,7 +21,7 @@ from archbench.tasks.lengths import LengthVaried
 TEST_SEED_OFFSET = 2_000_003
 
 
-def test_set(task: LengthVaried, length: int, size: int, chunk: int, seed: int,
+def length_set(task: LengthVaried, length: int, size: int, chunk: int, seed: int,
              device: torch.device | str) -> list:
     generator = torch.Generator().manual_seed(seed + TEST_SEED_OFFSET * length)
     sizes = [min(chunk, size - i) for i in range(0, size, chunk)]
@@ -46,5 +46,5 @@ def reachable(point: Point, task: LengthVaried) -> None:
 def accuracy_at_lengths(model: nn.Module, task: LengthVaried, seed: int, size: int, chunk: int,
                         device: torch.device | str = "cpu") -> dict[int, float]:
     """Held-out accuracy at every test length (the answer positions, as ``accuracy``)."""
-    return {n: evaluate(model, task.at(n), test_set(task, n, size, chunk, seed, device))[0]
+    return {n: evaluate(model, task.at(n), length_set(task, n, size, chunk, seed, device))[0]
             for n in task.lengths.test}

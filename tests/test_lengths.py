@@ -1,0 +1,109 @@
+"""The length-generalisation protocol (archbench.tasks.lengths, archbench.instruments.lengths): training lengths
+drawn per batch, held-out sets per test length on their own seeds, the rows the accuracy metric adds."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from archbench.errors import BadInput
+from archbench.execute.group import Settings, run_point
+from archbench.instruments.lengths import TEST_SEED_OFFSET, length_set
+from archbench.instruments.training import EVAL_SEED_OFFSET, held_out_set
+from archbench.results.load import records_to_frame
+from archbench.suite.load import parse_suite
+from archbench.suite.plan import expand
+from archbench.tasks import build_task
+from archbench.tasks.lengths import LengthVaried, split_lengths
+
+
+def varied(kind="parity_check", lo=2, hi=6, test=(9, 12), **params):
+    task = build_task(kind, hi, True, train_lengths=[lo, hi], test_lengths=list(test), **params)
+    assert isinstance(task, LengthVaried)
+    return task
+
+
+def test_each_training_batch_draws_one_length_uniformly():
+    task = varied()
+    g = torch.Generator().manual_seed(0)
+    widths = [task.sample(4, g).inputs.shape[1] for _ in range(500)]
+    counts = torch.bincount(torch.tensor(widths), minlength=7)[2:]
+    assert set(widths) == {2, 3, 4, 5, 6} and counts.min() > 70  # 100 expected each
+
+
+def test_the_held_out_set_covers_every_training_length_and_the_baseline_averages_them():
+    task = varied("even_pairs", lo=1, hi=4)
+    held = held_out_set(task, 40, 64, seed=0, device=torch.device("cpu"))
+    assert [b.inputs.shape for b in held] == [(10, n) for n in (1, 2, 3, 4)]
+    assert task.baseline().accuracy == pytest.approx((1.0 + 0.5 * 3) / 4)  # a one-token string is always even
+
+
+def test_test_sets_have_their_own_seeds():
+    task = varied()
+    a = length_set(task, 9, 16, 16, seed=0, device="cpu")[0]
+    again = length_set(task, 9, 16, 16, seed=0, device="cpu")[0]
+    other = length_set(task, 9, 16, 16, seed=1, device="cpu")[0]
+    assert torch.equal(a.inputs, again.inputs) and not torch.equal(a.inputs, other.inputs)
+    assert TEST_SEED_OFFSET * 9 not in (0, EVAL_SEED_OFFSET)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"test_lengths": [9]}, "test_lengths needs train_lengths"),
+    ({"train_lengths": [5, 2]}, "is not [lo, hi] with 1 <= lo <= hi"),
+    ({"train_lengths": [0, 2]}, "is not [lo, hi]"),
+    ({"train_lengths": [1, 2, 3]}, "is not [lo, hi]"),
+    ({"train_lengths": [1, 2], "test_lengths": [4, 4]}, "is not a list of distinct lengths"),
+    ({"train_lengths": [1, 2], "test_lengths": []}, "is not a list of distinct lengths"),
+])
+def test_bad_lengths(params, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        split_lengths(params)
+
+
+def suite_text(task="{kind: parity_check, train_lengths: [1, 6], test_lengths: [6, 12, 18]}", seq_len=6,
+               archs="[lstm]", steps=40):
+    return f"""
+name: lengths
+experiments:
+  - name: gen
+    architectures: {archs}
+    task: {task}
+    metrics: [accuracy]
+    training: {{steps: {steps}, lr: 1e-2, eval_every: 20, eval_size: 64}}
+    sweep: {{seq_len: {seq_len}, batch: 16, d_model: 16}}
+"""
+
+
+def test_a_length_range_is_one_value_and_a_list_of_ranges_is_swept():
+    points = expand(parse_suite(suite_text()), device="cpu")
+    assert len(points) == 1 and dict(points[0].task_params)["train_lengths"] == [1, 6]
+    two = expand(parse_suite(suite_text(task="{kind: parity_check, train_lengths: [[1, 6], [2, 6]]}")), device="cpu")
+    assert [dict(p.task_params)["train_lengths"] for p in two] == [[1, 6], [2, 6]]
+
+
+def test_seq_len_outside_the_training_range_is_refused():
+    with pytest.raises(BadInput, match=r"train_lengths: \[1, 6\] does not hold the sweep's seq_len 8"):
+        parse_suite(suite_text(seq_len=8))
+    with pytest.raises(BadInput, match="test_lengths needs train_lengths"):
+        parse_suite(suite_text(task="{kind: parity_check, test_lengths: [8]}"))
+
+
+def test_the_metric_writes_a_row_per_test_length_and_the_mean_beyond_the_training_range():
+    point = expand(parse_suite(suite_text()), device="cpu")[0]
+    result = run_point(point, Settings())
+    assert result.status == "ok"
+    by_length = {r.stats["test_length"]: r.value for r in result.rows if r.metric == "length_accuracy"}
+    ood = [r.value for r in result.rows if r.metric == "ood_accuracy"]
+    assert sorted(by_length) == [6, 12, 18]
+    assert ood == [pytest.approx((by_length[12] + by_length[18]) / 2)]  # 6 is a training length
+    frame = records_to_frame([result.to_record("t")])
+    rows = frame[frame.metric == "length_accuracy"].sort_values("test_length")
+    assert rows.test_length.tolist() == [6, 12, 18] and frame["param.train_lengths"].iloc[0] == "[1, 6]"
+
+
+def test_a_learned_table_too_short_for_the_test_lengths_is_skipped():
+    archs = ("[{kind: transformer, label: short, positional: learned, max_len: 10},"
+             " {kind: transformer, label: long, positional: learned}]")
+    points = expand(parse_suite(suite_text(archs=archs, steps=20)), device="cpu")
+    short, long = (run_point(p, Settings()) for p in points)
+    assert short.status == "skipped" and "cannot read the test length 18" in short.rows[0].error
+    assert long.status == "ok" and any(r.metric == "ood_accuracy" for r in long.rows)
