@@ -2,6 +2,7 @@
 drawn per batch, held-out sets per test length on their own seeds, the rows the accuracy metric adds."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -107,3 +108,34 @@ def test_a_learned_table_too_short_for_the_test_lengths_is_skipped():
     short, long = (run_point(p, Settings()) for p in points)
     assert short.status == "skipped" and "cannot read the test length 18" in short.rows[0].error
     assert long.status == "ok" and any(r.metric == "ood_accuracy" for r in long.rows)
+
+
+def test_the_report_section_tables_the_runs_and_draws_accuracy_against_length(tmp_path):
+    from archbench.report import generalization
+    from archbench.report.section import ReportData
+
+    archs = "[lstm, {kind: transformer, label: nope, positional: none}]"
+    points = expand(parse_suite(suite_text(archs=archs, steps=40)), device="cpu")
+    frame = records_to_frame([run_point(p, Settings()).to_record("t") for p in points])
+    data = ReportData(frame, {}, [], None, tmp_path, tmp_path, {"lstm": "#1f77b4", "nope": "#d62728"})
+    section = generalization.section(data)
+    assert section is not None and section.figures == ["lengths_gen"] and (tmp_path / "lengths_gen.png").exists()
+    text = "\n".join(section.lines)
+    ood = {r.arch: r.value for r in frame[frame.metric == "ood_accuracy"].itertuples()}
+    table = generalization.delétang_table(generalization.scores(frame))
+    assert list(table.columns) == ["task", "lstm", "nope", "guess"] and table.task.tolist() == ["parity_check"]
+    assert table.lstm.iloc[0].rstrip("*") == f"{ood['lstm']:.3f}" and "**Verdict.**" in text
+    assert data.findings and data.findings[0][1] == "lengths_gen"
+
+
+def test_fewest_layers_and_the_verdict_read_the_numbers():
+    from archbench.report import generalization
+
+    s = pd.DataFrame({"experiment": "w", "task": "word_problem (A5)", "arch": "lstm", "point_id": ["a", "b"],
+                      "depth": [1, 2], "status": "ok", "ood_accuracy": [0.95, 0.2], "converged": 1.0,
+                      "baseline_accuracy": 1 / 60})
+    df = pd.DataFrame({"metric": "length_accuracy", "status": "ok", "point_id": ["a", "a", "b", "b"],
+                       "test_length": [5, 20, 5, 20], "value": [0.95, 0.5, 0.99, 0.93], "task": "word_problem"})
+    layers = generalization.fewest_layers(df, s)
+    assert layers.to_dict("records") == [{"task": "word_problem (A5)", "arch": "lstm", "n=5": "1", "n=20": "2"}]
+    assert generalization.verdict(s) == "Beyond the training length (ood_accuracy >= 0.9): lstm on word_problem (A5)."

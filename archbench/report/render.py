@@ -19,6 +19,7 @@ import pandas as pd
 from archbench.errors import BadInput
 from archbench.report import (
     accuracy,
+    generalization,
     generation,
     implementations,
     other,
@@ -43,6 +44,7 @@ SECTIONS: list[Callable[[ReportData], Section | tuple[Any, ...] | None]] = [
     receptive_field.section,
     generation.section,
     accuracy.section,
+    generalization.section,
     seq2seq.section,
     implementations.section,
 ]
