@@ -13,6 +13,7 @@ from archbench.instruments.training import EVAL_SEED_OFFSET, held_out_set
 from archbench.results.load import records_to_frame
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import expand
+from archbench.suite.point import Point
 from archbench.tasks import build_task
 from archbench.tasks.lengths import LengthVaried, split_lengths
 
@@ -76,9 +77,10 @@ experiments:
 
 def test_a_length_range_is_one_value_and_a_list_of_ranges_is_swept():
     points = expand(parse_suite(suite_text()), device="cpu")
-    assert len(points) == 1 and dict(points[0].task_params)["train_lengths"] == [1, 6]
+    assert len(points) == 1 and dict(points[0].task_params)["train_lengths"] == (1, 6)
+    assert Point.from_dict(points[0].to_dict()) == points[0] and hash(points[0])  # as a results folder holds it
     two = expand(parse_suite(suite_text(task="{kind: parity_check, train_lengths: [[1, 6], [2, 6]]}")), device="cpu")
-    assert [dict(p.task_params)["train_lengths"] for p in two] == [[1, 6], [2, 6]]
+    assert [dict(p.task_params)["train_lengths"] for p in two] == [(1, 6), (2, 6)]
 
 
 def test_seq_len_outside_the_training_range_is_refused():

@@ -67,10 +67,10 @@ def delétang_table(s: pd.DataFrame) -> pd.DataFrame:
 
 
 def fewest_layers(df: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame:
-    """(task, arch) x test length: the fewest layers whose mean length_accuracy reaches SOLVED; '>' the most
-    tried where none does. Only where an experiment swept the depth."""
-    swept = s[s.depth.notna()].groupby(["experiment", "arch"]).depth.nunique()
-    s = s.set_index(["experiment", "arch"]).loc[swept[swept > 1].index].reset_index() if (swept > 1).any() else s[:0]
+    """(task, arch) x test length: the fewest layers whose mean length_accuracy reaches SOLVED; '>k' where
+    none of the depths tried (up to k) does. For the experiments that sweep some architecture's depth."""
+    swept = s[s.depth.notna()].groupby("experiment").apply(lambda g: g.groupby("arch").depth.nunique().max() > 1)
+    s = s[s.experiment.isin(swept[swept].index) & s.depth.notna()] if len(swept) else s[:0]
     if s.empty:
         return pd.DataFrame()
     rows = df[(df.metric == "length_accuracy") & (df.status == "ok") & df.point_id.isin(s.point_id)]

@@ -118,7 +118,7 @@ def _rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
     arch_params, task_params = p.get("arch_params", {}), p.get("task_params", {})
     params = {f"param.{k}": v for k, v in arch_params.items()}
     for k, v in task_params.items():  # a list (train_lengths: [1, 20]) as its JSON text: a table cell, a key
-        cell = json.dumps(v) if isinstance(v, list) else v
+        cell = json.dumps(list(v)) if isinstance(v, list | tuple) else v
         params[f"param.{k}" if f"param.{k}" not in params else f"param.task.{k}"] = cell
     params.update({f"train.{k}": v for k, v in p.get("training", {}).items()})
     params.update({f"gen.{k}": v for k, v in p.get("generation", {}).items()})

@@ -38,10 +38,11 @@ class Lengths:
         """The test lengths above the training range: what ``ood_accuracy`` averages."""
         return tuple(n for n in self.test if n > self.train[1])
 
-    def params(self) -> dict[str, list[int]]:
-        out = {"train_lengths": list(self.train)}
+    def params(self) -> dict[str, tuple[int, ...]]:
+        """As a point holds them: tuples (a point is hashed), written to JSON as lists."""
+        out: dict[str, tuple[int, ...]] = {"train_lengths": self.train}
         if self.test:
-            out["test_lengths"] = list(self.test)
+            out["test_lengths"] = self.test
         return out
 
 
