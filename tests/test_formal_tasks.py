@@ -38,7 +38,7 @@ def test_modular_arithmetic_is_pythons_own_precedence(n):
     assert b.inputs.shape[1] == (n if n % 2 else n - 1)
     for x, y in zip(b.inputs.tolist(), b.targets.tolist()):
         text = "".join(str(v) if v < 5 else "+-*"[v - 5] for v in x)
-        assert y[-1] == eval(text) % 5  # noqa: S307 (digits and + - * only)
+        assert y[-1] == eval(text) % 5  # digits and + - * only
 
 
 def decode_binary(digits):

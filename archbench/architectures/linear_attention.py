@@ -89,7 +89,8 @@ class LinearSelfAttention(SelfAttention):
         dh = w.shape[1] // self.heads
         return w.new_zeros(batch, self.heads, dh, dh), w.new_zeros(batch, self.heads, dh)
 
-    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
+    def step(self, x: torch.Tensor, cache: tuple, pos: int,  # x: (B, 1, D)
+             kind: str | None = None) -> tuple[torch.Tensor, tuple]:  # kind: never set (init_state refuses rope, alibi)
         """S += phi(k) v^T, z += phi(k); the output phi(q)^T S / phi(q)^T z (new tensors: the old state stands)."""
         B, _, D = x.shape
         q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)

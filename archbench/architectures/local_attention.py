@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from archbench.architectures.base import head_flops
-from archbench.architectures.positions import RELATIVE, Relative, alibi_bias
 from archbench.architectures.decoding import DecodeState
+from archbench.architectures.positions import RELATIVE, Relative, alibi_bias
 from archbench.architectures.transformer import SelfAttention, Transformer
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
@@ -71,7 +71,8 @@ class LocalSelfAttention(SelfAttention):
         """The rolling cache: keys and values of the last ``window`` positions, (B, H, window, Dh) each."""
         return super().init_cache(batch, self.window)
 
-    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
+    def step(self, x: torch.Tensor, cache: tuple, pos: int,  # x: (B, 1, D)
+             kind: str | None = None) -> tuple[torch.Tensor, tuple]:  # kind: never set (init_state refuses rope, alibi)
         """The token at ``pos`` attends to the window's cached keys and itself (written over the oldest)."""
         B, _, D = x.shape
         q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)

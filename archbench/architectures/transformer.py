@@ -15,7 +15,15 @@ from torch import nn
 
 from archbench.architectures.base import Architecture, Between, head_flops
 from archbench.architectures.decoding import DecodeState, require_fresh
-from archbench.architectures.positions import RELATIVE, Relative, alibi_bias, random_positions, relative, rope, sinusoid_at
+from archbench.architectures.positions import (
+    RELATIVE,
+    Relative,
+    alibi_bias,
+    random_positions,
+    relative,
+    rope,
+    sinusoid_at,
+)
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
 

@@ -9,13 +9,14 @@ table shorter than the longest test input makes the point ``skipped``, with the 
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from archbench import registry
 from archbench.errors import NotApplicable
 from archbench.instruments.training import evaluate
-from archbench.suite.point import Point
 from archbench.tasks.lengths import LengthVaried
 
 TEST_SEED_OFFSET = 2_000_003
@@ -28,19 +29,20 @@ def length_set(task: LengthVaried, length: int, size: int, chunk: int, seed: int
     return [task.at(length).sample(n, generator).to(device) for n in sizes]
 
 
-def reachable(point: Point, task: LengthVaried) -> None:
-    """NotApplicable when the point's architecture cannot read the longest test input (its ``check_shape``)."""
+def reachable(label: str, kind: str, params: dict[str, Any], task: LengthVaried) -> None:
+    """NotApplicable when architecture ``kind`` (with ``params``) cannot read the longest test input (its
+    ``check_shape``)."""
     if not task.lengths.test:
         return
     longest = max(task.lengths.test)
     width = int(task.at(longest).sample(1, torch.Generator().manual_seed(0)).inputs.shape[1])
-    check = getattr(registry.architectures.get(point.arch_kind), "check_shape", None)
+    check = getattr(registry.architectures.get(kind), "check_shape", None)
     if check is None:
         return
     try:
-        check(dict(point.arch_params), width)
+        check(params, width)
     except ValueError as exc:
-        raise NotApplicable(f"{point.arch} cannot read the test length {longest} ({width} tokens): {exc}") from None
+        raise NotApplicable(f"{label} cannot read the test length {longest} ({width} tokens): {exc}") from None
 
 
 def accuracy_at_lengths(model: nn.Module, task: LengthVaried, seed: int, size: int, chunk: int,

@@ -50,7 +50,7 @@ class Accuracy(Metric):
         p = ctx.point
         settings = TrainingSettings.of(dict(p.training))
         if isinstance(ctx.task, LengthVaried):
-            reachable(p, ctx.task)  # before training: a model that cannot read the test lengths is skipped
+            reachable(p.arch, p.arch_kind, dict(p.arch_params), ctx.task)  # before training: a model that cannot read the test lengths is skipped
         result = train(ctx.model, ctx.task, settings, seed=p.seed, batch=p.batch, device=ctx.device)
         base = ctx.task.baseline()
         values = {"accuracy": result.accuracy, "loss": result.loss, "baseline_accuracy": base.accuracy,

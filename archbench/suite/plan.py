@@ -32,7 +32,7 @@ from archbench.suite.messages import format_path, short_repr
 from archbench.suite.point import Params, Point
 from archbench.suite.schema import Component, Experiment, Generation, Suite, Training
 from archbench.tasks import lengths
-from archbench.tasks.base import build_task
+from archbench.tasks.lengths import build_task
 
 
 def resolve_device(requested: str) -> str:

@@ -13,6 +13,7 @@ from archbench.tasks import (  # noqa: F401  (registration)
     uniform,
     word_problem,
 )
-from archbench.tasks.base import Baseline, Batch, Task, build_task
+from archbench.tasks.base import Baseline, Batch, Task
+from archbench.tasks.lengths import build_task  # the length protocol around base.build_task
 
 __all__ = ["Baseline", "Batch", "Task", "build_task"]

@@ -117,15 +117,7 @@ def build_task(kind: str, seq_len: int, causal: bool = True, framing: str | None
 
     from archbench import registry
     from archbench.errors import BadInput
-    from archbench.tasks.lengths import LengthVaried, split_lengths
 
-    try:
-        lengths, params = split_lengths(params)
-    except ValueError as exc:
-        raise BadInput(f"task {kind!r}: {exc}") from None
-    if lengths is not None:  # the task at every length it is trained and tested on
-        own = build_task(kind, seq_len, causal, framing, **params)
-        return LengthVaried(own, lengths, lambda n: build_task(kind, n, causal, framing, **params))
     framing = framing or ("decoder" if causal else "labelling")
     if framing not in FRAMINGS:
         raise BadInput(f"unknown framing {framing!r}; known: {', '.join(FRAMINGS)}")

@@ -5,8 +5,8 @@
       train_lengths: [1, 20]        # each training batch draws its length uniformly from 1 .. 20
       test_lengths: [40, 60, 80]    # held-out sets at each length (archbench.instruments.lengths)
 
-Two task parameters that every task takes (they are not its constructor's): ``build_task`` builds the
-task once per length and wraps it in ``LengthVaried``. The point's ``seq_len`` must lie in the training
+Two task parameters that every task takes (they are not its constructor's): ``build_task`` here (also
+``archbench.tasks.build_task``) builds the task once per length and wraps it in ``LengthVaried``. The point's ``seq_len`` must lie in the training
 range (the other metrics use it). The lengths are the task's own ``seq_len`` (for Delétang's tasks the
 input length, archbench.tasks.formal). A list of two ints is one value of ``train_lengths`` and a list
 of ints one value of ``test_lengths``; a list of such lists is swept.
@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from archbench.errors import BadInput
+from archbench.tasks import base
 from archbench.tasks.base import Baseline, Batch, Task
 
 LENGTH_PARAMS = ("train_lengths", "test_lengths")
@@ -65,6 +67,19 @@ def split_lengths(params: dict[str, Any]) -> tuple[Lengths | None, dict[str, Any
     return Lengths((train[0], train[1]), tuple(sorted(test or ()))), rest
 
 
+def build_task(kind: str, seq_len: int, causal: bool = True, framing: str | None = None, **params: object) -> Task:
+    """archbench.tasks.base.build_task, with the length protocol: given ``train_lengths`` (and ``test_lengths``),
+    the task at every length, wrapped in ``LengthVaried``."""
+    try:
+        lengths, own = split_lengths(params)
+    except ValueError as exc:
+        raise BadInput(f"task {kind!r}: {exc}") from None
+    task = base.build_task(kind, seq_len, causal, framing, **own)
+    if lengths is None:
+        return task
+    return LengthVaried(task, lengths, lambda n: base.build_task(kind, n, causal, framing, **own))
+
+
 def swept(name: str, value: Any) -> list[Any]:
     """The values of task parameter ``name`` a suite sweeps: a length parameter's list is one value."""
     if name in LENGTH_PARAMS and isinstance(value, list) and not any(isinstance(v, list) for v in value):
@@ -78,7 +93,8 @@ class LengthVaried(Task):
     def __init__(self, task: Task, lengths: Lengths, make: Callable[[int], Task]):
         self.inner, self.lengths, self.make = task, lengths, make
         self.seq_len, self.causal, self.framing = task.seq_len, task.causal, task.framing
-        self.vocab_size, self.objective, self.n_features = task.vocab_size, task.objective, task.n_features
+        self.vocab_size = task.vocab_size
+        vars(self).update(objective=task.objective, n_features=task.n_features)  # the inner task's (class variables)
         self._at: dict[int, Task] = {task.seq_len: task}
         self._baseline: Baseline | None = None
 

@@ -6,6 +6,7 @@ inputs; Delétang et al. found the RNN and the LSTM do (100 %) and the Transform
 from __future__ import annotations
 
 from collections import defaultdict
+
 import torch
 
 from archbench.registry import register_task
