@@ -141,3 +141,18 @@ def test_fewest_layers_and_the_verdict_read_the_numbers():
     layers = generalization.fewest_layers(df, s)
     assert layers.to_dict("records") == [{"task": "word_problem (A5)", "arch": "lstm", "n=5": "1", "n=20": "2"}]
     assert generalization.verdict(s) == "Beyond the training length (ood_accuracy >= 0.9): lstm on word_problem (A5)."
+
+
+def test_until_steps_trains_past_the_threshold_and_records_where_it_was_reached():
+    from archbench.architectures.base import build_architecture
+    from archbench.instruments.training import TrainingSettings, train
+
+    task = build_task("parity_check", 4, True)
+    def run(until):
+        torch.manual_seed(0)
+        model = build_architecture("lstm", vocab_size=2, d_model=16, layers=1)
+        return train(model, task, TrainingSettings(steps=200, lr=1e-2, eval_every=20, eval_size=64, threshold=0.9,
+                                                   until=until), seed=0, batch=16)
+    stopped, fixed = run("budget"), run("steps")
+    assert stopped.steps_to_threshold is not None and stopped.steps == stopped.steps_to_threshold < 200
+    assert fixed.steps == 200 and fixed.steps_to_threshold == stopped.steps_to_threshold and fixed.converged
