@@ -98,6 +98,7 @@ def test_the_metric_writes_a_row_per_test_length_and_the_mean_beyond_the_trainin
     ood = [r.value for r in result.rows if r.metric == "ood_accuracy"]
     assert sorted(by_length) == [6, 12, 18]
     assert ood == [pytest.approx((by_length[12] + by_length[18]) / 2)]  # 6 is a training length
+    assert [r.value for r in result.rows if r.metric == "baseline_ood_accuracy"] == [0.5]
     frame = records_to_frame([result.to_record("t")])
     rows = frame[frame.metric == "length_accuracy"].sort_values("test_length")
     assert rows.test_length.tolist() == [6, 12, 18] and frame["param.train_lengths"].iloc[0] == "[1, 6]"
@@ -121,13 +122,14 @@ def test_the_report_section_tables_the_runs_and_draws_accuracy_against_length(tm
     frame = records_to_frame([run_point(p, Settings()).to_record("t") for p in points])
     data = ReportData(frame, {}, [], None, tmp_path, tmp_path, {"lstm": "#1f77b4", "nope": "#d62728"})
     section = generalization.section(data)
-    assert section is not None and section.figures == ["lengths_gen"] and (tmp_path / "lengths_gen.png").exists()
+    assert section is not None and section.figures == ["lengths"] and (tmp_path / "lengths.png").exists()
     text = "\n".join(section.lines)
     ood = {r.arch: r.value for r in frame[frame.metric == "ood_accuracy"].itertuples()}
     table = generalization.delétang_table(generalization.scores(frame))
-    assert list(table.columns) == ["task", "lstm", "nope", "guess"] and table.task.tolist() == ["parity_check"]
+    assert list(table.columns) == ["task", "lstm", "nope", "guess (in / beyond)"]
+    assert table.task.tolist() == ["parity_check"] and table.iloc[0, -1] == "0.500 / 0.500"
     assert table.lstm.iloc[0].rstrip("*") == f"{ood['lstm']:.3f}" and "**Verdict.**" in text
-    assert data.findings and data.findings[0][1] == "lengths_gen"
+    assert data.findings and data.findings[0][1] == "lengths"
 
 
 def test_fewest_layers_and_the_verdict_read_the_numbers():

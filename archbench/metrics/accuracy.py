@@ -17,8 +17,8 @@ ran out: archbench.results.convergence), ``steps_to_threshold``, ``time_to_thres
 ``train_flops`` (3 x the analytic forward FLOPs per step, where the architecture counts them), and
 ``attention_entropy`` (mean entropy of the attention weights, nats) for an architecture that
 reports it. With ``train_lengths`` and ``test_lengths`` (archbench.tasks.lengths): one ``length_accuracy``
-row per test length (the length in the ``test_length`` column) and ``ood_accuracy``, their mean over the
-lengths beyond the training range; ``accuracy`` stays the held-out accuracy at the training lengths, and
+row per test length (the length in the ``test_length`` column), ``ood_accuracy``, their mean over the
+lengths beyond the training range, and ``baseline_ood_accuracy``, the blind guess's mean over them; ``accuracy`` stays the held-out accuracy at the training lengths, and
 convergence is judged on it. The training curve (held-out loss and accuracy against step, seconds and training
 FLOPs) is saved for the report. A NaN or infinite training loss ends the point as ``diverged``.
 """
@@ -72,13 +72,16 @@ class Accuracy(Metric):
 
 
 def length_rows(ctx: Context, size: int, chunk: int) -> list[Row]:
-    """``length_accuracy`` at each test length (``stats.test_length``) and ``ood_accuracy``, their mean
-    over the lengths beyond the training range (archbench.tasks.lengths)."""
+    """``length_accuracy`` at each test length (``stats.test_length``), ``ood_accuracy``, their mean over the
+    lengths beyond the training range (archbench.tasks.lengths), and ``baseline_ood_accuracy``, the blind
+    guess's mean over the same lengths."""
     task = ctx.task
     assert isinstance(task, LengthVaried)
     scores = accuracy_at_lengths(ctx.model, task, ctx.point.seed, size, chunk, ctx.device)
     rows = [Row("length_accuracy", value, "fraction", True, stats={"test_length": n}) for n, value in scores.items()]
     beyond = [scores[n] for n in task.lengths.beyond]
     if beyond:
-        rows.append(Row("ood_accuracy", sum(beyond) / len(beyond), "fraction", True))
+        guess = [task.at(n).baseline().accuracy for n in task.lengths.beyond]  # the blind guess at those lengths
+        rows += [Row("ood_accuracy", sum(beyond) / len(beyond), "fraction", True),
+                 Row("baseline_ood_accuracy", sum(guess) / len(guess), "fraction", True)]
     return rows

@@ -10,7 +10,7 @@ from archbench.report import length_plot
 from archbench.report.section import ReportData, Section, table
 from archbench.results.values import plain
 
-METRICS = ("length_accuracy", "ood_accuracy")
+METRICS = ("length_accuracy", "ood_accuracy", "baseline_ood_accuracy")
 SOLVED = 0.9  # the accuracy taken as "solved" at a length (Merrill et al.'s threshold) and beyond the training range
 DEPTH = ("param.layers", "param.levels")  # the depth parameter of the built-ins that have one
 
@@ -25,7 +25,8 @@ def scores(df: pd.DataFrame) -> pd.DataFrame:
     for point, rows in varied.groupby("point_id", sort=False):
         first = rows.iloc[0]
         value = {m: rows.loc[(rows.metric == m) & (rows.status == "ok"), "value"] for m in
-                 ("accuracy", "ood_accuracy", "converged", "baseline_accuracy", "train_steps")}
+                 ("accuracy", "ood_accuracy", "converged", "baseline_accuracy", "baseline_ood_accuracy",
+                  "train_steps")}
         depth = next((plain(first[c]) for c in DEPTH if c in rows and pd.notna(first[c])), None)
         out.append({"experiment": first.experiment, "task": task_label(first), "arch": first.arch,
                     "arch_kind": first.arch_kind, "seed": first.seed, "depth": depth, "point_id": point,
@@ -61,8 +62,9 @@ def delétang_table(s: pd.DataFrame) -> pd.DataFrame:
     tasks, archs = list(dict.fromkeys(s.task)), list(dict.fromkeys(s.arch))
     view = pd.DataFrame([[cells.get((t, a), "") for a in archs] for t in tasks], columns=archs)
     view.insert(0, "task", tasks)
-    guess = s.groupby("task", sort=False).baseline_accuracy.mean().reindex(tasks)
-    view["guess"] = [f"{g:.3f}" for g in guess]
+    guess = s.groupby("task", sort=False)[["baseline_accuracy", "baseline_ood_accuracy"]].mean().reindex(tasks)
+    view["guess (in / beyond)"] = [f"{a:.3f} / {b:.3f}" for a, b in zip(guess.baseline_accuracy,
+                                                                       guess.baseline_ood_accuracy)]
     return view
 
 
@@ -105,16 +107,16 @@ def section(data: ReportData) -> Section | None:
     if s.empty:
         return None
     line = verdict(s)
-    figs = [f for e in dict.fromkeys(s.experiment) if (f := length_plot.accuracy_by_length(data.df, s, e,
-                                                                                         data.colour, data.folder))]
-    data.findings.append((line, figs[0] if figs else None))
+    figure = length_plot.accuracy_by_length(data.df, s, data.colour, data.folder)
+    figs = [figure] if figure else []
+    data.findings.append((line, figure))
     md = [f"**Verdict.** {line}", "",
           "Trained on the lengths `train_lengths`, scored on held-out sets at each of `test_lengths` (seeds "
           "apart from training); *ood_accuracy* is the mean over the test lengths beyond the training range, "
           "*accuracy* the held-out accuracy at the training lengths, on which convergence is judged. The table "
           "extends Delétang et al.'s (2023): mean ood_accuracy over seeds, `*` where training had not "
           "converged in distribution (the budget's number, not the architecture's); *guess* is the blind "
-          "guess at the training lengths.", "", table(delétang_table(s)), ""]
+          "guess at the training lengths and beyond them.", "", table(delétang_table(s)), ""]
     layers = fewest_layers(data.df, s)
     if not layers.empty:
         md += [f"Fewest layers reaching {SOLVED} at each length (mean over seeds; `>k`: none of the depths "

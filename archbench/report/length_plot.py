@@ -15,28 +15,32 @@ import pandas as pd
 from archbench.report.plots import _save
 
 
-def accuracy_by_length(df: pd.DataFrame, scores: pd.DataFrame, experiment: str, colour: dict[str, str],
-                       out: Path) -> str | None:
-    s = scores[(scores.experiment == experiment) & (scores.status == "ok")]
+def accuracy_by_length(df: pd.DataFrame, scores: pd.DataFrame, colour: dict[str, str], out: Path) -> str | None:
+    """One panel per task (per experiment and task where a task appears in several), every length-varied
+    point of the run."""
+    s = scores[scores.status == "ok"]
     if s.depth.notna().any():  # the deepest configuration of each architecture, as in the table
-        s = s[s.depth.isna() | (s.depth == s.groupby("arch").depth.transform("max"))]
+        deepest = s.groupby(["experiment", "arch"]).depth.transform("max")
+        s = s[s.depth.isna() | (s.depth == deepest)]
+    twice = s.groupby("task").experiment.nunique()
+    s = s.assign(panel=[f"{e}: {t}" if twice[t] > 1 else t for e, t in zip(s.experiment, s.task)])
     rows = df[(df.metric == "length_accuracy") & (df.status == "ok") & df.point_id.isin(s.point_id)]
     if rows.empty:
         return None
-    rows = rows.drop(columns=["task"]).merge(s[["point_id", "task"]], on="point_id")
-    tasks = list(dict.fromkeys(s.task))
+    rows = rows[["point_id", "arch", "test_length", "value"]].merge(s[["point_id", "panel"]], on="point_id")
+    tasks = list(dict.fromkeys(s.panel))
     cols = min(3, len(tasks))
     high = math.ceil(len(tasks) / cols)
     fig, axes = plt.subplots(high, cols, figsize=(4.2 * cols, 3.2 * high + 0.6), squeeze=False, layout="constrained")
     for ax, task in zip(axes.flat, tasks):
-        t = rows[rows.task == task]
-        lo, hi = json.loads(s[s.task == task].train_lengths.iloc[0])
+        t = rows[rows.panel == task]
+        lo, hi = json.loads(s[s.panel == task].train_lengths.iloc[0])
         ax.axvspan(lo, hi, color="grey", alpha=0.2, label="training lengths")
         for arch, g in t.groupby("arch", sort=False):
             mean = g.groupby("test_length").value.mean()
             ax.plot(mean.index, mean.values, "o-", color=colour.get(arch, "grey"), label=arch, markersize=3)
-        ax.axhline(s[s.task == task].baseline_accuracy.mean(), color="black", linestyle="--", linewidth=0.8,
-                   label="blind guess")
+        ax.axhline(s[s.panel == task].baseline_accuracy.mean(), color="black", linestyle="--", linewidth=0.8,
+                   label="blind guess (training lengths)")
         ax.set_title(task, fontsize=9)
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("test length")
@@ -51,5 +55,5 @@ def accuracy_by_length(df: pd.DataFrame, scores: pd.DataFrame, experiment: str, 
                 handles.append(h)
                 names.append(n)
     fig.legend(handles, names, fontsize=7, loc="outside lower center", ncol=min(6, len(names)))
-    fig.suptitle(f"{experiment}: accuracy against test length (shaded: trained on)", fontsize=10)
-    return _save(fig, out, f"lengths_{experiment}")
+    fig.suptitle("Accuracy against test length (shaded: the training lengths)", fontsize=10)
+    return _save(fig, out, "lengths")
