@@ -59,13 +59,24 @@ def delétang_table(s: pd.DataFrame) -> pd.DataFrame:
         ok = g[g.status == "ok"]
         mark = "" if ok.converged.eq(1.0).all() else "*"
         cells[(task, arch)] = f"{ok.ood_accuracy.mean():.3f}{mark}" if ok.ood_accuracy.notna().any() else "-"
-    tasks, archs = list(dict.fromkeys(s.task)), list(dict.fromkeys(s.arch))
+    tasks, archs = list(dict.fromkeys(s.task)), columns(s)
     view = pd.DataFrame([[cells.get((t, a), "") for a in archs] for t in tasks], columns=archs)
     view.insert(0, "task", tasks)
     guess = s.groupby("task", sort=False)[["baseline_accuracy", "baseline_ood_accuracy"]].mean().reindex(tasks)
     view["guess (in / beyond)"] = [f"{a:.3f} / {b:.3f}" for a, b in zip(guess.baseline_accuracy,
                                                                        guess.baseline_ood_accuracy)]
     return view
+
+
+FAMILIES = ("lstm", "gru", "rnn", "tcn", "ssm", "transformer", "local_attention", "linear_attention")
+
+
+def columns(s: pd.DataFrame) -> list[str]:
+    """The architecture labels, recurrent first, then convolution, state space and the attention families
+    (others last), each family's labels in the order the run met them."""
+    kinds = dict(zip(s.arch, s.arch_kind))
+    rank = {k: i for i, k in enumerate(FAMILIES)}
+    return sorted(dict.fromkeys(s.arch), key=lambda a: rank.get(kinds[a], len(FAMILIES)))
 
 
 def fewest_layers(df: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame:
