@@ -59,7 +59,7 @@ def delétang_table(s: pd.DataFrame) -> pd.DataFrame:
         ok = g[g.status == "ok"]
         mark = "" if ok.converged.eq(1.0).all() else "*"
         cells[(task, arch)] = f"{ok.ood_accuracy.mean():.3f}{mark}" if ok.ood_accuracy.notna().any() else "-"
-    tasks, archs = list(dict.fromkeys(s.task)), columns(s)
+    tasks, archs = ordered_tasks(s), columns(s)
     view = pd.DataFrame([[cells.get((t, a), "") for a in archs] for t in tasks], columns=archs)
     view.insert(0, "task", tasks)
     guess = s.groupby("task", sort=False)[["baseline_accuracy", "baseline_ood_accuracy"]].mean().reindex(tasks)
@@ -69,6 +69,16 @@ def delétang_table(s: pd.DataFrame) -> pd.DataFrame:
 
 
 FAMILIES = ("lstm", "gru", "rnn", "tcn", "ssm", "transformer", "local_attention", "linear_attention")
+
+
+TASKS = ("parity_check", "even_pairs", "cycle_navigation", "modular_arithmetic", "reverse_string", "stack_manipulation",
+         "duplicate_string", "binary_addition", "bucket_sort", "word_problem")  # Delétang's order, then Merrill's
+
+
+def ordered_tasks(s: pd.DataFrame) -> list[str]:
+    """The task labels in the Chomsky hierarchy's order (Delétang et al.), then the word problem, then the rest."""
+    rank = {t: i for i, t in enumerate(TASKS)}
+    return sorted(dict.fromkeys(s.task), key=lambda t: rank.get(t.split(" ")[0], len(TASKS)))
 
 
 def columns(s: pd.DataFrame) -> list[str]:
@@ -118,7 +128,7 @@ def section(data: ReportData) -> Section | None:
     if s.empty:
         return None
     line = verdict(s)
-    figure = length_plot.accuracy_by_length(data.df, s, data.colour, data.folder)
+    figure = length_plot.accuracy_by_length(data.df, s, data.colour, data.folder, ordered_tasks(s))
     figs = [figure] if figure else []
     data.findings.append((line, figure))
     md = [f"**Verdict.** {line}", "",

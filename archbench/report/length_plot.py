@@ -15,9 +15,10 @@ import pandas as pd
 from archbench.report.plots import _save
 
 
-def accuracy_by_length(df: pd.DataFrame, scores: pd.DataFrame, colour: dict[str, str], out: Path) -> str | None:
-    """One panel per task (per experiment and task where a task appears in several), every length-varied
-    point of the run."""
+def accuracy_by_length(df: pd.DataFrame, scores: pd.DataFrame, colour: dict[str, str], out: Path,
+                       order: list[str] | None = None) -> str | None:
+    """One panel per task (per experiment and task where a task appears in several), in ``order`` of the
+    task labels, every length-varied point of the run."""
     s = scores[scores.status == "ok"]
     if s.depth.notna().any():  # the deepest configuration of each architecture, as in the table
         deepest = s.groupby(["experiment", "arch"]).depth.transform("max")
@@ -28,7 +29,8 @@ def accuracy_by_length(df: pd.DataFrame, scores: pd.DataFrame, colour: dict[str,
     if rows.empty:
         return None
     rows = rows[["point_id", "arch", "test_length", "value"]].merge(s[["point_id", "panel"]], on="point_id")
-    tasks = list(dict.fromkeys(s.panel))
+    rank = {t: i for i, t in enumerate(order or [])}
+    tasks = sorted(dict.fromkeys(s.panel), key=lambda p: rank.get(p.split(": ")[-1], len(rank)))
     cols = min(3, len(tasks))
     high = math.ceil(len(tasks) / cols)
     fig, axes = plt.subplots(high, cols, figsize=(4.2 * cols, 3.2 * high + 0.6), squeeze=False, layout="constrained")
