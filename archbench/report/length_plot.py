@@ -17,20 +17,19 @@ from archbench.report.plots import _save
 
 def accuracy_by_length(df: pd.DataFrame, scores: pd.DataFrame, colour: dict[str, str], out: Path,
                        order: list[str] | None = None) -> str | None:
-    """One panel per task (per experiment and task where a task appears in several), in ``order`` of the
-    task labels, every length-varied point of the run."""
+    """One panel per task (every experiment of it), in ``order`` of the task labels, every length-varied
+    point of the run."""
     s = scores[scores.status == "ok"]
     if s.depth.notna().any():  # the deepest configuration of each architecture, as in the table
         deepest = s.groupby(["experiment", "arch"]).depth.transform("max")
         s = s[s.depth.isna() | (s.depth == deepest)]
-    twice = s.groupby("task").experiment.nunique()
-    s = s.assign(panel=[f"{e}: {t}" if twice[t] > 1 else t for e, t in zip(s.experiment, s.task)])
+    s = s.assign(panel=s.task)  # a task's experiments share its panel (their architectures' labels differ)
     rows = df[(df.metric == "length_accuracy") & (df.status == "ok") & df.point_id.isin(s.point_id)]
     if rows.empty:
         return None
     rows = rows[["point_id", "arch", "test_length", "value"]].merge(s[["point_id", "panel"]], on="point_id")
     rank = {t: i for i, t in enumerate(order or [])}
-    tasks = sorted(dict.fromkeys(s.panel), key=lambda p: rank.get(p.split(": ")[-1], len(rank)))
+    tasks = sorted(dict.fromkeys(s.panel), key=lambda p: rank.get(p, len(rank)))
     cols = min(3, len(tasks))
     high = math.ceil(len(tasks) / cols)
     fig, axes = plt.subplots(high, cols, figsize=(4.2 * cols, 3.2 * high + 0.6), squeeze=False, layout="constrained")
