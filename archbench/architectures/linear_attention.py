@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from archbench.architectures.base import head_flops
+from archbench.architectures.decoding import DecodeState
+from archbench.architectures.positions import Relative
 from archbench.architectures.transformer import SelfAttention, Transformer
 from archbench.registry import register_architecture
 
@@ -35,11 +37,12 @@ class LinearSelfAttention(SelfAttention):
 
     recurrent = False
 
-    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # x: (B, T, D)
-        B, T, D = x.shape
+    def forward(self, x: torch.Tensor, cache: tuple | None = None, where: Relative | None = None) -> torch.Tensor:
+        B, T, D = x.shape  # x: (B, T, D); where: rope positions (RoFormer's linear attention: the numerator rotated)
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
         q, k = feature_map(q), feature_map(k)
-        y = (self.steps if self.recurrent else self.parallel)(q, k, v, cache)                   # (B, H, T, Dh)
+        rotated = where.rotate(q, k) if where is not None else None
+        y = (self.steps if self.recurrent else self.parallel)(q, k, v, cache, rotated)          # (B, H, T, Dh)
         if self.entropy is not None:  # measuring (Transformer.attention_entropy): the implied weights, O(n^2)
             w = q @ k.transpose(-1, -2)                                                         # (B, H, T, T)
             w = w.tril() if self.causal else w
@@ -47,30 +50,35 @@ class LinearSelfAttention(SelfAttention):
             self.entropy = -(w * w.clamp_min(1e-30).log()).sum(-1).mean()
         return self.proj(y.transpose(1, 2).reshape(B, T, D))                                    # (B, T, D)
 
-    def parallel(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:
-        kv = k.unsqueeze(-1) @ v.unsqueeze(-2)                          # (B, H, T, Dh, Dh): phi(k_j) v_j^T
+    def parallel(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: tuple | None = None,
+                 rotated: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``rotated``: rope's (R phi(q), R phi(k)) for the numerator; the normaliser keeps phi(q)^T z."""
+        qr, kr = rotated if rotated is not None else (q, k)
+        kv = kr.unsqueeze(-1) @ v.unsqueeze(-2)                         # (B, H, T, Dh, Dh): phi(k_j) v_j^T
         if self.causal:
             S, z = kv.cumsum(2), k.cumsum(2)                            # prefix sums: S_i, z_i
             if cache is not None:  # prefill: the sums over the whole prompt
                 cache[0].copy_(S[:, :, -1]), cache[1].copy_(z[:, :, -1])
         else:
             S, z = kv.sum(2, keepdim=True), k.sum(2, keepdim=True)      # one state for all positions
-        num = (q.unsqueeze(-2) @ S).squeeze(-2)                         # (B, H, T, Dh)
+        num = (qr.unsqueeze(-2) @ S).squeeze(-2)                        # (B, H, T, Dh)
         den = (q.unsqueeze(-2) @ z.unsqueeze(-1)).squeeze(-1)           # (B, H, T, 1)
         return num / den
 
-    def steps(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:
+    def steps(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: tuple | None = None,
+              rotated: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        qr, kr = rotated if rotated is not None else (q, k)
         S = q.new_zeros(*q.shape[:2], q.shape[-1], v.shape[-1])         # (B, H, Dh, Dh)
         z = q.new_zeros(*q.shape[:2], q.shape[-1])                      # (B, H, Dh)
         if not self.causal:  # the state after the whole sequence, read by every position
             for j in range(k.shape[2]):
-                S, z = S + k[:, :, j, :, None] * v[:, :, j, None, :], z + k[:, :, j]
+                S, z = S + kr[:, :, j, :, None] * v[:, :, j, None, :], z + k[:, :, j]
         out = []
         for i in range(q.shape[2]):
             if self.causal:
-                S, z = S + k[:, :, i, :, None] * v[:, :, i, None, :], z + k[:, :, i]
+                S, z = S + kr[:, :, i, :, None] * v[:, :, i, None, :], z + k[:, :, i]
             qi = q[:, :, i]                                             # (B, H, Dh)
-            out.append((qi.unsqueeze(-2) @ S).squeeze(-2) / (qi * z).sum(-1, keepdim=True))
+            out.append((qr[:, :, i].unsqueeze(-2) @ S).squeeze(-2) / (qi * z).sum(-1, keepdim=True))
         if cache is not None:
             cache[0].copy_(S), cache[1].copy_(z)
         return torch.stack(out, dim=2)                                  # (B, H, T, Dh)
@@ -81,7 +89,8 @@ class LinearSelfAttention(SelfAttention):
         dh = w.shape[1] // self.heads
         return w.new_zeros(batch, self.heads, dh, dh), w.new_zeros(batch, self.heads, dh)
 
-    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
+    def step(self, x: torch.Tensor, cache: tuple, pos: int,  # x: (B, 1, D)
+             kind: str | None = None) -> tuple[torch.Tensor, tuple]:  # kind: never set (init_state refuses rope, alibi)
         """S += phi(k) v^T, z += phi(k); the output phi(q)^T S / phi(q)^T z (new tensors: the old state stands)."""
         B, _, D = x.shape
         q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)
@@ -112,6 +121,14 @@ class LinearAttention(Transformer):
         if p.get("attention_scale", "sqrt_d") != "sqrt_d":
             raise ValueError(f"attention_scale {p['attention_scale']!r} does not apply: linear attention has no "
                              "softmax to scale; allowed: 'sqrt_d' (the default)")
+        if p.get("positional") == "alibi":
+            raise ValueError("positional 'alibi' biases softmax scores, and linear attention has none; allowed: "
+                             "sinusoidal, learned, none, rope, randomized")
+
+    def init_state(self, batch: int, capacity: int) -> DecodeState:
+        if self.positional == "rope":
+            raise NotImplementedError("decoding linear attention with rope positions is not implemented")
+        return super().init_state(batch, capacity)
 
     def recurrent(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
         """The same logits as ``forward``, each attention layer run as a recurrence over positions."""

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from archbench.architectures.base import head_flops
+from archbench.architectures.decoding import DecodeState
+from archbench.architectures.positions import RELATIVE, Relative, alibi_bias
 from archbench.architectures.transformer import SelfAttention, Transformer
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
@@ -39,11 +41,13 @@ class LocalSelfAttention(SelfAttention):
         self.left = window - 1 if causal else (window - 1) // 2
         self.right = window - 1 - self.left
 
-    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # x: (B, T, D)
-        B, T, D = x.shape
+    def forward(self, x: torch.Tensor, cache: tuple | None = None, where: Relative | None = None) -> torch.Tensor:
+        B, T, D = x.shape  # x: (B, T, D); where: rope or alibi positions (archbench.architectures.positions)
         r, span = self.window, self.window + self.left + self.right  # queries, keys per block
         blocks = -(-T // r)
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
+        if where is not None:
+            q, k = where.rotate(q, k)
         if cache is not None:  # prefill: the last r keys and values, position p in slot p mod r
             last = torch.arange(max(T - r, 0), T, device=x.device)
             cache[0][:, :, last % r], cache[1][:, :, last % r] = k[:, :, last], v[:, :, last]
@@ -52,9 +56,12 @@ class LocalSelfAttention(SelfAttention):
         k, v = (F.pad(t, pad).unfold(2, span, r).transpose(-1, -2).flatten(1, 2) for t in (k, v))  # (B, H nb, span, Dh)
         # 4-d, as the fused kernels want it: blocks of all heads side by side, the mask repeated per head
         mask = self.mask(T, blocks, x.device).repeat(self.heads, 1, 1)                            # (H nb, r, span)
+        if where is not None and where.kind == "alibi":  # the bias of each query-key pair in the blocks
+            mask = self.alibi(mask, blocks, x.device).to(q.dtype)                               # (H nb, r, span)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)             # (B, H nb, r, Dh)
         if self.entropy is not None:  # measuring (Transformer.attention_entropy): the windowed weights
-            w = ((q @ k.transpose(-1, -2)) * self.scale).masked_fill(~mask, float("-inf")).softmax(-1)
+            scores = (q @ k.transpose(-1, -2)) * self.scale
+            w = (scores + mask if mask.is_floating_point() else scores.masked_fill(~mask, float("-inf"))).softmax(-1)
             entropy = -(w * w.clamp_min(1e-30).log()).sum(-1)                                     # (B, H nb, r)
             self.entropy = entropy.reshape(B, self.heads, -1)[:, :, :T].mean()
         y = y.reshape(B, self.heads, blocks * r, -1)[:, :, :T]                                    # (B, H, T, Dh)
@@ -64,7 +71,8 @@ class LocalSelfAttention(SelfAttention):
         """The rolling cache: keys and values of the last ``window`` positions, (B, H, window, Dh) each."""
         return super().init_cache(batch, self.window)
 
-    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
+    def step(self, x: torch.Tensor, cache: tuple, pos: int,  # x: (B, 1, D)
+             kind: str | None = None) -> tuple[torch.Tensor, tuple]:  # kind: never set (init_state refuses rope, alibi)
         """The token at ``pos`` attends to the window's cached keys and itself (written over the oldest)."""
         B, _, D = x.shape
         q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)
@@ -73,6 +81,15 @@ class LocalSelfAttention(SelfAttention):
         keys[:, :, slot], values[:, :, slot] = k[:, :, 0], v[:, :, 0]
         y = F.scaled_dot_product_attention(q, keys[:, :, :filled], values[:, :, :filled], scale=self.scale)
         return self.proj(y.transpose(1, 2).reshape(B, 1, D)), cache                              # (B, 1, D)
+
+    def alibi(self, allowed: torch.Tensor, blocks: int, device: torch.device) -> torch.Tensor:
+        """The boolean (H nb, r, span) window as ALiBi's float bias, -inf outside it. Query a of a block and
+        key c of its span are a + left - c apart, in every block alike."""
+        r, span = self.window, self.window + self.left + self.right
+        a = torch.arange(r, device=device, dtype=torch.float32) + self.left
+        bias = alibi_bias(self.heads, a, torch.arange(span, device=device, dtype=torch.float32), self.causal)
+        bias = bias[:, None].expand(-1, blocks, -1, -1).reshape(self.heads * blocks, r, span)  # (H nb, r, span)
+        return bias.masked_fill(~allowed, float("-inf"))
 
     def mask(self, T: int, blocks: int, device: torch.device) -> torch.Tensor:
         """(nb, r, span): query a of block j may see key c of its span (position j r - left + c).
@@ -104,13 +121,18 @@ class LocalAttention(Transformer):
         heads: PositiveInt = 4,
         layers: PositiveInt = 2,
         window: PositiveInt = 16,
-        positional: Literal["sinusoidal", "learned", "none"] = "sinusoidal",
+        positional: Literal["sinusoidal", "learned", "none", "rope", "alibi", "randomized"] = "sinusoidal",
         max_len: PositiveInt = 8192,
     ):
         super().__init__(vocab_size, causal, d_model, heads, layers, positional, max_len)
         self.window = window
         for block in self.blocks:
             block.attn = LocalSelfAttention(d_model, heads, causal, window)
+
+    def init_state(self, batch: int, capacity: int) -> DecodeState:
+        if self.positional in RELATIVE:
+            raise NotImplementedError(f"decoding local attention with {self.positional} positions is not implemented")
+        return super().init_state(batch, capacity)
 
     def decode_keys(self, context: int) -> int:
         return min(context + 1, self.window)

@@ -15,6 +15,15 @@ from torch import nn
 
 from archbench.architectures.base import Architecture, Between, head_flops
 from archbench.architectures.decoding import DecodeState, require_fresh
+from archbench.architectures.positions import (
+    RELATIVE,
+    Relative,
+    alibi_bias,
+    random_positions,
+    relative,
+    rope,
+    sinusoid_at,
+)
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
 
@@ -29,9 +38,12 @@ def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype, s
     return pe.to(dtype)
 
 
-def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float, causal: bool) -> torch.Tensor:
-    """softmax(QK^T * scale), causally masked: (B, H, T, T). What the fused kernel computes inside."""
+def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float, causal: bool,
+                      bias: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(QK^T * scale [+ bias]), causally masked: (B, H, T, T). What the fused kernel computes inside."""
     scores = (q @ k.transpose(-2, -1)).float() * scale                     # (B, H, T, T)
+    if bias is not None:  # alibi: the causal mask is in it
+        return (scores + bias).softmax(-1)
     if causal:
         T = q.shape[-2]
         scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
@@ -53,12 +65,18 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d, d)
         self.entropy: torch.Tensor | None = None  # set by attention_entropy(): the mean entropy of the weights
 
-    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:  # x: (B, T, D)
-        B, T, D = x.shape
+    def forward(self, x: torch.Tensor, cache: tuple | None = None, where: Relative | None = None) -> torch.Tensor:
+        B, T, D = x.shape  # x: (B, T, D); where: rope or alibi positions (archbench.architectures.positions)
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)      # (B, H, T, Dh)
+        bias = None
+        if where is not None:
+            (q, k), bias = where.rotate(q, k), where.bias(self.heads, self.causal)
+        if bias is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)  # (B, H, T, Dh)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=self.scale)
         if self.entropy is not None:  # measuring: the weights themselves, which the fused kernel never forms
-            w = attention_weights(q, k, self.scale, self.causal)                                   # (B, H, T, T)
+            w = attention_weights(q, k, self.scale, self.causal, bias)                             # (B, H, T, T)
             self.entropy = -(w * w.clamp_min(1e-30).log()).sum(-1).mean()
         if cache is not None:  # prefill: the prompt's keys and values, at positions 0 .. T - 1
             self.check_room(cache, T - 1)
@@ -77,14 +95,22 @@ class SelfAttention(nn.Module):
             raise ValueError(f"the key-value cache holds {cache[0].shape[2]} tokens, position {position} does not fit; "
                              "pass a larger capacity to init_state")
 
-    def step(self, x: torch.Tensor, cache: tuple, pos: int) -> tuple[torch.Tensor, tuple]:  # x: (B, 1, D)
-        """The token at ``pos`` attends to the cached keys 0 .. pos - 1 and itself (written at ``pos``)."""
-        B, _, D = x.shape
+    def step(self, x: torch.Tensor, cache: tuple, pos: int, kind: str | None = None) -> tuple[torch.Tensor, tuple]:
+        """The token at ``pos`` attends to the cached keys 0 .. pos - 1 and itself (written at ``pos``);
+        ``kind``: a relative encoding (rope: the new query and key rotated at ``pos``; alibi: the bias)."""
+        B, _, D = x.shape  # x: (B, 1, D)
         q, k, v = self.qkv(x).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, 1, Dh)
         self.check_room(cache, pos)
+        at = torch.tensor([float(pos)], device=x.device)
+        if kind == "rope":
+            q, k = rope(q, at), rope(k, at)
         keys, values = cache
         keys[:, :, pos], values[:, :, pos] = k[:, :, 0], v[:, :, 0]
-        y = F.scaled_dot_product_attention(q, keys[:, :, :pos + 1], values[:, :, :pos + 1], scale=self.scale)
+        bias = None
+        if kind == "alibi":
+            bias = alibi_bias(self.heads, at, torch.arange(pos + 1, device=x.device), True).to(q.dtype)
+        y = F.scaled_dot_product_attention(q, keys[:, :, :pos + 1], values[:, :, :pos + 1], attn_mask=bias,
+                                           scale=self.scale)
         return self.proj(y.transpose(1, 2).reshape(B, 1, D)), cache                              # (B, 1, D)
 
 
@@ -99,15 +125,18 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
 
     def forward(self, x: torch.Tensor, cache: tuple | None = None,
-                between: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:  # (B, T, D)
-        x = x + (self.attn(self.norm1(x)) if cache is None else self.attn(self.norm1(x), cache))
+                between: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                where: Relative | None = None) -> torch.Tensor:  # (B, T, D)
+        x = x + self.attn(self.norm1(x), cache, where)
         if between is not None:
             x = between(x)
         return x + self.mlp(self.norm2(x))
 
     def step(self, x: torch.Tensor, cache: tuple, pos: int,
-             between: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
-        a, cache = self.attn.step(self.norm1(x), cache, pos)  # x: (B, 1, D)
+             between: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             kind: str | None = None) -> tuple[torch.Tensor, tuple]:
+        a, cache = (self.attn.step(self.norm1(x), cache, pos) if kind is None  # x: (B, 1, D)
+                    else self.attn.step(self.norm1(x), cache, pos, kind))
         x = x + a
         if between is not None:
             x = between(x)
@@ -136,7 +165,7 @@ class Transformer(Architecture):
         d_model: PositiveInt = 64,
         heads: PositiveInt = 4,
         layers: PositiveInt = 2,
-        positional: Literal["sinusoidal", "learned", "none"] = "sinusoidal",
+        positional: Literal["sinusoidal", "learned", "none", "rope", "alibi", "randomized"] = "sinusoidal",
         max_len: PositiveInt = 8192,
         attention_scale: Literal["sqrt_d", "none"] = "sqrt_d",
     ):
@@ -145,6 +174,9 @@ class Transformer(Architecture):
         self.heads, self.layers, self.positional, self.max_len = heads, layers, positional, max_len
         self.embed = nn.Embedding(vocab_size, d_model)
         self.pos_table = nn.Embedding(max_len, d_model) if positional == "learned" else None
+        # randomized positions: their own generator, seeded from the build's, so a forward leaves torch's alone
+        self.position_generator = (torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
+                                   if positional == "randomized" else None)
         scaled = attention_scale == "sqrt_d"
         self.blocks = nn.ModuleList(Block(d_model, heads, causal, scaled) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
@@ -154,8 +186,11 @@ class Transformer(Architecture):
     def check_params(p: dict[str, Any]) -> None:
         if p["d_model"] % p["heads"]:
             raise ValueError(f"d_model {p['d_model']} is not divisible by heads {p['heads']}")
-        if p["positional"] == "sinusoidal" and p["d_model"] % 2:
-            raise ValueError(f"sinusoidal positions need an even d_model, got {p['d_model']}")
+        if p["positional"] in ("sinusoidal", "randomized") and p["d_model"] % 2:
+            raise ValueError(f"{p['positional']} positions need an even d_model, got {p['d_model']}")
+        if p["positional"] == "rope" and (p["d_model"] // p["heads"]) % 2:
+            raise ValueError(f"rope rotates pairs: the head width d_model / heads = {p['d_model'] // p['heads']} "
+                             "must be even")
 
     @staticmethod
     def check_shape(p: dict[str, Any], seq_len: int) -> None:
@@ -164,8 +199,13 @@ class Transformer(Architecture):
 
     def pos(self, x: torch.Tensor, start: int = 0) -> torch.Tensor | float:  # (T, D), or 0 without positions
         T = start + x.shape[1]  # positions start .. T - 1
-        if self.positional == "none":
+        if self.positional in ("none", *RELATIVE):  # none, or inside attention (archbench.architectures.positions)
             return 0.0
+        if self.position_generator is not None:  # randomized: a sorted random subset of 0 .. max_len - 1
+            if start:
+                raise ValueError("randomized positions are drawn per forward; a decoding step has none to continue")
+            t = random_positions(T, self.max_len, self.position_generator, x.device)
+            return sinusoid_at(t, self.d_model).to(self.embed.weight.dtype)
         if T > self.max_len and self.pos_table is not None:
             raise ValueError(f"seq_len {T} exceeds the learned positional table (max_len {self.max_len})")
         if self.pos_table is not None:
@@ -174,19 +214,23 @@ class Transformer(Architecture):
 
     def forward(self, x: torch.Tensor, between: Between = None) -> torch.Tensor:  # x: (B, T) token ids
         h = self.embed(x) + self.pos(x)                  # (B, T, D)
+        where = relative(self.positional, x.shape[1], x.device)  # rope or alibi, else None
         for i, block in enumerate(self.blocks):
-            h = block(h, between=at(between, i))         # (B, T, D), causal when self.causal
+            h = block(h, between=at(between, i), where=where)  # (B, T, D), causal when self.causal
         return self.head(self.norm(h))                   # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
+        if self.position_generator is not None:
+            raise NotImplementedError("decoding with randomized positions: each forward draws its own, a step has none")
         return DecodeState(tuple(block.attn.init_cache(batch, capacity) for block in self.blocks))
 
     def prefill(self, x: torch.Tensor, state: DecodeState,
                 between: Between = None) -> tuple[torch.Tensor, DecodeState]:
         require_fresh(state)
         h = self.embed(x) + self.pos(x)                  # (B, T, D)
+        where = relative(self.positional, x.shape[1], x.device)
         for i, (block, cache) in enumerate(zip(self.blocks, state.layers)):
-            h = block(h, cache, at(between, i))          # (B, T, D), the cache filled with the prompt
+            h = block(h, cache, at(between, i), where)   # (B, T, D), the cache filled with the prompt
         return self.head(self.norm(h)), state.advanced(state.layers, x.shape[1])
 
     def step(self, token: torch.Tensor, state: DecodeState,
@@ -195,7 +239,8 @@ class Transformer(Architecture):
         h = self.embed(x) + self.pos(x, state.length)    # (B, 1, D)
         caches = []
         for i, (block, cache) in enumerate(zip(self.blocks, state.layers)):
-            h, cache = block.step(h, cache, state.length, at(between, i))
+            kind = self.positional if self.positional in RELATIVE else None
+            h, cache = block.step(h, cache, state.length, at(between, i), kind)
             caches.append(cache)
         return self.head(self.norm(h))[:, 0], state.advanced(tuple(caches))
 

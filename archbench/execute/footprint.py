@@ -40,7 +40,8 @@ from archbench.execute.watchdog import Watchdog
 from archbench.instruments.passes import loss_fn, scored_targets
 from archbench.instruments.training import TrainingSettings, read_features
 from archbench.suite.point import Point
-from archbench.tasks.base import Batch, build_task
+from archbench.tasks.base import Batch
+from archbench.tasks.lengths import build_task
 
 CPU_SHARE = 0.9  # of the RAM available when the point starts: what a point on the CPU may use
 EVAL_CHUNK = 64  # the held-out set is scored in chunks of max(batch, this) (instruments.training)

@@ -33,7 +33,7 @@ from archbench.metrics.base import Context, Row
 from archbench.results.store import now_iso
 from archbench.stop_rule import StopRule
 from archbench.suite.point import Point
-from archbench.tasks.base import build_task
+from archbench.tasks.lengths import build_task
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

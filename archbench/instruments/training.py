@@ -9,7 +9,8 @@ held-out set drawn from a different seed (``seed + EVAL_SEED_OFFSET``). Training
 step budget, at the time budget, at the training-FLOPs budget (3 x the architecture's analytic
 forward FLOPs per step: forward, and a backward of twice the forward), or as soon as the held-out
 accuracy reaches the threshold. ``until="converged"`` trains at least ``steps``, then on until the
-threshold or a plateau of the held-out loss (archbench.results.convergence), at most ``max_steps``.
+threshold or a plateau of the held-out loss (archbench.results.convergence), at most ``max_steps``;
+``until="steps"`` trains every step of the budget, the threshold's step recorded but not obeyed.
 Every result says whether it converged (archbench.results.convergence) and records its curve against
 steps, seconds and training FLOPs.
 A task in the encoder-decoder framing (a batch with a ``source``) trains with teacher forcing and is
@@ -51,7 +52,7 @@ class TrainingSettings:
     eval_every: int = 50
     eval_size: int = 512             # held-out sequences
     threshold: float = 0.99          # held-out accuracy that ends training early
-    until: str = "budget"            # "converged": past `steps`, on to the threshold or a plateau
+    until: str = "budget"            # "converged": past `steps`, on to the threshold or a plateau; "steps": all
     max_steps: int | None = None     # the ceiling of until="converged"
     flops_budget: float | None = None  # training FLOPs (3 x forward per step); None: no FLOPs budget
 
@@ -169,6 +170,9 @@ def evaluate(model: nn.Module, task: Task, held_out: list[Batch]) -> tuple[float
 
 def held_out_set(task: Task, size: int, chunk: int, seed: int, device: torch.device) -> list[Batch]:
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    own = getattr(task, "held_out", None)  # a length-varied task: every training length (archbench.tasks.lengths)
+    if callable(own):
+        return [b.to(device) for b in own(size, chunk, generator)]
     sizes = [min(chunk, size - i) for i in range(0, size, chunk)]
     return [task.sample(n, generator).to(device) for n in sizes]
 
@@ -243,9 +247,10 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
             if exact is not None:
                 curve.setdefault("eval_exact_accuracy", []).append(exact)
             running, since = 0.0, 0
-            if (accuracy if exact is None else exact) >= s.threshold:  # answers whole, where they are decoded
+            if (accuracy if exact is None else exact) >= s.threshold and reached is None:  # answers whole, where decoded
                 reached, reached_time = step, curve["time"][-1]
-                break
+                if s.until != "steps":  # until="steps": a fixed budget, trained on past the threshold
+                    break
             if s.until == "converged" and step >= s.steps and plateaued(curve["eval_loss"]):
                 plateau = True
                 break

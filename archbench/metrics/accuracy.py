@@ -16,7 +16,10 @@ ran out: archbench.results.convergence), ``steps_to_threshold``, ``time_to_thres
 ``flops_to_threshold`` (only when the threshold was reached), ``train_steps``, ``train_time``,
 ``train_flops`` (3 x the analytic forward FLOPs per step, where the architecture counts them), and
 ``attention_entropy`` (mean entropy of the attention weights, nats) for an architecture that
-reports it. The training curve (held-out loss and accuracy against step, seconds and training
+reports it. With ``train_lengths`` and ``test_lengths`` (archbench.tasks.lengths): one ``length_accuracy``
+row per test length (the length in the ``test_length`` column), ``ood_accuracy``, their mean over the
+lengths beyond the training range, and ``baseline_ood_accuracy``, the blind guess's mean over them; ``accuracy`` stays the held-out accuracy at the training lengths, and
+convergence is judged on it. The training curve (held-out loss and accuracy against step, seconds and training
 FLOPs) is saved for the report. A NaN or infinite training loss ends the point as ``diverged``.
 Beside them: ``val_accuracy``, the same score on a validation split drawn apart from the training data and
 the test set (archbench.instruments.validation), on which a grid of settings is chosen; and the model's
@@ -24,11 +27,13 @@ the test set (archbench.instruments.validation), on which a grid of settings is 
 """
 from __future__ import annotations
 
+from archbench.instruments.lengths import accuracy_at_lengths, reachable
 from archbench.instruments.training import TrainingSettings, train
 from archbench.instruments.validation import validation_accuracy
 from archbench.metrics.base import Context, Metric, Row
 from archbench.metrics.size import SIZE_ROWS, size_rows
 from archbench.registry import register_metric
+from archbench.tasks.lengths import LengthVaried
 
 
 @register_metric("accuracy")
@@ -52,6 +57,8 @@ class Accuracy(Metric):
     def run(self, ctx: Context) -> list[Row]:
         p = ctx.point
         settings = TrainingSettings.of(dict(p.training))
+        if isinstance(ctx.task, LengthVaried):
+            reachable(p.arch, p.arch_kind, dict(p.arch_params), ctx.task)  # before training: a model that cannot read the test lengths is skipped
         result = train(ctx.model, ctx.task, settings, seed=p.seed, batch=p.batch, device=ctx.device)
         base = ctx.task.baseline()
         values = {"accuracy": result.accuracy, "loss": result.loss, "baseline_accuracy": base.accuracy,
@@ -65,8 +72,26 @@ class Accuracy(Metric):
         rows = [Row(name, float(values[name]), unit, hib) for name, unit, hib in self.ROWS if values[name] is not None]
         rows[0].stats = {"steps": result.steps, "threshold": settings.threshold, "converged": result.converged}
         rows[0].artifacts = {"curve": result.curve}
+        if isinstance(ctx.task, LengthVaried):
+            rows += length_rows(ctx, settings.eval_size, max(p.batch, 64))
         if result.attention_entropy is not None:
             rows.append(Row("attention_entropy", result.attention_entropy, "nats", False))
         val = validation_accuracy(ctx.model, ctx.task, settings, seed=p.seed, batch=p.batch, device=ctx.device)
         rows += [Row("val_accuracy", val, "fraction", True), *size_rows(ctx.model, p.seq_len)]
         return rows
+
+
+def length_rows(ctx: Context, size: int, chunk: int) -> list[Row]:
+    """``length_accuracy`` at each test length (``stats.test_length``), ``ood_accuracy``, their mean over the
+    lengths beyond the training range (archbench.tasks.lengths), and ``baseline_ood_accuracy``, the blind
+    guess's mean over the same lengths."""
+    task = ctx.task
+    assert isinstance(task, LengthVaried)
+    scores = accuracy_at_lengths(ctx.model, task, ctx.point.seed, size, chunk, ctx.device)
+    rows = [Row("length_accuracy", value, "fraction", True, stats={"test_length": n}) for n, value in scores.items()]
+    beyond = [scores[n] for n in task.lengths.beyond]
+    if beyond:
+        guess = [task.at(n).baseline().accuracy for n in task.lengths.beyond]  # the blind guess at those lengths
+        rows += [Row("ood_accuracy", sum(beyond) / len(beyond), "fraction", True),
+                 Row("baseline_ood_accuracy", sum(guess) / len(guess), "fraction", True)]
+    return rows

@@ -19,6 +19,7 @@ from archbench.errors import BadInput
 from archbench.report import (
     accuracy,
     fairness,
+    generalization,
     generation,
     implementations,
     other,
@@ -45,6 +46,7 @@ SECTIONS: list[Callable[[ReportData], Section | tuple[Any, ...] | None]] = [
     generation.section,
     accuracy.section,
     fairness.section,
+    generalization.section,
     seq2seq.section,
     implementations.section,
 ]

@@ -37,10 +37,12 @@ COLUMNS = [
     "noisy", "cold", "calls", "mean", "std", "threads", "causal", "arch_kind", "host",
     "reserved", "sm_clock_mhz", "mem_clock_mhz", "throttled", "throttle_reasons", "gpu_util",
     "converged",  # the accuracy row of a trained point: False when still improving as the budget ran out
+    "test_length",  # a length_accuracy row's test length (archbench.tasks.lengths)
 ]
 STAT_COLUMNS = (
     "median", "iqr", "p20", "p80", "n", "ci_low", "ci_high", "noisy", "cold", "calls", "mean", "std",
     "reserved", "sm_clock_mhz", "mem_clock_mhz", "throttled", "throttle_reasons", "gpu_util", "converged",
+    "test_length",
 )
 
 
@@ -115,8 +117,9 @@ def _rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
     p = record["point"]
     arch_params, task_params = p.get("arch_params", {}), p.get("task_params", {})
     params = {f"param.{k}": v for k, v in arch_params.items()}
-    for k, v in task_params.items():
-        params[f"param.{k}" if f"param.{k}" not in params else f"param.task.{k}"] = v
+    for k, v in task_params.items():  # a list (train_lengths: [1, 20]) as its JSON text: a table cell, a key
+        cell = json.dumps(list(v)) if isinstance(v, list | tuple) else v
+        params[f"param.{k}" if f"param.{k}" not in params else f"param.task.{k}"] = cell
     params.update({f"train.{k}": v for k, v in p.get("training", {}).items()})
     params.update({f"gen.{k}": v for k, v in p.get("generation", {}).items()})
     params.update({f"impl.{k}": v for k, v in p.get("implementation", {}).items()})

@@ -32,7 +32,8 @@ from archbench.suite import matching
 from archbench.suite.messages import format_path, short_repr
 from archbench.suite.point import Params, Point
 from archbench.suite.schema import Component, Experiment, Generation, Suite, Training
-from archbench.tasks.base import build_task
+from archbench.tasks import lengths
+from archbench.tasks.lengths import build_task
 
 
 def resolve_device(requested: str) -> str:
@@ -50,7 +51,7 @@ def _grid(params: dict[str, list[Any]]) -> Iterable[dict[str, Any]]:
 
 
 def _swept(component: Component, where: str) -> dict[str, list[Any]]:
-    swept = {k: v if isinstance(v, list) else [v] for k, v in component.params.items()}
+    swept = {k: lengths.swept(k, v) for k, v in component.params.items()}  # lists sweep, a length range does not
     for key, values in swept.items():
         if not values:
             raise BadInput(f"{where}.{key}: the list is empty; give at least one value")
@@ -112,6 +113,18 @@ def _check_causal(causal: list[bool], kind: str, at: str, where: str) -> None:
                        "allowed: true")
 
 
+def _lengths(params: dict[str, Any], seq_len: int, where: str) -> tuple[lengths.Lengths | None, dict[str, Any]]:
+    """The length protocol of a task's parameters (archbench.tasks.lengths) and the task's own parameters."""
+    try:
+        protocol, own = lengths.split_lengths(params)
+    except ValueError as exc:
+        raise BadInput(f"{where}.{exc}") from None
+    if protocol is not None and not protocol.train[0] <= seq_len <= protocol.train[1]:
+        raise BadInput(f"{where}.train_lengths: {list(protocol.train)} does not hold the sweep's seq_len {seq_len}; "
+                       "the point's seq_len must be a training length")
+    return protocol, own
+
+
 def _check_metric_applies(metric: str, task: str, where: str) -> None:
     m = registry.metrics.get(metric)
     if not m.applies_to(task):
@@ -154,6 +167,19 @@ def _generation(exp: Experiment, at: str) -> Params:
     return tuple(sorted((exp.generation or Generation()).model_dump().items()))
 
 
+def _task_of(exp: Experiment, task_params: dict[str, Any], seq_len: int, causal: bool,
+             at: str) -> tuple[dict[str, Any], int]:
+    """The task's full parameters (its own validated, the length protocol's beside them) and its vocabulary;
+    every length it will be posed at checked against it."""
+    origin = {k: _at(f"{at}.task", k) for k in task_params}
+    protocol, own = _lengths(task_params, seq_len, f"{at}.task")
+    full = _validated(registry.tasks, exp.task, own, origin, f"{at}.task")
+    for n in [seq_len] + ([] if protocol is None else [*protocol.training, *protocol.test]):
+        _check_shape(registry.tasks, exp.task.kind, full, n, at, f"{at}.task")
+    full.update({} if protocol is None else protocol.params())
+    return full, build_task(exp.task.kind, seq_len, causal, **full).vocab_size
+
+
 def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> list[Point]:
     at = f"experiments[{i}]"
     for j, name in enumerate(exp.metrics):
@@ -186,12 +212,9 @@ def _experiment_points(suite: Suite, i: int, exp: Experiment, device: str) -> li
     for (seq_len, batch), base in itertools.product(exp.sweep.shapes(), list(_grid(shared))):
         for pass_, seed, causal in itertools.product(exp.passes, seeds, exp.causal):
             for task_params in _grid(task_grid):
-                task_origin = {k: _at(f"{at}.task", k) for k in task_params}
-                task_full = _validated(registry.tasks, exp.task, task_params, task_origin, f"{at}.task")
-                _check_shape(registry.tasks, exp.task.kind, task_full, seq_len, at, f"{at}.task")
-                vocab = build_task(exp.task.kind, seq_len, causal, **task_full).vocab_size
-                own_params = {a.name: {**base, **a.params} for a in exp.architectures}
-                target = matching.target_of(exp, own_params, vocab, causal, at)
+                task_full, vocab = _task_of(exp, task_params, seq_len, causal, at)
+                widths = {a.name: {**base, **a.params} for a in exp.architectures}
+                target = matching.target_of(exp, widths, vocab, causal, at)
                 for training, impl, (j, arch) in itertools.product(trainings, implementations,
                                                                     enumerate(exp.architectures)):
                     for own in _grid(arch_grids[j]):
@@ -227,7 +250,8 @@ def count_points(suite: Suite) -> int:
     for exp in suite.experiments:
         seeds = exp.seeds if exp.seeds is not None else suite.seeds
         shape = len(exp.sweep.shapes()) * _count(exp.sweep.shared())
-        runs = len(exp.passes) * len(seeds) * len(exp.causal) * _count(exp.task.params)
+        runs = len(exp.passes) * len(seeds) * len(exp.causal) * math.prod(
+            len(lengths.swept(k, v)) for k, v in exp.task.params.items())
         runs *= len(exp.training.grid()) if exp.training is not None else 1
         runs *= len(exp.implementation.grid()) if exp.implementation is not None else 1
         total += shape * runs * sum(_count(arch.params) for arch in exp.architectures)

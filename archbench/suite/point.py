@@ -72,7 +72,8 @@ class Point:
         d.pop("id", None)
         d["pass_"] = d.pop("pass")
         d["arch_params"] = tuple(sorted(d["arch_params"].items()))
-        d["task_params"] = tuple(sorted(d["task_params"].items()))
+        # a list (train_lengths) as the tuple the plan made: a point is hashed
+        d["task_params"] = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d["task_params"].items()))
         d["training"] = tuple(sorted(d.get("training", {}).items()))
         d["generation"] = tuple(sorted(d.get("generation", {}).items()))
         d["implementation"] = tuple(sorted(d.get("implementation", {}).items()))

@@ -93,7 +93,8 @@ class Training(Strict):
     test (a grid, as Zoology and MAD sweep; archbench.results.selection).
 
     ``until: converged`` trains at least ``steps``, then on until the threshold or a plateau of the
-    held-out loss (archbench.results.convergence), at most ``max_steps``; ``flops_budget`` caps the training
+    held-out loss (archbench.results.convergence), at most ``max_steps``; ``until: steps`` trains all
+    ``steps`` whatever the held-out accuracy (a fixed budget: reaching the threshold is still recorded); ``flops_budget`` caps the training
     FLOPs (3 x the architecture's analytic forward FLOPs per step), so architectures can be
     compared at equal compute.
     """
@@ -107,7 +108,7 @@ class Training(Strict):
     eval_every: Count = 50
     eval_size: EvalSize = 512
     threshold: Annotated[float, Field(gt=0, le=1)] = 0.99
-    until: Literal["budget", "converged"] = "budget"
+    until: Literal["budget", "converged", "steps"] = "budget"  # steps: all of them, no early stop (Delétang et al.)
     max_steps: Count | None = None  # the ceiling of until: converged
     flops_budget: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     # Added after point ids were published: left out of a point's settings while at their defaults,
