@@ -165,7 +165,7 @@ experiments:
     ("{until: converged}", "experiments[0].training: until: converged needs max_steps"),
     ("{max_steps: 500}", "experiments[0].training: max_steps is the ceiling of until: converged"),
     ("{until: converged, steps: 100, max_steps: 50}", "max_steps 50 is below steps 100"),
-    ("{until: forever}", "experiments[0].training.until: Input should be 'budget' or 'converged', got 'forever'"),
+    ("{until: forever}", "experiments[0].training.until: Input should be 'budget', 'converged' or 'steps', got 'forever'"),
     ("{flops_budget: 0}", "experiments[0].training.flops_budget: Input should be greater than 0"),
 ])
 def test_bad_budgets(training, message):
