@@ -232,6 +232,18 @@ def test_the_floor_check_sees_a_late_import_and_a_module_string(tmp_path):
     assert "archbench.report.render" in _named_modules(late)
 
 
+def test_no_function_over_60_lines():
+    """A function reads on one screen: over 60 lines, it is doing two things."""
+    long = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > 60:
+                    long.append(f"{name}.{node.name}: {n} lines")
+    assert long == []
+
+
 def test_no_module_over_400_lines():
     long = {name: n for name, path in MODULES.items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}

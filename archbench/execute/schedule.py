@@ -147,56 +147,67 @@ def run_points(
     from tqdm import tqdm
 
     executor = executor or SerialExecutor()
-    summary = Summary()
-    skips = skips or OomSkips()
     bar = tqdm(total=len(points), desc=suite_name, unit="pt", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
-    # a group's points ruled out before it ran, written beside its results, in plan order
-    waiting: dict[str, tuple[list[Point], dict[str, PointResult]]] = {}
-
-    def record(result: PointResult) -> None:
-        skips.record(result)
-        store.append(result.to_record(suite_name))
-        summary.points += 1
-        summary.rows += len(result.rows)
-        summary.statuses[result.status] += 1
-        if on_result:
-            on_result(result)
-        bar.update(1)
-
-    def collect() -> None:
-        results = executor.next_finished()
-        if not results:
-            return
-        group, skipped = waiting.pop(results[0].point.id, ([], {}))
-        ran = {r.point.id: r for r in results}
-        for point in group or [r.point for r in results]:
-            record(ran.get(point.id) or skipped[point.id])
-
+    flight = _Flight(executor, store, suite_name, skips or OomSkips(), bar, on_result)
     with _interrupt_after_flight() as stop:
         try:
             for group in groups(points, settings.interleave, longest_first=executor.workers > 1):
                 while not executor.has_room():
-                    collect()
+                    flight.collect()
                 if stop.requested:
                     break
                 bar.set_postfix_str(group[0].describe() + (f" (+{len(group) - 1})" if len(group) > 1 else ""))
-                causes = [skips.cause(p) for p in group]
-                run = [p for p, c in zip(group, causes) if c is None]
-                skipped = {p.id: skips.skipped(p, c) for p, c in zip(group, causes) if c is not None}
-                if not run:
-                    for point in group:
-                        record(skipped[point.id])
-                    continue
-                waiting[run[0].id] = (group, skipped)
-                executor.submit(run, settings)
+                flight.submit(group, settings)
             while executor.pending():
-                collect()
+                flight.collect()
         finally:
             bar.close()
     if stop.requested:
         raise KeyboardInterrupt
-    return summary
+    return flight.summary
+
+
+class _Flight:
+    """The groups submitted and not yet written: each result recorded as it arrives, a group's points
+    ruled out before it ran written beside its results, in plan order."""
+
+    def __init__(self, executor: Executor, store: ResultStore, suite_name: str, skips: OomSkips, bar: Any,
+                 on_result: Callable[[PointResult], None] | None):
+        self.executor, self.store, self.suite_name, self.skips = executor, store, suite_name, skips
+        self.bar, self.on_result = bar, on_result
+        self.summary = Summary()
+        self.waiting: dict[str, tuple[list[Point], dict[str, PointResult]]] = {}
+
+    def submit(self, group: list[Point], settings: Settings) -> None:
+        causes = [self.skips.cause(p) for p in group]
+        run = [p for p, c in zip(group, causes) if c is None]
+        skipped = {p.id: self.skips.skipped(p, c) for p, c in zip(group, causes) if c is not None}
+        if not run:
+            for point in group:
+                self.record(skipped[point.id])
+            return
+        self.waiting[run[0].id] = (group, skipped)
+        self.executor.submit(run, settings)
+
+    def collect(self) -> None:
+        results = self.executor.next_finished()
+        if not results:
+            return
+        group, skipped = self.waiting.pop(results[0].point.id, ([], {}))
+        ran = {r.point.id: r for r in results}
+        for point in group or [r.point for r in results]:
+            self.record(ran.get(point.id) or skipped[point.id])
+
+    def record(self, result: PointResult) -> None:
+        self.skips.record(result)
+        self.store.append(result.to_record(self.suite_name))
+        self.summary.points += 1
+        self.summary.rows += len(result.rows)
+        self.summary.statuses[result.status] += 1
+        if self.on_result:
+            self.on_result(result)
+        self.bar.update(1)
 
 
 class _Stop:

@@ -210,12 +210,7 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
     first = held_out[0]
     per_step = (training_flops_per_step(model, batch, int(model_input(first).shape[1])) if first.source is None else
                 training_flops_per_step(model, batch, int(first.source.shape[1]), int(first.inputs.shape[1])))
-    limit = s.step_limit
-    if s.flops_budget is not None:
-        if per_step is None:
-            raise ValueError(f"flops_budget needs an analytic FLOP count, and {type(model).__name__} defines no "
-                             "flops(batch, seq_len)")
-        limit = min(limit, max(1, int(s.flops_budget // per_step)))  # at least one step
+    limit = _step_limit(s, per_step, model)
     reached: int | None = None
     reached_time: float | None = None
     exact: float | None = None
@@ -239,13 +234,8 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
         running, since, step = running + value, since + 1, step + 1
         out_of_time = s.time_budget is not None and time.perf_counter() - start >= s.time_budget
         if step % s.eval_every == 0 or step == limit or out_of_time:
-            accuracy, eval_loss, exact = evaluate(model, task, held_out)
-            for key, v in (("step", step), ("train_loss", running / since), ("eval_loss", eval_loss),
-                           ("eval_accuracy", accuracy), ("time", time.perf_counter() - start),
-                           ("flops", step * per_step if per_step is not None else math.nan)):
-                curve[key].append(v)
-            if exact is not None:
-                curve.setdefault("eval_exact_accuracy", []).append(exact)
+            accuracy, exact = _evaluate_into(curve, model, task, held_out, step, running / since,
+                                             time.perf_counter() - start, per_step)
             running, since = 0.0, 0
             if (accuracy if exact is None else exact) >= s.threshold and reached is None:  # answers whole, where decoded
                 reached, reached_time = step, curve["time"][-1]
@@ -260,15 +250,42 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
     accuracy, eval_loss = curve["eval_accuracy"][-1], curve["eval_loss"][-1]  # the loop ends on an evaluation
     if per_step is None:
         del curve["flops"]
-    entropy = None
-    attention_entropy = getattr(model, "attention_entropy", None)
-    if callable(attention_entropy) and held_out[0].source is None:
-        entropy = float(attention_entropy(model_input(held_out[0])))
     flops = None if per_step is None else float(step * per_step)
     return TrainingResult(
-        accuracy, eval_loss, step, reached, train_time, curve, entropy,
+        accuracy, eval_loss, step, reached, train_time, curve, _attention_entropy(model, held_out),
         converged=plateau or converged(curve["eval_loss"], reached is not None),
         time_to_threshold=reached_time, flops_per_step=per_step, train_flops=flops,
         flops_to_threshold=None if reached is None or per_step is None else float(reached * per_step),
         exact_accuracy=exact,
     )
+
+
+def _step_limit(s: TrainingSettings, per_step: int | None, model: nn.Module) -> int:
+    """The steps the budget allows: the step limit, or fewer under a FLOPs budget (at least one)."""
+    if s.flops_budget is None:
+        return s.step_limit
+    if per_step is None:
+        raise ValueError(f"flops_budget needs an analytic FLOP count, and {type(model).__name__} defines no "
+                         "flops(batch, seq_len)")
+    return min(s.step_limit, max(1, int(s.flops_budget // per_step)))
+
+
+def _evaluate_into(curve: dict[str, list[float]], model: nn.Module, task: Task, held_out: list[Batch], step: int,
+                   train_loss: float, seconds: float, per_step: int | None) -> tuple[float, float | None]:
+    """Score the held-out set and append a point to the curve; (accuracy, exact accuracy or None)."""
+    accuracy, eval_loss, exact = evaluate(model, task, held_out)
+    for key, v in (("step", step), ("train_loss", train_loss), ("eval_loss", eval_loss),
+                   ("eval_accuracy", accuracy), ("time", seconds),
+                   ("flops", step * per_step if per_step is not None else math.nan)):
+        curve[key].append(v)
+    if exact is not None:
+        curve.setdefault("eval_exact_accuracy", []).append(exact)
+    return accuracy, exact
+
+
+def _attention_entropy(model: nn.Module, held_out: list[Batch]) -> float | None:
+    """Mean entropy of the attention weights on the first held-out batch, for a model that reports it."""
+    attention_entropy = getattr(model, "attention_entropy", None)
+    if callable(attention_entropy) and held_out[0].source is None:
+        return float(attention_entropy(model_input(held_out[0])))
+    return None
