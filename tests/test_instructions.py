@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import statistics
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,6 +26,10 @@ from archbench.suite.load import load_suite, parse_suite
 from archbench.suite.plan import expand
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/plugins, for this process and the Callgrind process: named as `plugins.slowed`, from a folder on
+# the path, not as `tests.plugins.slowed` from the current directory, which archbench refuses to import
+# from unless PYTHONPATH names it (it passed only when another test had imported `tests` first)
+sys.path.insert(0, str(Path(__file__).parent))
 needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or not torch._C._valgrind_supported_platform(),
                                     reason="needs valgrind (Debian: apt-get install valgrind)")
 
@@ -32,7 +37,7 @@ SUITE = """
 name: t
 device: cpu
 threads: 1
-plugins: [tests.plugins.slowed]
+plugins: [plugins.slowed]
 experiments:
   - name: e
     architectures: [{kind: lstm, layers: 1}, {kind: slowed_lstm, layers: 1}]
@@ -101,7 +106,7 @@ def test_the_ci_suite_counts_and_gates_instructions():
 
 
 def test_the_slowed_architectures_do_the_extra_work(monkeypatch):
-    from tests.plugins.slowed import ENV, extra_positions
+    from plugins.slowed import ENV, extra_positions
 
     monkeypatch.delenv(ENV, raising=False)
     assert extra_positions(256) == 0
