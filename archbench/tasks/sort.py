@@ -34,17 +34,24 @@ class Sort(Reverse):
 
     def baseline(self) -> Baseline:
         m, K = self.seq_len // 2, self.vocab_size - 1
-
-        def at_most(k: int, v: int) -> float:  # P(X_(k) <= v), k from 0
-            f = (v + 1) / K
-            return sum(math.comb(m, j) * f**j * (1 - f) ** (m - j) for j in range(k + 1, m + 1))
-
-        loss = accuracy = 0.0
-        for k in range(m):
-            cdf = [at_most(k, v) for v in range(K)]
-            pmf = [c - p for c, p in zip(cdf, [0.0] + cdf[:-1])]
-            loss -= sum(p * math.log(p) for p in pmf if p > 0)
-            accuracy += max(pmf)
+        loss, accuracy = sorted_guess(m, K)
         share, extra = divmod(m, K)  # the likeliest counts: `extra` symbols once more than the rest
         ways = math.factorial(m) // (math.factorial(share + 1) ** extra * math.factorial(share) ** (K - extra))
-        return Baseline(loss=loss / m, accuracy=accuracy / m, exact=ways / K**m)
+        return Baseline(loss=loss, accuracy=accuracy, exact=ways / K**m)
+
+
+def sorted_guess(m: int, K: int) -> tuple[float, float]:
+    """The blind guess of m symbols uniform over K, sorted: per position k the law of the k-th order
+    statistic, guessed at its mode; (mean cross-entropy, mean accuracy) over the m positions."""
+
+    def at_most(k: int, v: int) -> float:  # P(X_(k) <= v), k from 0
+        f = (v + 1) / K
+        return sum(math.comb(m, j) * f**j * (1 - f) ** (m - j) for j in range(k + 1, m + 1))
+
+    loss = accuracy = 0.0
+    for k in range(m):
+        cdf = [at_most(k, v) for v in range(K)]
+        pmf = [c - p for c, p in zip(cdf, [0.0] + cdf[:-1])]
+        loss -= sum(p * math.log(p) for p in pmf if p > 0)
+        accuracy += max(pmf)
+    return loss / m, accuracy / m
