@@ -158,3 +158,29 @@ def test_until_steps_trains_past_the_threshold_and_records_where_it_was_reached(
     stopped, fixed = run("budget"), run("steps")
     assert stopped.steps_to_threshold is not None and stopped.steps == stopped.steps_to_threshold < 200
     assert fixed.steps == 200 and fixed.steps_to_threshold == stopped.steps_to_threshold and fixed.converged
+
+
+def test_the_shipped_suite_keeps_every_family_and_every_encoding_where_the_docs_say():
+    """suites/generalization.yaml, cut to its budget (docs/generalization.md), still measures: every family; the
+    LSTM, the RNN and the Transformer under each positional encoding on Delétang's three regular rows, trained
+    on 1-20 and scored at 2-4x; the word problem of Z5, S3 and A5 over more than one depth."""
+    from pathlib import Path
+
+    from archbench import registry
+    from archbench.architectures.positions import ENCODINGS
+    from archbench.suite.load import load_suite
+
+    points = expand(load_suite(Path(__file__).parents[1] / "suites" / "generalization.yaml"), device="cpu")
+    assert {p.arch_kind for p in points} == {"lstm", "rnn", "tcn", "ssm", "transformer", "local_attention",
+                                            "linear_attention"} <= set(registry.architectures.names())
+    for task in ("parity_check", "cycle_navigation", "modular_arithmetic"):
+        here = [p for p in points if p.task == task]
+        assert {dict(p.task_params)["train_lengths"] for p in here} == {(1, 20)}
+        assert {dict(p.task_params)["test_lengths"] for p in here} == {(10, 20, 40, 60, 80)}
+        encodings = {dict(p.arch_params)["positional"] for p in here if p.arch_kind == "transformer"}
+        assert encodings == set(ENCODINGS), task
+        assert {"lstm", "rnn"} <= {p.arch_kind for p in here}, task
+    words = [p for p in points if p.task == "word_problem"]
+    assert {dict(p.task_params)["group"] for p in words} == {"cyclic", "S3", "A5"}
+    for kind in ("transformer", "ssm"):
+        assert {dict(p.arch_params)["layers"] for p in words if p.arch_kind == kind} == {1, 2}
