@@ -209,10 +209,28 @@ class WorkerPool:
 _RESIDENT: WorkerPool | None = None  # the pool of this process, when it is a Ray worker
 
 
-def run_jobs_resident(whole: bytes, alone: list[bytes], timeout: float | None) -> list[Outcome] | None:
-    """``child.run_jobs`` on this process's own resident worker, which outlives the call: the task a
-    Ray worker runs, so that torch is imported once per Ray worker, not once per group."""
+def _resident() -> WorkerPool:
     global _RESIDENT
     if _RESIDENT is None:
         _RESIDENT = WorkerPool(1)
-    return run_jobs(whole, alone, timeout, runner=_RESIDENT.run)
+    return _RESIDENT
+
+
+def run_jobs_resident(whole: bytes, alone: list[bytes], timeout: float | None) -> list[Outcome] | None:
+    """``child.run_jobs`` on this process's own resident worker, which outlives the call: the task a
+    Ray worker runs, so that torch is imported once per Ray worker, not once per group."""
+    return run_jobs(whole, alone, timeout, runner=_resident().run)
+
+
+def warm_resident() -> float | None:
+    """Start this process's resident worker and wait until it has imported torch and archbench: the
+    Ray executor's first tasks, one per worker, while the run still plans. Its start-up in s (None
+    when it failed: the first job will say how)."""
+    pool = _resident()
+    pool.warm(1)
+    with pool._lock:
+        idle = list(pool._idle)
+    try:
+        return max((worker.wait_started() for worker in idle), default=None)
+    except (_Late, _Stopped, EOFError):
+        return None
