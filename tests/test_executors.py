@@ -174,7 +174,7 @@ def test_the_process_executor_kills_a_point_past_its_timeout(tmp_path):
     started = time.monotonic()
     result = run(write(tmp_path, suite), "--out", tmp_path / "out", "--executor", "process")
     assert result.exit_code == 0, result.output
-    assert "(1 timeout)" in result.stdout and time.monotonic() - started < 30
+    assert "(1 timeout)" in result.stdout and time.monotonic() - started < 120  # Hangs sleeps 600 s
     df = pd.read_csv(folder_of(result) / "results.csv")
     assert df.error.str.contains("killed after 2 s: the suite's timeout of 1 s x 1 point").all()
 
