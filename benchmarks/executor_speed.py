@@ -46,16 +46,71 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def startup(starts: int) -> list[float]:
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def startup(starts: int, forked: bool = False) -> tuple[list[float], list[float]]:
+    """Wall s and CPU s of each worker from launch to started (torch and archbench imported)."""
+    from archbench.execute import footprint
     from archbench.execute.executors.child import Children
     from archbench.execute.executors.pool import ResidentWorker
 
-    children, out = Children(), []
+    if forked:
+        footprint.prepare()  # what the process executor's check does before it forks
+    children, wall, cpu = Children(), [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(starts):
-            worker = ResidentWorker(children, Path(tmp))
-            out.append(worker.wait_started())
+            worker = ResidentWorker(children, Path(tmp), **({"forked": True} if forked else {}))
+            wall.append(worker.wait_started())
+            cpu.append(_cpu_of(worker.proc.pid))
             worker.close()
+    return wall, cpu
+
+
+def cpu_one(suite: str, executor: str, workers: int) -> dict:
+    """One run of ``suite`` in this (fresh) process: this process's CPU s in all, in ``run_points``
+    (per point), and its children's (the workers', reaped: serial has none)."""
+    import resource
+
+    import archbench
+    import archbench.execute.session as session
+
+    spent = {}
+    run_points = session.run_points
+
+    def timed(points, *args, **kwargs):
+        t0 = time.process_time()
+        try:
+            return run_points(points, *args, **kwargs)
+        finally:
+            spent["run_points"], spent["points"] = time.process_time() - t0, len(points)
+
+    session.run_points = timed
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        archbench.run(suite, out=tmp, executor=executor, workers=None if executor == "serial" else workers,
+                      progress=False, say=lambda line: None)
+        wall = time.perf_counter() - t0
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"executor": executor, "wall_s": wall, "parent_cpu_s": me.ru_utime + me.ru_stime,
+            "parent_run_points_cpu_s": spent["run_points"], "points": spent["points"],
+            "parent_cpu_per_point_ms": 1e3 * spent["run_points"] / spent["points"],
+            "children_cpu_s": kids.ru_utime + kids.ru_stime}
+
+
+def cpu_figures(suite: str, workers: int, executors: list[str]) -> list[dict]:
+    """``cpu_one`` of each executor, each in a fresh interpreter (its imports counted)."""
+    import subprocess
+
+    out = []
+    for name in executors:
+        before = load()
+        proc = subprocess.run([sys.executable, __file__, "--cpu-one", name, "--suite", suite, "--workers", str(workers)],
+                              capture_output=True, text=True, check=True)
+        out.append({**json.loads(proc.stdout.splitlines()[-1]), "load": f"{before} -> {load()}"})
     return out
 
 
@@ -121,13 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--groups", type=int, default=30, help="cheap groups timed for the overhead")
     ap.add_argument("--skip-suite", action="store_true", help="only start-up and overhead")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--cpu", action="store_true", help="CPU s of the run's process and its workers, per executor")
+    ap.add_argument("--cpu-one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cpu_one:
+        print(json.dumps(cpu_one(args.suite, args.cpu_one, args.workers)))
+        return 0
 
     figures: dict = {"cpus": os.cpu_count(), "load_start": load()}
-    starts = startup(args.starts)
-    figures["startup_s"] = {"median": statistics.median(starts), "all": starts}
-    print(f"worker start-up: median {statistics.median(starts):.2f} s over {len(starts)} "
-          f"({', '.join(f'{s:.2f}' for s in starts)}); load {load()}")
+    for forked in (False, True):
+        wall, cpu = startup(args.starts, forked)
+        label = "forked" if forked else "fresh"
+        figures[f"startup_{label}"] = {"wall_s": wall, "cpu_s": cpu}
+        print(f"worker start-up, {label}: CPU median {statistics.median(cpu):.2f} s, wall median "
+              f"{statistics.median(wall):.2f} s over {len(cpu)}; load {load()}")
+    if args.cpu:
+        figures["cpu"] = rows = cpu_figures(args.suite, args.workers, args.executors.split(","))
+        for row in rows:
+            print(f"{args.suite} {row['executor']:8} parent {row['parent_cpu_s']:.2f} CPU s "
+                  f"({row['parent_cpu_per_point_ms']:.1f} ms per point over {row['points']} in run_points), "
+                  f"workers {row['children_cpu_s']:.2f} CPU s, wall {row['wall_s']:.1f} s; load {row['load']}")
     figures["per_group"] = over = overhead(args.groups)
     print(f"per group: in process {over['in_process_s'] * 1e3:.1f} ms, resident worker "
           f"{over['resident_s'] * 1e3:.1f} ms (+{over['resident_overhead_s'] * 1e3:.1f} ms), fresh process "

@@ -77,6 +77,70 @@ def groups(points: list[Point], interleave: bool = True, longest_first: bool = F
     return [units[k] for k in known] + [u for u, c in zip(units, costs) if c is None]
 
 
+def _kind(point: Point) -> tuple:
+    """The architecture, as configured, and where and how it runs: what ``estimate`` cannot tell."""
+    return point.arch, point.arch_params, point.implementation, point.device, point.task, point.pass_
+
+
+class Costs:
+    """Seconds per unit of ``estimate`` of each kind of point (``_kind``), from the points that
+    finished alone: an LSTM and a TCN of one size cost the same to ``estimate``, not to run."""
+
+    def __init__(self) -> None:
+        self._rates: dict[tuple, tuple[float, int]] = {}  # kind -> (sum of s / estimate, count)
+
+    def record(self, result: PointResult) -> None:
+        cost = estimate(result.point)
+        if result.status == "ok" and cost and result.seconds > 0:
+            total, n = self._rates.get(_kind(result.point), (0.0, 0))
+            self._rates[_kind(result.point)] = (total + result.seconds / cost, n + 1)
+
+    def rate(self, point: Point) -> float:
+        """Seconds per unit of estimate of the point's kind; the mean of the kinds seen for a kind not
+        yet seen (1.0 before any)."""
+        known = self._rates.get(_kind(point))
+        if known:
+            return known[0] / known[1]
+        rates = [total / n for total, n in self._rates.values()]
+        return sum(rates) / len(rates) if rates else 1.0
+
+
+class _Queue:
+    """The groups still to submit. Without ``costs``, in order; with them (several workers), the
+    costliest estimated group next (``estimate`` x the kind's measured ``Costs.rate``), so that
+    the workers end together, then those with no estimate, in order; before any point finished,
+    as ``units`` came. ``groups`` sorts each kind's estimated groups costliest first, so only the
+    head of each kind is compared."""
+
+    def __init__(self, units: list[list[Point]], costs: Costs | None):
+        self.costs = costs
+        self.kinds: dict[tuple, collections.deque[tuple[int, list[Point]]]] = {}  # kind -> (place, group)
+        self.rest: collections.deque[list[Point]] = collections.deque()
+        for place, unit in enumerate(units):
+            if costs is not None and len(unit) == 1 and estimate(unit[0]) is not None:
+                self.kinds.setdefault(_kind(unit[0]), collections.deque()).append((place, unit))
+            else:
+                self.rest.append(unit)
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds or self.rest)
+
+    def pop(self) -> list[Point]:
+        if not self.kinds or self.costs is None:
+            return self.rest.popleft()
+        costs = self.costs
+
+        def head(kind: tuple) -> tuple[float, int]:
+            place, [point] = self.kinds[kind][0]
+            return estimate(point) * costs.rate(point), -place  # type: ignore[operator]
+
+        kind = max(self.kinds, key=head)  # the costliest; of equals, the first in ``units``
+        _, unit = self.kinds[kind].popleft()
+        if not self.kinds[kind]:
+            del self.kinds[kind]
+        return unit
+
+
 def _family(point: Point) -> tuple:
     """Everything but the size (and seed): one architecture, its parameters, pass, task and form."""
     size = ("seq_len", "batch", "seed", "id")
@@ -152,11 +216,14 @@ def run_points(
     flight = _Flight(executor, store, suite_name, skips or OomSkips(), bar, on_result)
     with _interrupt_after_flight() as stop:
         try:
-            for group in groups(points, settings.interleave, longest_first=executor.workers > 1):
+            queue = _Queue(groups(points, settings.interleave, longest_first=executor.workers > 1),
+                           flight.costs if executor.workers > 1 else None)
+            while queue:
                 while not executor.has_room():
                     flight.collect()
                 if stop.requested:
                     break
+                group = queue.pop()
                 bar.set_postfix_str(group[0].describe() + (f" (+{len(group) - 1})" if len(group) > 1 else ""))
                 flight.submit(group, settings)
             while executor.pending():
@@ -177,6 +244,7 @@ class _Flight:
         self.executor, self.store, self.suite_name, self.skips = executor, store, suite_name, skips
         self.bar, self.on_result = bar, on_result
         self.summary = Summary()
+        self.costs = Costs()
         self.waiting: dict[str, tuple[list[Point], dict[str, PointResult]]] = {}
 
     def submit(self, group: list[Point], settings: Settings) -> None:
@@ -201,6 +269,7 @@ class _Flight:
 
     def record(self, result: PointResult) -> None:
         self.skips.record(result)
+        self.costs.record(result)
         self.store.append(result.to_record(self.suite_name))
         self.summary.points += 1
         self.summary.rows += len(result.rows)

@@ -24,6 +24,15 @@ class Terminated(KeyboardInterrupt):
     """The run received SIGTERM."""
 
 
+_received = threading.Event()  # set by the handler: a SIGTERM came within ``terminated_raises``
+
+
+def as_terminated(stop: KeyboardInterrupt) -> KeyboardInterrupt:
+    """``stop`` as :class:`Terminated` when it comes of a SIGTERM: a library that checks for signals
+    in its own wait (Ray's ``ray.wait``) raises a plain KeyboardInterrupt of what the handler raised."""
+    return Terminated("terminated (SIGTERM)") if _received.is_set() and not isinstance(stop, Terminated) else stop
+
+
 @contextlib.contextmanager
 def terminated_raises() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Terminated` in the main thread."""
@@ -34,8 +43,10 @@ def terminated_raises() -> Iterator[None]:
 
     def raise_once(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the process
+        _received.set()
         raise Terminated("terminated (SIGTERM)")
 
+    _received.clear()
     signal.signal(signal.SIGTERM, raise_once)
     try:
         yield

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SLACK = 1.0      # s over timeout x points before a child is killed
 STARTUP = 300.0  # s a child may take to import archbench and the plugins
@@ -68,6 +69,17 @@ class Children:
                                             env=env, start_new_session=True)
             self._live.add(proc)
         return proc
+
+    def adopt(self, proc: Any) -> Any:
+        """Count ``proc`` (a worker started another way: ``fork.Fork``) among the live children;
+        None, and ``proc`` killed, when the run has stopped."""
+        with self._lock:
+            if not self.stopped.is_set():
+                self._live.add(proc)
+                return proc
+        proc.kill()
+        proc.wait()
+        return None
 
     def done(self, proc: subprocess.Popen) -> None:
         with self._lock:

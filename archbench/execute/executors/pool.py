@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from archbench.execute.executors.child import SLACK, STARTUP, Children, Outcome, died, last_line, run_jobs
+from archbench.execute.executors.fork import Fork
 from archbench.execute.executors.worker import HEADER, frame
 
 RECYCLE = 100  # groups a worker runs before it is replaced by a fresh one
@@ -39,14 +40,16 @@ class _Stopped(Exception):
 class ResidentWorker:
     """One worker process, started at once; ``run`` gives it a job and waits for the answer."""
 
-    def __init__(self, children: Children, folder: Path):
+    def __init__(self, children: Children, folder: Path, forked: bool = False):
         self.log = folder / f"worker-{id(self):x}.log"
         self.children = children
         self.launched = time.monotonic()
         self.startup: float | None = None  # s from launch until torch and archbench were imported
         self.groups = 0
-        self.proc = children.start([sys.executable, "-m", "archbench.execute.executors.worker", "--serve"],
-                                   self.log, pipes=True)
+        fork = Fork.start(self.log) if forked else None
+        self.forked = fork is not None
+        self.proc = children.adopt(fork) if fork is not None else \
+            children.start([sys.executable, "-m", "archbench.execute.executors.worker", "--serve"], self.log, pipes=True)
 
     @property
     def alive(self) -> bool:
@@ -157,6 +160,7 @@ class WorkerPool:
         self._tmp = tempfile.TemporaryDirectory(prefix="archbench-workers-")
         self.folder = Path(self._tmp.name)
         self.started = 0      # workers started, over the pool's life
+        self.forked = 0       # of which forked from this process (fork.Fork)
         self.startups: list[float] = []  # s each took to import torch and archbench
 
     def _take(self) -> ResidentWorker:
@@ -168,12 +172,15 @@ class WorkerPool:
             self.started += 1
         return ResidentWorker(self.children, self.folder)
 
-    def warm(self, n: int) -> None:
-        """Start up to ``n`` workers now (they import torch while the caller goes on)."""
+    def warm(self, n: int, forked: bool = False) -> None:
+        """Start up to ``n`` workers now (they import torch while the caller goes on); ``forked``:
+        forked from this process where that is safe (``fork.safe``), their imports done."""
         with self._lock:
             while len(self._idle) < min(n, self.size) and not self.children.stopped.is_set():
                 self.started += 1
-                self._idle.append(ResidentWorker(self.children, self.folder))
+                worker = ResidentWorker(self.children, self.folder, forked)
+                self.forked += worker.forked
+                self._idle.append(worker)
 
     def run(self, job: bytes, timeout: float | None, points: int) -> Outcome | None:
         """The job on an idle worker (a new one if none is idle); see ``ResidentWorker.run``."""
@@ -202,10 +209,28 @@ class WorkerPool:
 _RESIDENT: WorkerPool | None = None  # the pool of this process, when it is a Ray worker
 
 
-def run_jobs_resident(whole: bytes, alone: list[bytes], timeout: float | None) -> list[Outcome] | None:
-    """``child.run_jobs`` on this process's own resident worker, which outlives the call: the task a
-    Ray worker runs, so that torch is imported once per Ray worker, not once per group."""
+def _resident() -> WorkerPool:
     global _RESIDENT
     if _RESIDENT is None:
         _RESIDENT = WorkerPool(1)
-    return run_jobs(whole, alone, timeout, runner=_RESIDENT.run)
+    return _RESIDENT
+
+
+def run_jobs_resident(whole: bytes, alone: list[bytes], timeout: float | None) -> list[Outcome] | None:
+    """``child.run_jobs`` on this process's own resident worker, which outlives the call: the task a
+    Ray worker runs, so that torch is imported once per Ray worker, not once per group."""
+    return run_jobs(whole, alone, timeout, runner=_resident().run)
+
+
+def warm_resident() -> float | None:
+    """Start this process's resident worker and wait until it has imported torch and archbench: the
+    Ray executor's first tasks, one per worker, while the run still plans. Its start-up in s (None
+    when it failed: the first job will say how)."""
+    pool = _resident()
+    pool.warm(1)
+    with pool._lock:
+        idle = list(pool._idle)
+    try:
+        return max((worker.wait_started() for worker in idle), default=None)
+    except (_Late, _Stopped, EOFError):
+        return None

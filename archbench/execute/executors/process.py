@@ -88,9 +88,15 @@ class ProcessExecutor(Executor):
 
     def check(self, points: list[Point]) -> None:
         plugins_of(points)
-        # the workers import torch while this process writes meta.json and estimates footprints: a
-        # worker's start (torch and torch._dynamo, ~5 s of CPU) is otherwise paid after the plan
-        self.pool.warm(min(self.workers, len(points)))
+        # the first workers are forked from this process while it has one thread (fork.Fork): with
+        # torch and torch._dynamo imported once, here (footprint.prepare: the footprint check that
+        # follows would import it anyway), a worker's start costs no import (~5 s of CPU each when
+        # a fresh process imports them). Where forking is not safe they start as fresh processes,
+        # importing while this process writes meta.json and estimates footprints.
+        from archbench.execute import footprint
+
+        footprint.prepare()
+        self.pool.warm(min(self.workers, len(points)), forked=True)
 
     def submit(self, group: list[Point], settings: Settings) -> None:
         plugins = plugins_of(group)

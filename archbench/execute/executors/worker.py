@@ -119,15 +119,16 @@ def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
     return bytes(data)
 
 
-def serve() -> int:
-    """A resident worker: torch imported once, then each job read from stdin, until stdin closes."""
+def serve(requests: BinaryIO | None = None) -> int:
+    """A resident worker: torch imported once, then each job read from ``requests`` (stdin), until
+    it closes."""
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # what the points print goes to the log, never into the answers
     _exit_with_parent()
     from archbench.execute.group import run_group
 
     answers.write(frame(b"S"))
-    requests = sys.stdin.buffer
+    requests = requests or sys.stdin.buffer
     while True:
         header = _read_exactly(requests, HEADER.size)
         if header is None:
