@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from archbench import registry
 from archbench.execute import callgrind as server
 from archbench.execute.group import Settings, run_group
 from archbench.gate.judge import judge
@@ -206,6 +207,28 @@ def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):
     assert callgrind.OFF in (callgrind.unavailable() or "")
     [res] = run_group(_points()[:1], Settings())
     assert res.rows[0].status == "skipped" and callgrind.OFF in res.rows[0].error
+
+
+def test_the_executor_routes_a_metric_that_runs_under_callgrind_by_its_flag(monkeypatch):
+    """run_group sends a metric with ``under_callgrind`` to the Callgrind process (here a stand-in that
+    answers for it), and runs one without the flag here; inside Callgrind the metric counts itself."""
+    asked: list[tuple[list[str], str]] = []
+
+    class Standin:
+        def count(self, points, rule, metric):
+            asked.append(([p.arch_kind for p in points], metric))
+            return [[dataclasses.replace(Instructions()._skipped("counted elsewhere")[0], status="ok", value=7.0)]
+                    for _ in points]
+
+    monkeypatch.setattr(server, "counter", lambda: Standin())
+    monkeypatch.setattr(server, "wanted", lambda device: device == "cpu")
+    assert Instructions.under_callgrind and not registry.metrics.get("latency").under_callgrind
+    results = run_group(_points(), Settings())
+    assert asked == [(["lstm", "slowed_lstm"], "instructions")]
+    assert [res.rows[0].value for res in results] == [7.0, 7.0]
+    monkeypatch.setattr(Instructions, "under_callgrind", False)  # not declared: run here (and refused: not inside)
+    [res] = run_group(_points()[:1], Settings())
+    assert len(asked) == 1 and res.rows[0].status == "error" and "not running under Callgrind" in res.rows[0].error
 
 
 def test_the_callgrind_process_is_launched_early_only_where_it_will_count(monkeypatch):

@@ -1,11 +1,12 @@
 """One Python process under Callgrind that counts the instructions of every group of a run.
 
-    rows = counter().count(points, rule)      # for each point its ``instructions`` rows, or the exception
+    rows = counter().count(points, rule, "instructions")   # for each point the metric's rows, or the exception
 
-The ``instructions`` metric (archbench.metrics.instructions) sends each group of points here. The
-first group starts the process (``python -m archbench.execute.callgrind DIR`` under ``valgrind
---tool=callgrind``); it imports torch once, about a minute under Valgrind, and then runs every
-later group with ``execute.group.run_group``, only the ``instructions`` metric, until this process
+``execute.group.run_group`` sends here each group's points of a metric that declares it runs under
+Callgrind (``Metric.under_callgrind``: ``instructions``) when this process is not under Callgrind itself
+(``wanted``). The first group starts the process (``python -m archbench.execute.callgrind_child DIR``
+under ``valgrind --tool=callgrind``); it imports torch once, about a minute under Valgrind, and then
+runs every later group with ``execute.group.run_group``, only that metric, until this process
 exits. With the serial executor (``suites/ci.yaml``) that is one Callgrind process per run; with
 ``--executor process`` each group's worker starts its own.
 
@@ -13,7 +14,7 @@ Instrumentation starts off (``--instr-atstart=no``). On x86-64 each count switch
 counted calls only, by a client request (``instruments.callgrind.count``): imports, builds and warm-up
 run uninstrumented. Elsewhere it is switched on with ``callgrind_control -i on`` once the imports are
 done, which halves the start; without ``callgrind_control`` it is on from the start.
-A request is a pickled job in DIR, named on the child's stdin; the reply a pickle the child writes
+A request is a pickled ``Request`` in DIR, named on the child's stdin; the reply a pickle the child writes
 beside it. The child's output, and Valgrind's, stay in DIR (``output.log``, ``valgrind.log``).
 """
 from __future__ import annotations
@@ -31,17 +32,28 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from archbench import registry
 from archbench.execute.executors.child import python_path
-from archbench.execute.executors.worker import Job, plugins_of
-from archbench.instruments.callgrind import ENV
+from archbench.execute.plugin import Plugin, plugins_of
+from archbench.instruments import callgrind
+from archbench.stop_rule import StopRule
 
 if TYPE_CHECKING:
-    from archbench.metrics.base import Row
-    from archbench.stop_rule import StopRule
+    from archbench.metrics.base import Context, Row
     from archbench.suite.point import Point
 
 STARTUP = 900.0  # s the child may take to import torch under Callgrind (about 50-130 s on 2 busy cores)
-METRIC = "instructions"
+CHILD = "archbench.execute.callgrind_child"
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One group for the Callgrind process: its points (each with the one metric to run), the stop
+    rule, and the plugins it imports first."""
+
+    points: tuple[Point, ...]
+    rule: StopRule
+    plugins: tuple[Plugin, ...]
 
 
 class CallgrindError(RuntimeError):
@@ -77,8 +89,8 @@ class Counter:
         args = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
                 f"--instr-atstart={'no' if control else 'yes'}",
                 f"--callgrind-out-file={self.folder / 'callgrind.out'}", f"--log-file={self.folder / 'valgrind.log'}",
-                sys.executable, "-m", "archbench.execute.callgrind", str(self.folder)]
-        env = {**os.environ, "PYTHONPATH": python_path(), ENV: str(self.folder / "callgrind.out")}
+                sys.executable, "-m", CHILD, str(self.folder)]
+        env = {**os.environ, "PYTHONPATH": python_path(), callgrind.ENV: str(self.folder / "callgrind.out")}
         self.launched = time.monotonic()
         self.started_in = None
         with open(self.folder / "output.log", "wb") as out:
@@ -116,8 +128,8 @@ class Counter:
                 return f"; its last output ({name}): {lines[-1][:200]}"
         return ""
 
-    def count(self, points: list[Point], rule: StopRule) -> list[list[Row] | BaseException]:
-        """The ``instructions`` rows of each point (one group), counted in the Callgrind child."""
+    def count(self, points: list[Point], rule: StopRule, metric: str = "instructions") -> list[list[Row] | BaseException]:
+        """The rows of ``metric`` for each point (one group), run in the Callgrind child."""
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
@@ -126,8 +138,8 @@ class Counter:
             self.requests += 1
             request = self.folder / f"request-{self.requests}.pkl"
             reply = self.folder / f"reply-{self.requests}.pkl"
-            only = [dataclasses.replace(p, metrics=(METRIC,)) for p in points]
-            request.write_bytes(pickle.dumps(Job(tuple(only), _settings(rule), plugins_of(only))))
+            only = tuple(dataclasses.replace(p, metrics=(metric,)) for p in points)
+            request.write_bytes(pickle.dumps(Request(only, rule, plugins_of(only))))
             try:
                 self.proc.stdin.write(f"{request.name}\n".encode())
                 self.proc.stdin.flush()
@@ -138,7 +150,8 @@ class Counter:
             results = pickle.loads(reply.read_bytes())
             reply.unlink()
             request.unlink()
-        return [[r for r in res.rows if r.metric == METRIC] for res in results]
+        names = {name for name, _, _ in registry.metrics.get(metric)().produces()}
+        return [[r for r in res.rows if r.metric in names] for res in results]
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -147,12 +160,6 @@ class Counter:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.proc, self.folder = None, None
-
-
-def _settings(rule: StopRule):  # -> execute.group.Settings, imported late: group imports the metrics
-    from archbench.execute.group import Settings
-
-    return Settings(rule=rule)
 
 
 _COUNTER: Counter | None = None
@@ -167,65 +174,32 @@ def counter() -> Counter:
     return _COUNTER
 
 
-def launch_for(points: list[Point]) -> bool:
-    """Start this process's Callgrind process now when some of ``points`` will be counted here (CPU
-    points with ``instructions``, Valgrind installed): its import overlaps the points before the first
-    count. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
-    from archbench.instruments import callgrind
+def under_callgrind(point: Point) -> bool:
+    """Whether some metric of the point runs in the Callgrind process (``Metric.under_callgrind``)."""
+    return any(registry.metrics.get(m).under_callgrind for m in point.metrics)
 
-    if callgrind.inside() or callgrind.unavailable() is not None:
-        return False
-    if not any(METRIC in p.metrics and p.device == "cpu" for p in points):
+
+def wanted(device: str) -> bool:
+    """Whether a metric that runs under Callgrind is sent to the Callgrind process from here: this
+    process is not it, the points are on the CPU and Valgrind can count (else the metric itself
+    counts, or says why it skips)."""
+    return not callgrind.inside() and device == "cpu" and callgrind.unavailable() is None
+
+
+def run_metric(metric: str, ctxs: list[Context]) -> list[list[Row] | BaseException]:
+    """The metric's rows for the group's points: in the Callgrind process when it runs under
+    Callgrind and is ``wanted`` here, else by the metric in this process."""
+    cls = registry.metrics.get(metric)
+    if cls.under_callgrind and wanted(ctxs[0].device.type):
+        return counter().count([ctx.point for ctx in ctxs], ctxs[0].rule, metric)
+    return cls().run_group(ctxs)
+
+
+def launch_for(points: list[Point]) -> bool:
+    """Start this process's Callgrind process now when some of ``points`` will be counted there (a
+    metric that runs under Callgrind, on CPU, Valgrind installed): its import overlaps the points before
+    the first count. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
+    if not any(under_callgrind(p) and wanted(p.device) for p in points):
         return False
     counter().launch()
     return True
-
-
-def _instrument_on() -> None:
-    """Switch Callgrind's instrumentation on in this process (it started off, to import faster)."""
-    if shutil.which("callgrind_control") is None:
-        return  # started with --instr-atstart=yes
-    proc = subprocess.Popen(["callgrind_control", "-i", "on", str(os.getpid())],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    while proc.poll() is None:  # Callgrind reads the command only while this process runs code: no sleep
-        pass
-    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    if proc.returncode != 0 or "OK" not in out:
-        raise CallgrindError(f"callgrind_control -i on failed: {out.strip()[-200:]}")
-
-
-def main(argv: list[str]) -> int:
-    """The child: import, switch instrumentation on, then run each requested group until stdin closes."""
-    folder = Path(argv[0])
-    parent = os.getppid()
-
-    def watch() -> None:  # a killed run cannot close stdin in time: end with it
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="archbench-parent-watch", daemon=True).start()
-    from archbench import registry
-    from archbench.execute.group import run_group
-
-    registry.metrics.names()  # torch and the built-in metrics imported before instrumentation is on
-
-    from archbench.instruments import callgrind
-
-    if not callgrind.switches_instrumentation():  # no client requests here: on for good, from now on
-        _instrument_on()
-    (folder / "ready").touch()
-    for line in sys.stdin:
-        job: Job = pickle.loads((folder / line.strip()).read_bytes())
-        for plugin in job.plugins:
-            plugin.load()
-        results = run_group(list(job.points), job.settings)
-        reply = folder / line.strip().replace("request", "reply")
-        tmp = reply.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(results))
-        os.replace(tmp, reply)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
