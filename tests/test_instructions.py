@@ -125,9 +125,10 @@ def test_counts_under_callgrind_are_steady_and_scale_with_the_work(monkeypatch):
     try:
         assert server.launch_for(_points())  # started early, as a serial run does: the first count waits for it
         assert counter.proc is not None and counter.started_in is None
+        assert counter.requests == 2  # one request per point, asked for at once
         results = run_group(_points(), Settings())
-        again = counter.count([_points()[0]], Settings().rule)  # a second group: the same process
-        assert counter.requests == 2
+        again = counter.count([_points()[0]], Settings().rule)  # asked again: the same process
+        assert counter.requests == 3
     finally:
         counter.close()
     plain, slowed = ([r for r in res.rows if r.metric == "instructions"][0] for res in results)
@@ -194,6 +195,33 @@ def test_a_callgrind_process_that_dies_is_an_error_naming_its_last_output(monkey
     with pytest.raises(server.CallgrindError, match="exited with code 3 .*no such tool"):
         counter.count(_points()[:1], Settings().rule)
     assert counter.proc is None and counter.folder is None
+
+
+def test_the_counts_are_asked_for_when_the_run_starts_and_picked_up_by_the_group(monkeypatch, tmp_path):
+    """launch_for asks for every counted point at once (one request each), before any group runs; the
+    group then waits for those replies instead of asking again, and a point not asked for is asked
+    then. A stand-in ``valgrind`` runs the child without Valgrind: its counts fail (no dump file) but
+    every point gets its own row back, from the request that asked for it."""
+    for name, body in (("valgrind", 'while [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"'),
+                       ("callgrind_control", "echo OK")):
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    counter = server.Counter()
+    monkeypatch.setattr(server, "_COUNTER", counter)
+    try:
+        assert server.launch_for(_points())
+        assert counter.requests == 2 and len(counter.asked) == 2
+        results = run_group(_points(), Settings())
+        assert counter.requests == 2 and counter.asked == {} and counter.done == {}  # nothing asked twice
+        [[again]] = counter.count([_points()[0]], Settings().rule)
+        assert counter.requests == 3
+    finally:
+        counter.close()
+    for res in results:
+        [row] = [r for r in res.rows if r.metric == "instructions"]
+        assert row.status == "error" and "callgrind.out" in row.error  # counted outside Valgrind: no dump
+    assert again.status == "error"
 
 
 def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,12 @@ if TYPE_CHECKING:
 
 STARTUP = 900.0  # s the child may take to import torch under Callgrind (about 50-130 s on 2 busy cores)
 CHILD = "archbench.execute.callgrind_child"
+# Kernels without FMA in the Callgrind process. Valgrind 3.19 runs each lane of a fused multiply-add
+# through a helper call: MKL's, oneDNN's and ATen's AVX2 kernels ran 100-2000 times slower under it than
+# natively (a 64x256x256 matmul 0.234 CPU s against 0.1 ms), their SSE4.2 ones about 15 times
+# (docs/instructions.md, What it costs). The count is then of these portable kernels, the same in every run.
+PORTABLE_KERNELS = {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ATEN_CPU_CAPABILITY": "default",
+                    "DNNL_MAX_CPU_ISA": "SSE41"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +74,8 @@ class Counter:
         self.proc: subprocess.Popen | None = None
         self.folder: Path | None = None
         self.requests = 0
+        self.asked: dict[tuple[str, str], int] = {}  # (point id, metric): the request that asks for its rows
+        self.done: dict[tuple[str, str], list[Row]] = {}  # its rows, replied and not yet handed back
         self.lock = threading.Lock()
         self.started_in: float | None = None  # s the child took to be ready
         self.launched = 0.0  # time.monotonic() when it was started
@@ -90,7 +99,8 @@ class Counter:
                 f"--instr-atstart={'no' if control else 'yes'}",
                 f"--callgrind-out-file={self.folder / 'callgrind.out'}", f"--log-file={self.folder / 'valgrind.log'}",
                 sys.executable, "-m", CHILD, str(self.folder)]
-        env = {**os.environ, "PYTHONPATH": python_path(), callgrind.ENV: str(self.folder / "callgrind.out")}
+        env = {**os.environ, **PORTABLE_KERNELS, "PYTHONPATH": python_path(),
+               callgrind.ENV: str(self.folder / "callgrind.out")}
         self.launched = time.monotonic()
         self.started_in = None
         with open(self.folder / "output.log", "wb") as out:
@@ -128,30 +138,67 @@ class Counter:
                 return f"; its last output ({name}): {lines[-1][:200]}"
         return ""
 
+    def prefetch(self, points: list[Point], rule: StopRule, metric: str = "instructions") -> None:
+        """Ask for each point's rows now, one request per point, without waiting: the child counts them
+        once it has imported torch, on the other core, while this process runs the points before them;
+        ``count`` then finds them asked for (or done)."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._launch()
+
+            def ask() -> None:
+                for p in points:
+                    if (p.id, metric) not in self.asked and (p.id, metric) not in self.done:
+                        self._send([p], rule, metric)
+
+            self._guarded(ask)
+
     def count(self, points: list[Point], rule: StopRule, metric: str = "instructions") -> list[list[Row] | BaseException]:
         """The rows of ``metric`` for each point (one group), run in the Callgrind child."""
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
             self._wait_ready()  # launched early (``launch``): it may still be importing
-            assert self.proc is not None and self.proc.stdin is not None and self.folder is not None
-            self.requests += 1
-            request = self.folder / f"request-{self.requests}.pkl"
-            reply = self.folder / f"reply-{self.requests}.pkl"
-            only = tuple(dataclasses.replace(p, metrics=(metric,)) for p in points)
-            request.write_bytes(pickle.dumps(Request(only, rule, plugins_of(only))))
-            try:
-                self.proc.stdin.write(f"{request.name}\n".encode())
-                self.proc.stdin.flush()
-                self._wait_for(reply, None, "reply")
-            except BaseException:
-                self.close()  # a reply half-read (a timeout, Ctrl-C) would answer the next request
-                raise
-            results = pickle.loads(reply.read_bytes())
-            reply.unlink()
-            request.unlink()
+            self._guarded(lambda: self._answer(points, rule, metric))
+            return [self.done.pop((p.id, metric)) for p in points]
+
+    def _answer(self, points: list[Point], rule: StopRule, metric: str) -> None:
+        missing = [p for p in points if (p.id, metric) not in self.asked and (p.id, metric) not in self.done]
+        if missing:
+            self._send(missing, rule, metric)
+        for p in points:
+            if (p.id, metric) not in self.done:
+                self._receive(self.asked[p.id, metric], metric)
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except BaseException:
+            self.close()  # a reply half-read (a timeout, Ctrl-C) would answer the next request
+            raise
+
+    def _send(self, points: list[Point], rule: StopRule, metric: str) -> None:
+        assert self.proc is not None and self.proc.stdin is not None and self.folder is not None
+        self.requests += 1
+        request = self.folder / f"request-{self.requests}.pkl"
+        only = tuple(dataclasses.replace(p, metrics=(metric,)) for p in points)
+        request.write_bytes(pickle.dumps(Request(only, rule, plugins_of(only))))
+        self.proc.stdin.write(f"{request.name}\n".encode())
+        self.proc.stdin.flush()
+        self.asked.update({(p.id, metric): self.requests for p in points})
+
+    def _receive(self, number: int, metric: str) -> None:
+        assert self.folder is not None
+        reply = self.folder / f"reply-{number}.pkl"
+        self._wait_for(reply, None, "reply")
+        results = pickle.loads(reply.read_bytes())
+        reply.unlink()
+        (self.folder / f"request-{number}.pkl").unlink()
         names = {name for name, _, _ in registry.metrics.get(metric)().produces()}
-        return [[r for r in res.rows if r.metric in names] for res in results]
+        for res in results:
+            key = (res.point.id, metric)
+            self.done[key] = [r for r in res.rows if r.metric in names]
+            del self.asked[key]
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -160,6 +207,8 @@ class Counter:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.proc, self.folder = None, None
+        self.asked.clear()
+        self.done.clear()
 
 
 _COUNTER: Counter | None = None
@@ -195,11 +244,15 @@ def run_metric(metric: str, ctxs: list[Context]) -> list[list[Row] | BaseExcepti
     return cls().run_group(ctxs)
 
 
-def launch_for(points: list[Point]) -> bool:
+def launch_for(points: list[Point], rule: StopRule | None = None) -> bool:
     """Start this process's Callgrind process now when some of ``points`` will be counted there (a
-    metric that runs under Callgrind, on CPU, Valgrind installed): its import overlaps the points before
-    the first count. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
-    if not any(under_callgrind(p) and wanted(p.device) for p in points):
+    metric that runs under Callgrind, on CPU, Valgrind installed), and ask for their rows at once
+    (``Counter.prefetch``): its import, and their counts, overlap the points this process runs before
+    them. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
+    counted = [p for p in points if under_callgrind(p) and wanted(p.device)]
+    if not counted:
         return False
     counter().launch()
+    for metric in dict.fromkeys(m for p in counted for m in p.metrics if registry.metrics.get(m).under_callgrind):
+        counter().prefetch([p for p in counted if metric in p.metrics], rule or StopRule(), metric)
     return True
