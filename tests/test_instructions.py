@@ -202,7 +202,7 @@ def test_the_counts_are_asked_for_when_the_run_starts_and_picked_up_by_the_group
     group then waits for those replies instead of asking again, and a point not asked for is asked
     then. A stand-in ``valgrind`` runs the child without Valgrind: its counts fail (no dump file) but
     every point gets its own row back, from the request that asked for it."""
-    for name, body in (("valgrind", 'while [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"'),
+    for name, body in (("valgrind", f'env > {tmp_path}/env.txt\nwhile [ "${{1#--}}" != "$1" ]; do shift; done\nexec "$@"'),
                        ("callgrind_control", "echo OK")):
         (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
         (tmp_path / name).chmod(0o755)
@@ -222,6 +222,8 @@ def test_the_counts_are_asked_for_when_the_run_starts_and_picked_up_by_the_group
         [row] = [r for r in res.rows if r.metric == "instructions"]
         assert row.status == "error" and "callgrind.out" in row.error  # counted outside Valgrind: no dump
     assert again.status == "error"
+    env = (tmp_path / "env.txt").read_text().splitlines()
+    assert all(f"{k}={v}" in env for k, v in server.PORTABLE_KERNELS.items())  # the kernels without FMA
 
 
 def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):
