@@ -209,19 +209,22 @@ def test_the_counts_are_asked_for_when_the_run_starts_and_picked_up_by_the_group
     monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
     counter = server.Counter()
     monkeypatch.setattr(server, "_COUNTER", counter)
+    beside = [dataclasses.replace(p, metrics=("flops", "instructions")) for p in _points()]  # the child's ids differ
     try:
-        assert server.launch_for(_points())
-        assert counter.requests == 2 and len(counter.asked) == 2
+        assert server.launch_for(_points()) and server.launch_for(beside)
+        assert counter.requests == 4 and len(counter.asked) == 4
         results = run_group(_points(), Settings())
-        assert counter.requests == 2 and counter.asked == {} and counter.done == {}  # nothing asked twice
+        assert counter.requests == 4 and len(counter.asked) == 2  # nothing asked twice
+        counted = counter.count(beside, Settings().rule)
+        assert counter.requests == 4 and counter.asked == {} and counter.done == {}
         [[again]] = counter.count([_points()[0]], Settings().rule)
-        assert counter.requests == 3
+        assert counter.requests == 5
     finally:
         counter.close()
     for res in results:
         [row] = [r for r in res.rows if r.metric == "instructions"]
         assert row.status == "error" and "callgrind.out" in row.error  # counted outside Valgrind: no dump
-    assert again.status == "error"
+    assert again.status == "error" and all(row.status == "error" and "callgrind.out" in row.error for [row] in counted)
     env = (tmp_path / "env.txt").read_text().splitlines()
     assert all(f"{k}={v}" in env for k, v in server.PORTABLE_KERNELS.items())  # the kernels without FMA
 

@@ -76,6 +76,7 @@ class Counter:
         self.requests = 0
         self.asked: dict[tuple[str, str], int] = {}  # (point id, metric): the request that asks for its rows
         self.done: dict[tuple[str, str], list[Row]] = {}  # its rows, replied and not yet handed back
+        self.sent: dict[int, list[tuple[str, str]]] = {}  # request: the (point id, metric) of its points, in order
         self.lock = threading.Lock()
         self.started_in: float | None = None  # s the child took to be ready
         self.launched = 0.0  # time.monotonic() when it was started
@@ -186,6 +187,7 @@ class Counter:
         self.proc.stdin.write(f"{request.name}\n".encode())
         self.proc.stdin.flush()
         self.asked.update({(p.id, metric): self.requests for p in points})
+        self.sent[self.requests] = [(p.id, metric) for p in points]  # the replies' points have other ids (metrics)
 
     def _receive(self, number: int, metric: str) -> None:
         assert self.folder is not None
@@ -195,8 +197,7 @@ class Counter:
         reply.unlink()
         (self.folder / f"request-{number}.pkl").unlink()
         names = {name for name, _, _ in registry.metrics.get(metric)().produces()}
-        for res in results:
-            key = (res.point.id, metric)
+        for res, key in zip(results, self.sent.pop(number), strict=True):
             self.done[key] = [r for r in res.rows if r.metric in names]
             del self.asked[key]
 
@@ -209,6 +210,7 @@ class Counter:
         self.proc, self.folder = None, None
         self.asked.clear()
         self.done.clear()
+        self.sent.clear()
 
 
 _COUNTER: Counter | None = None
