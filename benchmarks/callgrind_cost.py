@@ -3,6 +3,7 @@ counted calls, in CPU seconds of the Callgrind process (a shared machine's load 
 
     python benchmarks/callgrind_cost.py                      # the instructions points of suites/ci.yaml
     python benchmarks/callgrind_cost.py --mode throughout    # instrumentation on from the import on (before issue V)
+    python benchmarks/callgrind_cost.py --native-kernels     # MKL/oneDNN/ATen's AVX2+FMA kernels (before issue V item 1)
     python benchmarks/callgrind_cost.py --samples 3 --warmup 8 --no-cold --suite suites/ci.yaml
 
 Starts itself under ``valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no`` and prints one
@@ -28,6 +29,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--samples", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--no-cold", action="store_true", help="do not count the first call on its own")
+    ap.add_argument("--native-kernels", action="store_true",
+                    help="the CPU's own kernels (AVX2, FMA) under Valgrind, not the portable ones the counter uses")
     ap.add_argument("--only", default="", help="substring a point's description must contain")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -38,7 +41,10 @@ def outside(argv: list[str]) -> int:
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
             f"--callgrind-out-file={folder}/callgrind.out", f"--log-file={folder}/valgrind.log",
             sys.executable, __file__, "--inside", *argv]
-    env = {**os.environ, "ARCHBENCH_CALLGRIND_OUT": f"{folder}/callgrind.out", "OMP_NUM_THREADS": "1"}
+    from archbench.execute.callgrind import PORTABLE_KERNELS
+
+    kernels = {} if "--native-kernels" in argv else PORTABLE_KERNELS
+    env = {**os.environ, **kernels, "ARCHBENCH_CALLGRIND_OUT": f"{folder}/callgrind.out", "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
     rc = subprocess.call(args, env=env)
     print(f"wall {time.monotonic() - t0:.1f} s (not quotable on a shared machine)")

@@ -183,9 +183,8 @@ FLOORS = [
 # The registry loads the built-in packages and checks entries against their base class: it names the
 # floors above it by design (the registrations are theirs), and imports them only on first use.
 LOADERS = {"archbench.registry"}
-# Arrows known to run up a floor, each to be removed (none may be added): the instructions metric hands
-# its points to the Callgrind process, which runs groups (execute); the executor should route it.
-KNOWN_UP = {"archbench.metrics.instructions -> archbench.execute.callgrind"}
+# Arrows known to run up a floor, each to be removed (none may be added).
+KNOWN_UP: set[str] = set()
 
 
 def _room(name: str) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from archbench import registry
 from archbench.execute import callgrind as server
 from archbench.execute.group import Settings, run_group
 from archbench.gate.judge import judge
@@ -124,9 +125,10 @@ def test_counts_under_callgrind_are_steady_and_scale_with_the_work(monkeypatch):
     try:
         assert server.launch_for(_points())  # started early, as a serial run does: the first count waits for it
         assert counter.proc is not None and counter.started_in is None
+        assert counter.requests == 2  # one request per point, asked for at once
         results = run_group(_points(), Settings())
-        again = counter.count([_points()[0]], Settings().rule)  # a second group: the same process
-        assert counter.requests == 2
+        again = counter.count([_points()[0]], Settings().rule)  # asked again: the same process
+        assert counter.requests == 3
     finally:
         counter.close()
     plain, slowed = ([r for r in res.rows if r.metric == "instructions"][0] for res in results)
@@ -195,6 +197,38 @@ def test_a_callgrind_process_that_dies_is_an_error_naming_its_last_output(monkey
     assert counter.proc is None and counter.folder is None
 
 
+def test_the_counts_are_asked_for_when_the_run_starts_and_picked_up_by_the_group(monkeypatch, tmp_path):
+    """launch_for asks for every counted point at once (one request each), before any group runs; the
+    group then waits for those replies instead of asking again, and a point not asked for is asked
+    then. A stand-in ``valgrind`` runs the child without Valgrind: its counts fail (no dump file) but
+    every point gets its own row back, from the request that asked for it."""
+    for name, body in (("valgrind", f'env > {tmp_path}/env.txt\nwhile [ "${{1#--}}" != "$1" ]; do shift; done\nexec "$@"'),
+                       ("callgrind_control", "echo OK")):
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    counter = server.Counter()
+    monkeypatch.setattr(server, "_COUNTER", counter)
+    beside = [dataclasses.replace(p, metrics=("flops", "instructions")) for p in _points()]  # the child's ids differ
+    try:
+        assert server.launch_for(_points()) and server.launch_for(beside)
+        assert counter.requests == 4 and len(counter.asked) == 4
+        results = run_group(_points(), Settings())
+        assert counter.requests == 4 and len(counter.asked) == 2  # nothing asked twice
+        counted = counter.count(beside, Settings().rule)
+        assert counter.requests == 4 and counter.asked == {} and counter.done == {}
+        [[again]] = counter.count([_points()[0]], Settings().rule)
+        assert counter.requests == 5
+    finally:
+        counter.close()
+    for res in results:
+        [row] = [r for r in res.rows if r.metric == "instructions"]
+        assert row.status == "error" and "callgrind.out" in row.error  # counted outside Valgrind: no dump
+    assert again.status == "error" and all(row.status == "error" and "callgrind.out" in row.error for [row] in counted)
+    env = (tmp_path / "env.txt").read_text().splitlines()
+    assert all(f"{k}={v}" in env for k, v in server.PORTABLE_KERNELS.items())  # the kernels without FMA
+
+
 def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):
     """The x86-64 stub that switches Callgrind's instrumentation answers 0 (not under Valgrind) and
     changes nothing; ARCHBENCH_NO_VALGRIND skips the metric as if Valgrind were missing."""
@@ -206,6 +240,28 @@ def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):
     assert callgrind.OFF in (callgrind.unavailable() or "")
     [res] = run_group(_points()[:1], Settings())
     assert res.rows[0].status == "skipped" and callgrind.OFF in res.rows[0].error
+
+
+def test_the_executor_routes_a_metric_that_runs_under_callgrind_by_its_flag(monkeypatch):
+    """run_group sends a metric with ``under_callgrind`` to the Callgrind process (here a stand-in that
+    answers for it), and runs one without the flag here; inside Callgrind the metric counts itself."""
+    asked: list[tuple[list[str], str]] = []
+
+    class Standin:
+        def count(self, points, rule, metric):
+            asked.append(([p.arch_kind for p in points], metric))
+            return [[dataclasses.replace(Instructions()._skipped("counted elsewhere")[0], status="ok", value=7.0)]
+                    for _ in points]
+
+    monkeypatch.setattr(server, "counter", lambda: Standin())
+    monkeypatch.setattr(server, "wanted", lambda device: device == "cpu")
+    assert Instructions.under_callgrind and not registry.metrics.get("latency").under_callgrind
+    results = run_group(_points(), Settings())
+    assert asked == [(["lstm", "slowed_lstm"], "instructions")]
+    assert [res.rows[0].value for res in results] == [7.0, 7.0]
+    monkeypatch.setattr(Instructions, "under_callgrind", False)  # not declared: run here (and refused: not inside)
+    [res] = run_group(_points()[:1], Settings())
+    assert len(asked) == 1 and res.rows[0].status == "error" and "not running under Callgrind" in res.rows[0].error
 
 
 def test_the_callgrind_process_is_launched_early_only_where_it_will_count(monkeypatch):

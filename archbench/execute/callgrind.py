@@ -1,11 +1,12 @@
 """One Python process under Callgrind that counts the instructions of every group of a run.
 
-    rows = counter().count(points, rule)      # for each point its ``instructions`` rows, or the exception
+    rows = counter().count(points, rule, "instructions")   # for each point the metric's rows, or the exception
 
-The ``instructions`` metric (archbench.metrics.instructions) sends each group of points here. The
-first group starts the process (``python -m archbench.execute.callgrind DIR`` under ``valgrind
---tool=callgrind``); it imports torch once, about a minute under Valgrind, and then runs every
-later group with ``execute.group.run_group``, only the ``instructions`` metric, until this process
+``execute.group.run_group`` sends here each group's points of a metric that declares it runs under
+Callgrind (``Metric.under_callgrind``: ``instructions``) when this process is not under Callgrind itself
+(``wanted``). The first group starts the process (``python -m archbench.execute.callgrind_child DIR``
+under ``valgrind --tool=callgrind``); it imports torch once, about a minute under Valgrind, and then
+runs every later group with ``execute.group.run_group``, only that metric, until this process
 exits. With the serial executor (``suites/ci.yaml``) that is one Callgrind process per run; with
 ``--executor process`` each group's worker starts its own.
 
@@ -13,7 +14,7 @@ Instrumentation starts off (``--instr-atstart=no``). On x86-64 each count switch
 counted calls only, by a client request (``instruments.callgrind.count``): imports, builds and warm-up
 run uninstrumented. Elsewhere it is switched on with ``callgrind_control -i on`` once the imports are
 done, which halves the start; without ``callgrind_control`` it is on from the start.
-A request is a pickled job in DIR, named on the child's stdin; the reply a pickle the child writes
+A request is a pickled ``Request`` in DIR, named on the child's stdin; the reply a pickle the child writes
 beside it. The child's output, and Valgrind's, stay in DIR (``output.log``, ``valgrind.log``).
 """
 from __future__ import annotations
@@ -28,20 +29,38 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from archbench import registry
 from archbench.execute.executors.child import python_path
-from archbench.execute.executors.worker import Job, plugins_of
-from archbench.instruments.callgrind import ENV
+from archbench.execute.plugin import Plugin, plugins_of
+from archbench.instruments import callgrind
+from archbench.stop_rule import StopRule
 
 if TYPE_CHECKING:
-    from archbench.metrics.base import Row
-    from archbench.stop_rule import StopRule
+    from archbench.metrics.base import Context, Row
     from archbench.suite.point import Point
 
 STARTUP = 900.0  # s the child may take to import torch under Callgrind (about 50-130 s on 2 busy cores)
-METRIC = "instructions"
+CHILD = "archbench.execute.callgrind_child"
+# Kernels without FMA in the Callgrind process. Valgrind 3.19 runs each lane of a fused multiply-add
+# through a helper call: MKL's, oneDNN's and ATen's AVX2 kernels ran 100-2000 times slower under it than
+# natively (a 64x256x256 matmul 0.234 CPU s against 0.1 ms), their SSE4.2 ones about 15 times
+# (docs/instructions.md, What it costs). The count is then of these portable kernels, the same in every run.
+PORTABLE_KERNELS = {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ATEN_CPU_CAPABILITY": "default",
+                    "DNNL_MAX_CPU_ISA": "SSE41"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One group for the Callgrind process: its points (each with the one metric to run), the stop
+    rule, and the plugins it imports first."""
+
+    points: tuple[Point, ...]
+    rule: StopRule
+    plugins: tuple[Plugin, ...]
 
 
 class CallgrindError(RuntimeError):
@@ -55,6 +74,9 @@ class Counter:
         self.proc: subprocess.Popen | None = None
         self.folder: Path | None = None
         self.requests = 0
+        self.asked: dict[tuple[str, str], int] = {}  # (point id, metric): the request that asks for its rows
+        self.done: dict[tuple[str, str], list[Row]] = {}  # its rows, replied and not yet handed back
+        self.sent: dict[int, list[tuple[str, str]]] = {}  # request: the (point id, metric) of its points, in order
         self.lock = threading.Lock()
         self.started_in: float | None = None  # s the child took to be ready
         self.launched = 0.0  # time.monotonic() when it was started
@@ -77,8 +99,9 @@ class Counter:
         args = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
                 f"--instr-atstart={'no' if control else 'yes'}",
                 f"--callgrind-out-file={self.folder / 'callgrind.out'}", f"--log-file={self.folder / 'valgrind.log'}",
-                sys.executable, "-m", "archbench.execute.callgrind", str(self.folder)]
-        env = {**os.environ, "PYTHONPATH": python_path(), ENV: str(self.folder / "callgrind.out")}
+                sys.executable, "-m", CHILD, str(self.folder)]
+        env = {**os.environ, **PORTABLE_KERNELS, "PYTHONPATH": python_path(),
+               callgrind.ENV: str(self.folder / "callgrind.out")}
         self.launched = time.monotonic()
         self.started_in = None
         with open(self.folder / "output.log", "wb") as out:
@@ -116,29 +139,67 @@ class Counter:
                 return f"; its last output ({name}): {lines[-1][:200]}"
         return ""
 
-    def count(self, points: list[Point], rule: StopRule) -> list[list[Row] | BaseException]:
-        """The ``instructions`` rows of each point (one group), counted in the Callgrind child."""
+    def prefetch(self, points: list[Point], rule: StopRule, metric: str = "instructions") -> None:
+        """Ask for each point's rows now, one request per point, without waiting: the child counts them
+        once it has imported torch, on the other core, while this process runs the points before them;
+        ``count`` then finds them asked for (or done)."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._launch()
+
+            def ask() -> None:
+                for p in points:
+                    if (p.id, metric) not in self.asked and (p.id, metric) not in self.done:
+                        self._send([p], rule, metric)
+
+            self._guarded(ask)
+
+    def count(self, points: list[Point], rule: StopRule, metric: str = "instructions") -> list[list[Row] | BaseException]:
+        """The rows of ``metric`` for each point (one group), run in the Callgrind child."""
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
             self._wait_ready()  # launched early (``launch``): it may still be importing
-            assert self.proc is not None and self.proc.stdin is not None and self.folder is not None
-            self.requests += 1
-            request = self.folder / f"request-{self.requests}.pkl"
-            reply = self.folder / f"reply-{self.requests}.pkl"
-            only = [dataclasses.replace(p, metrics=(METRIC,)) for p in points]
-            request.write_bytes(pickle.dumps(Job(tuple(only), _settings(rule), plugins_of(only))))
-            try:
-                self.proc.stdin.write(f"{request.name}\n".encode())
-                self.proc.stdin.flush()
-                self._wait_for(reply, None, "reply")
-            except BaseException:
-                self.close()  # a reply half-read (a timeout, Ctrl-C) would answer the next request
-                raise
-            results = pickle.loads(reply.read_bytes())
-            reply.unlink()
-            request.unlink()
-        return [[r for r in res.rows if r.metric == METRIC] for res in results]
+            self._guarded(lambda: self._answer(points, rule, metric))
+            return [self.done.pop((p.id, metric)) for p in points]
+
+    def _answer(self, points: list[Point], rule: StopRule, metric: str) -> None:
+        missing = [p for p in points if (p.id, metric) not in self.asked and (p.id, metric) not in self.done]
+        if missing:
+            self._send(missing, rule, metric)
+        for p in points:
+            if (p.id, metric) not in self.done:
+                self._receive(self.asked[p.id, metric], metric)
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except BaseException:
+            self.close()  # a reply half-read (a timeout, Ctrl-C) would answer the next request
+            raise
+
+    def _send(self, points: list[Point], rule: StopRule, metric: str) -> None:
+        assert self.proc is not None and self.proc.stdin is not None and self.folder is not None
+        self.requests += 1
+        request = self.folder / f"request-{self.requests}.pkl"
+        only = tuple(dataclasses.replace(p, metrics=(metric,)) for p in points)
+        request.write_bytes(pickle.dumps(Request(only, rule, plugins_of(only))))
+        self.proc.stdin.write(f"{request.name}\n".encode())
+        self.proc.stdin.flush()
+        self.asked.update({(p.id, metric): self.requests for p in points})
+        self.sent[self.requests] = [(p.id, metric) for p in points]  # the replies' points have other ids (metrics)
+
+    def _receive(self, number: int, metric: str) -> None:
+        assert self.folder is not None
+        reply = self.folder / f"reply-{number}.pkl"
+        self._wait_for(reply, None, "reply")
+        results = pickle.loads(reply.read_bytes())
+        reply.unlink()
+        (self.folder / f"request-{number}.pkl").unlink()
+        names = {name for name, _, _ in registry.metrics.get(metric)().produces()}
+        for res, key in zip(results, self.sent.pop(number), strict=True):
+            self.done[key] = [r for r in res.rows if r.metric in names]
+            del self.asked[key]
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -147,12 +208,9 @@ class Counter:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.proc, self.folder = None, None
-
-
-def _settings(rule: StopRule):  # -> execute.group.Settings, imported late: group imports the metrics
-    from archbench.execute.group import Settings
-
-    return Settings(rule=rule)
+        self.asked.clear()
+        self.done.clear()
+        self.sent.clear()
 
 
 _COUNTER: Counter | None = None
@@ -167,65 +225,36 @@ def counter() -> Counter:
     return _COUNTER
 
 
-def launch_for(points: list[Point]) -> bool:
-    """Start this process's Callgrind process now when some of ``points`` will be counted here (CPU
-    points with ``instructions``, Valgrind installed): its import overlaps the points before the first
-    count. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
-    from archbench.instruments import callgrind
+def under_callgrind(point: Point) -> bool:
+    """Whether some metric of the point runs in the Callgrind process (``Metric.under_callgrind``)."""
+    return any(registry.metrics.get(m).under_callgrind for m in point.metrics)
 
-    if callgrind.inside() or callgrind.unavailable() is not None:
-        return False
-    if not any(METRIC in p.metrics and p.device == "cpu" for p in points):
+
+def wanted(device: str) -> bool:
+    """Whether a metric that runs under Callgrind is sent to the Callgrind process from here: this
+    process is not it, the points are on the CPU and Valgrind can count (else the metric itself
+    counts, or says why it skips)."""
+    return not callgrind.inside() and device == "cpu" and callgrind.unavailable() is None
+
+
+def run_metric(metric: str, ctxs: list[Context]) -> list[list[Row] | BaseException]:
+    """The metric's rows for the group's points: in the Callgrind process when it runs under
+    Callgrind and is ``wanted`` here, else by the metric in this process."""
+    cls = registry.metrics.get(metric)
+    if cls.under_callgrind and wanted(ctxs[0].device.type):
+        return counter().count([ctx.point for ctx in ctxs], ctxs[0].rule, metric)
+    return cls().run_group(ctxs)
+
+
+def launch_for(points: list[Point], rule: StopRule | None = None) -> bool:
+    """Start this process's Callgrind process now when some of ``points`` will be counted there (a
+    metric that runs under Callgrind, on CPU, Valgrind installed), and ask for their rows at once
+    (``Counter.prefetch``): its import, and their counts, overlap the points this process runs before
+    them. ``suites/ci.yaml`` puts its counted experiment last for this. True when it was started."""
+    counted = [p for p in points if under_callgrind(p) and wanted(p.device)]
+    if not counted:
         return False
     counter().launch()
+    for metric in dict.fromkeys(m for p in counted for m in p.metrics if registry.metrics.get(m).under_callgrind):
+        counter().prefetch([p for p in counted if metric in p.metrics], rule or StopRule(), metric)
     return True
-
-
-def _instrument_on() -> None:
-    """Switch Callgrind's instrumentation on in this process (it started off, to import faster)."""
-    if shutil.which("callgrind_control") is None:
-        return  # started with --instr-atstart=yes
-    proc = subprocess.Popen(["callgrind_control", "-i", "on", str(os.getpid())],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    while proc.poll() is None:  # Callgrind reads the command only while this process runs code: no sleep
-        pass
-    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    if proc.returncode != 0 or "OK" not in out:
-        raise CallgrindError(f"callgrind_control -i on failed: {out.strip()[-200:]}")
-
-
-def main(argv: list[str]) -> int:
-    """The child: import, switch instrumentation on, then run each requested group until stdin closes."""
-    folder = Path(argv[0])
-    parent = os.getppid()
-
-    def watch() -> None:  # a killed run cannot close stdin in time: end with it
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="archbench-parent-watch", daemon=True).start()
-    from archbench import registry
-    from archbench.execute.group import run_group
-
-    registry.metrics.names()  # torch and the built-in metrics imported before instrumentation is on
-
-    from archbench.instruments import callgrind
-
-    if not callgrind.switches_instrumentation():  # no client requests here: on for good, from now on
-        _instrument_on()
-    (folder / "ready").touch()
-    for line in sys.stdin:
-        job: Job = pickle.loads((folder / line.strip()).read_bytes())
-        for plugin in job.plugins:
-            plugin.load()
-        results = run_group(list(job.points), job.settings)
-        reply = folder / line.strip().replace("request", "reply")
-        tmp = reply.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(results))
-        os.replace(tmp, reply)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -26,7 +26,7 @@ import torch
 from archbench import registry
 from archbench.architectures.base import declared
 from archbench.errors import Diverged, NotApplicable, PointTimeout
-from archbench.execute import footprint
+from archbench.execute import callgrind, footprint
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments import flags, implementation
 from archbench.metrics.base import Context, Row
@@ -193,7 +193,7 @@ def run_group(points: list[Point], settings: Settings) -> list[PointResult]:
                 if not live:
                     continue
                 try:
-                    outcomes = registry.metrics.get(name)().run_group([ctxs[i] for i in live])
+                    outcomes = callgrind.run_metric(name, [ctxs[i] for i in live])  # Metric.under_callgrind
                 except Exception as exc:
                     outcomes = [exc] * len(live)
                 for i, outcome in zip(live, outcomes):

@@ -165,7 +165,7 @@ def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old
         if name == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
             from archbench.execute.callgrind import launch_for
 
-            launch_for(todo)
+            launch_for(todo, settings.rule)  # and asks for their counts at once
         summary = run_points(todo, settings, store, suite.name, progress=progress, executor=ex, skips=skips)
     except KeyboardInterrupt as stop:
         frame = store.consolidate()  # what finished is on disk already: make it a table

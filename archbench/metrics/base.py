@@ -70,6 +70,7 @@ class Metric:
     generates: ClassVar[bool] = False    # its points carry the experiment's `generation:` settings
     implemented: ClassVar[bool] = False  # it measures the point's implementation (compiled, SDPA, ...)
     exclusive: ClassVar[bool] = False    # it needs the device alone (it times, weighs or counts a pass)
+    under_callgrind: ClassVar[bool] = False  # it runs in a process under Valgrind (execute.callgrind sends it there)
     tasks: ClassVar[tuple[str, ...] | None] = None  # the tasks it applies to; None: every task
 
     @classmethod

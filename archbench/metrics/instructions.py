@@ -8,8 +8,9 @@ the gate (``archbench.gate.rules``: 1 %). The count is nearly deterministic (0.0
 between runs of unchanged code, whatever the load), where time drifts 10-25 % on a shared machine;
 it does not see memory stalls, cache misses or the GPU (see docs/instructions.md).
 
-Counted in one process under Valgrind for the whole run (``archbench.execute.callgrind``): each
-group's points go there; the value is the median of ``instructions.SAMPLES`` counted calls, the
+Counted in one process under Valgrind for the whole run: the metric declares it
+(``under_callgrind``), and the executor sends each group's points there (``archbench.execute.callgrind``),
+where this metric counts them; the value is the median of ``instructions.SAMPLES`` counted calls, the
 raw counts are kept in ``samples.jsonl`` like timing samples, ``cold`` is the first call's count.
 ``skipped`` with the reason on CUDA points and where Valgrind is not installed.
 """
@@ -30,19 +31,16 @@ class Instructions(GroupMetric):
     # A Callgrind process takes a core for minutes: a timing beside it would have the neighbour
     # this metric is there to ignore.
     exclusive = True
+    under_callgrind = True  # the executor runs it in the Callgrind process (archbench.execute.callgrind)
 
     def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
         if ctxs[0].device.type != "cpu":
             return [self._skipped(f"instructions are counted on CPU only; this point runs on {ctxs[0].device.type}")
                     for _ in ctxs]
-        if callgrind.inside():
-            return [self._count(ctx) for ctx in ctxs]
-        why = callgrind.unavailable()
+        why = None if callgrind.inside() else callgrind.unavailable()
         if why is not None:
             return [self._skipped(why) for _ in ctxs]
-        from archbench.execute.callgrind import counter  # late: the counter runs groups (execute.group)
-
-        return counter().count([ctx.point for ctx in ctxs], ctxs[0].rule)
+        return [self._count(ctx) for ctx in ctxs]  # outside Callgrind: an error naming it (callgrind.count)
 
     def _skipped(self, why: str) -> list[Row]:
         return [Row(self.name, math.nan, self.unit, False, status="skipped", error=why)]

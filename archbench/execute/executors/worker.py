@@ -15,71 +15,21 @@ time limit starts then. The parent's ``sys.path`` comes as PYTHONPATH (``child.p
 """
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
 import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from archbench import registry
-from archbench.errors import BadInput
+from archbench.execute.plugin import Plugin, plugins_of  # noqa: F401  (plugins_of: the executors import it here)
 
 if TYPE_CHECKING:
     from archbench.execute.group import Settings
     from archbench.suite.point import Point
-
-REGISTRIES = {r.kind: r for r in (registry.architectures, registry.tasks, registry.metrics)}
-
-
-@dataclass(frozen=True)
-class Plugin:
-    """A name registered outside archbench, and where a fresh process finds it."""
-
-    registry: str   # architecture | task | metric
-    name: str
-    source: str     # the module that registered it (importing it may register it again)
-    module: str     # the module that defines the object
-    qualname: str   # the object inside ``module``
-
-    def load(self) -> None:
-        """Register the name in this process, importing what it takes (no-op when it is there)."""
-        reg = REGISTRIES[self.registry]
-        for module in dict.fromkeys((self.source, self.module)):
-            if self.name in reg:
-                return
-            importlib.import_module(module)
-        if self.name not in reg:  # registered by hand (a test's fixture), not on import
-            obj = importlib.import_module(self.module)
-            for part in self.qualname.split("."):
-                obj = getattr(obj, part)
-            reg.add(self.name, obj, source=self.source)
-
-
-def _plugin(kind: str, name: str) -> Plugin | None:
-    entry = REGISTRIES[kind].entry(name)
-    if entry.source == "archbench" or entry.source.startswith("archbench."):
-        return None  # a built-in: registered when the child's registry loads them
-    module = getattr(entry.obj, "__module__", None) or entry.source
-    qualname = getattr(entry.obj, "__qualname__", "")
-    if "__main__" in (module, entry.source) or not qualname or "<locals>" in qualname:
-        raise BadInput(
-            f"{kind} {name!r} is defined in {module}.{qualname or '?'}, which a worker process cannot import; "
-            "define it at the top level of an importable module, or use --executor serial"
-        )
-    return Plugin(kind, name, entry.source, module, qualname)
-
-
-def plugins_of(points: Iterable[Point]) -> tuple[Plugin, ...]:
-    """The names the points use that archbench does not register itself."""
-    names = {("architecture", p.arch_kind) for p in points} | {("task", p.task) for p in points}
-    names |= {("metric", m) for p in points for m in p.metrics}
-    return tuple(p for p in (_plugin(kind, name) for kind, name in sorted(names)) if p is not None)
 
 
 @dataclass(frozen=True)
