@@ -95,8 +95,11 @@ class ProcessExecutor(Executor):
         # importing while this process writes meta.json and estimates footprints.
         from archbench.execute import footprint
 
+        # Only where every point runs on one thread: a child forked after this process ran a parallel
+        # region would wait in its first one for OpenMP workers it does not have (libgomp keeps no
+        # fork handler; pytorch/pytorch#17199); on one thread torch never enters one.
         footprint.prepare()
-        self.pool.warm(min(self.workers, len(points)), forked=True)
+        self.pool.warm(min(self.workers, len(points)), forked=all(p.threads == 1 for p in points))
 
     def submit(self, group: list[Point], settings: Settings) -> None:
         plugins = plugins_of(group)
