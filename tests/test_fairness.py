@@ -349,3 +349,8 @@ def test_a_choice_at_the_edge_of_the_grid_is_flagged():
                                 "architecture's.")
     assert edge_flag(table.assign(selected=[False, True, False] * 2)) == ""
     assert edge_flag(table[table["train.lr"] < 1e-2]) == ""  # two values: every choice is an edge, no flag
+    # an edge choice that reached the threshold on every seed is named apart, not as a grid to widen
+    done = table.assign(n_seeds=2, reached_threshold=[0, 0, 2, 0, 0, 0])
+    assert edge_flag(done) == ("- At the grid's edge but at the threshold on every seed: a (lr 0.01); no value "
+                               "beyond it can score higher.")
+    assert edge_flag(done.assign(reached_threshold=[0, 0, 1, 0, 0, 0])) == edge_flag(table)  # one seed of two: flagged

@@ -61,24 +61,37 @@ def tuning_flag(t: pd.DataFrame) -> str:
     return f"- Every architecture tuned over the same {next(iter(tried.values()))} settings, chosen on validation."
 
 
+def _at_ceiling(t: pd.DataFrame) -> pd.Series:
+    """Rows whose every seed reached the accuracy threshold: no value beyond a grid can do better."""
+    if "reached_threshold" not in t or "n_seeds" not in t:
+        return pd.Series(False, index=t.index)
+    return t.n_seeds.gt(0) & t.reached_threshold.ge(t.n_seeds)
+
+
 def edge_flag(t: pd.DataFrame) -> str:
     """One experiment's rows: the line naming the architectures whose selected value is the smallest or
-    the largest of a grid axis of three or more values (the best may lie beyond the grid)."""
+    the largest of a grid axis of three or more values (the best may lie beyond the grid), unless that
+    choice reached the threshold on every seed (named apart: the grid's edge cannot hide a better one)."""
     if "selected" not in t:
         return ""
-    parts = []
+    parts, ceiling = [], []
+    done = _at_ceiling(t)
     for c in _grid(t):
         tried = sorted(t[c].dropna().unique())
         if len(tried) < 3:
             continue
         for value, end in ((tried[0], "smallest"), (tried[-1], "largest")):
-            archs = list(dict.fromkeys(t.loc[t.selected & t[c].eq(value), "arch"]))
+            at = t.selected & t[c].eq(value)
+            archs = list(dict.fromkeys(t.loc[at & ~done, "arch"]))
             if archs:
                 parts.append(f"{c.removeprefix('train.')} {value:g} (the {end} tried) for {', '.join(archs)}")
-    if not parts:
-        return ""
-    return ("- **At the grid's edge**: selected " + "; ".join(parts) + ": the best value may lie beyond the "
-            "grid, so widen it before reading a gap as the architecture's.")
+            ceiling += [f"{a} ({c.removeprefix('train.')} {value:g})" for a in dict.fromkeys(t.loc[at & done, "arch"])]
+    line = ("- **At the grid's edge**: selected " + "; ".join(parts) + ": the best value may lie beyond the "
+            "grid, so widen it before reading a gap as the architecture's.") if parts else ""
+    if ceiling:
+        line += ("\n" if line else "") + (f"- At the grid's edge but at the threshold on every seed: "
+                                           f"{', '.join(dict.fromkeys(ceiling))}; no value beyond it can score higher.")
+    return line
 
 
 def flag_lines(t: pd.DataFrame) -> list[str]:
