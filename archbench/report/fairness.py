@@ -119,7 +119,8 @@ def experiment_table(t: pd.DataFrame) -> list[str]:
     view["state size"] = [f"{v:,.0f}" if pd.notna(v) else "" for v in picked.get("state_size", pd.Series(
         index=picked.index, dtype=float))]
     view["test accuracy, median [min, max]"] = _spread(picked)
-    view["val accuracy"] = picked.val_accuracy.round(3).values if "val_accuracy" in picked else ""
+    view["val accuracy"] = ([f"{v:.3f}" if pd.notna(v) else "" for v in picked.val_accuracy]
+                           if "val_accuracy" in picked else "")
     view["seeds"] = picked.n_seeds.values
     return [table(view, right=("parameters", "state size")), ""]
 
@@ -137,7 +138,7 @@ def ranking_lines(data: ReportData, experiment: str) -> list[str]:
     agreement = seed_agreement(data.df, data.accuracy)
     agreement = agreement[agreement.experiment == experiment]
     for _, r in agreement.iterrows():
-        lines.append(f"- Kendall's τ between the rankings of seed {r.seed_a} and seed {r.seed_b}: {r.tau:.2f} "
+        lines.append(f"- Kendall's τ between the rankings of seed {r.seed_a:g} and seed {r.seed_b:g}: {r.tau:.2f} "
                      f"over {r.n} architectures (1: the same order; a gap the seeds do not agree on is noise).")
     return lines + [""] if len(agreement) else lines
 
