@@ -118,8 +118,8 @@ def test_until_converged_stops_at_a_plateau():
     result = train(_model(levels=1, kernel_size=3), task, settings, seed=0, batch=16)
     assert result.converged and result.steps_to_threshold is None
     assert 40 <= result.steps < 2000  # at least `steps`, stopped well before the ceiling
-    assert plateaued(result.curve["eval_loss"]) and result.steps == result.curve["step"][-1]
-    assert not plateaued(result.curve["eval_loss"][:-1]) or result.steps == 40  # it stopped at the first plateau
+    assert plateaued(result.curve["val_loss"]) and result.steps == result.curve["step"][-1]
+    assert not plateaued(result.curve["val_loss"][:-1]) or result.steps == 40  # it stopped at the first plateau
 
 
 def test_until_converged_goes_past_steps_to_the_threshold():
@@ -130,7 +130,8 @@ def test_until_converged_goes_past_steps_to_the_threshold():
     short = train(_model("transformer", vocab=task.vocab_size), task, budget, seed=0, batch=32)
     long = train(_model("transformer", vocab=task.vocab_size), task, until, seed=0, batch=32)
     assert short.steps == 20 and short.steps_to_threshold is None and not short.converged
-    assert long.steps_to_threshold == long.steps > 20 and long.converged and long.accuracy >= 0.9
+    assert long.steps_to_threshold == long.steps > 20 and long.converged and long.val_accuracy >= 0.9
+    assert long.accuracy == long.curve["eval_accuracy"][-1]  # reported on test (0.895 here): the stop read validation
     # the *_to_threshold values are read off the curve at the step that reached it
     assert long.time_to_threshold == long.curve["time"][-1] > 0
     assert long.flops_to_threshold == long.steps * long.flops_per_step == long.curve["flops"][-1]

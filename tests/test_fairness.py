@@ -1,6 +1,7 @@
 """Fair comparisons: matched parameters, state sizes, selection on validation, scores, rankings, flags."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -15,10 +16,12 @@ from archbench.architectures.local_attention import LocalAttention
 from archbench.architectures.transformer import Transformer
 from archbench.errors import BadInput
 from archbench.execute.group import Settings, run_point
-from archbench.instruments.training import EVAL_SEED_OFFSET, held_out_set
+from archbench.instruments import training
+from archbench.instruments.training import EVAL_SEED_OFFSET, TrainingSettings, held_out_set, train
 from archbench.instruments.validation import VALIDATION_SEED_OFFSET, validation_set
 from archbench.report.fairness import flag_lines, parameter_flag, tuning_flag
 from archbench.results.accuracy import accuracy_table
+from archbench.results.convergence import plateaued
 from archbench.results.load import records_to_frame
 from archbench.results.ranking import kendall_tau, seed_agreement, task_scores
 from archbench.results.selection import mark
@@ -151,6 +154,55 @@ def test_the_validation_split_is_drawn_apart_from_training_and_test():
     train = task.sample(32, torch.Generator().manual_seed(0)).inputs
     assert not torch.equal(val, test) and not torch.equal(val, train)
     assert VALIDATION_SEED_OFFSET not in (0, EVAL_SEED_OFFSET) and VALIDATION_SEED_OFFSET > 2 * 10**5
+
+
+def _unlearnable(sets):
+    """The same sequences with every answer moved to the next token: what a model learns is wrong on them."""
+    def draw(task, size, chunk, seed, device):
+        return [dataclasses.replace(b, targets=(b.targets + 1) % task.vocab_size) for b in sets(task, size, chunk,
+                                                                                                 seed, device)]
+    return draw
+
+
+STOPPING = TrainingSettings(steps=120, lr=1e-2, eval_every=10, eval_size=64, threshold=0.6)
+
+
+def _reverse(settings=STOPPING):
+    task = build_task("reverse", 8, False, vocab_size=4)
+    torch.manual_seed(0)
+    return train(build_architecture("transformer", vocab_size=task.vocab_size, causal=False, d_model=16), task,
+                 settings, seed=0, batch=32)
+
+
+def test_training_stops_where_the_validation_set_says_and_the_test_set_only_scores(monkeypatch):
+    plain = _reverse()
+    assert plain.steps_to_threshold == plain.steps < STOPPING.steps  # it learns: both sets pass the threshold
+    assert plain.curve["val_accuracy"][-1] >= 0.6 and plain.val_accuracy == plain.curve["val_accuracy"][-1]
+    assert plain.accuracy == plain.curve["eval_accuracy"][-1] and plain.loss == plain.curve["eval_loss"][-1]
+    # the validation set never passes the threshold: no stop, though the test set passes it on the way
+    monkeypatch.setattr(training, "validation_set", _unlearnable(validation_set))
+    on = _reverse()
+    assert on.steps == STOPPING.steps and on.steps_to_threshold is None
+    # converged: by the validation loss's plateau (it rises as the answers it holds are unlearned), not the test's
+    assert on.converged and plateaued(on.curve["val_loss"]) and not plateaued(on.curve["eval_loss"])
+    assert max(on.curve["eval_accuracy"]) >= 0.6 > max(on.curve["val_accuracy"])
+    assert on.curve["eval_accuracy"][:len(plain.curve["step"])] == plain.curve["eval_accuracy"]  # the same run
+    # the test set never passes it: the stop comes when the validation set does, as without the change
+    monkeypatch.setattr(training, "validation_set", validation_set)
+    monkeypatch.setattr(training, "held_out_set", _unlearnable(held_out_set))
+    off = _reverse()
+    assert off.steps_to_threshold == off.steps == plain.steps and off.converged
+    assert off.accuracy < 0.6 and off.val_accuracy == plain.val_accuracy
+
+
+def test_until_converged_plateaus_on_the_validation_loss(monkeypatch):
+    # the validation loss rises as the model learns (its answers are moved): a plateau at the first chance,
+    # while the test loss keeps falling
+    monkeypatch.setattr(training, "validation_set", _unlearnable(validation_set))
+    settings = dataclasses.replace(STOPPING, steps=40, until="converged", max_steps=2000, threshold=1.0)
+    result = _reverse(settings)
+    assert result.converged and result.steps == 40 and result.steps_to_threshold is None
+    assert result.curve["eval_loss"][-1] < min(result.curve["eval_loss"][:-1])  # the test loss still falling
 
 
 def test_weight_decay_is_a_grid_like_lr():
@@ -297,3 +349,8 @@ def test_a_choice_at_the_edge_of_the_grid_is_flagged():
                                 "architecture's.")
     assert edge_flag(table.assign(selected=[False, True, False] * 2)) == ""
     assert edge_flag(table[table["train.lr"] < 1e-2]) == ""  # two values: every choice is an edge, no flag
+    # an edge choice that reached the threshold on every seed is named apart, not as a grid to widen
+    done = table.assign(n_seeds=2, reached_threshold=[0, 0, 2, 0, 0, 0])
+    assert edge_flag(done) == ("- At the grid's edge but at the threshold on every seed: a (lr 0.01); no value "
+                               "beyond it can score higher.")
+    assert edge_flag(done.assign(reached_threshold=[0, 0, 1, 0, 0, 0])) == edge_flag(table)  # one seed of two: flagged

@@ -5,18 +5,22 @@
 
 AdamW with a linear warm-up and a cosine decay of the learning rate, gradient clipping after
 ``backward()``, a fresh batch each step from a generator seeded by ``seed``, and evaluation on a
-held-out set drawn from a different seed (``seed + EVAL_SEED_OFFSET``). Training stops at the
-step budget, at the time budget, at the training-FLOPs budget (3 x the architecture's analytic
-forward FLOPs per step: forward, and a backward of twice the forward), or as soon as the held-out
-accuracy reaches the threshold. ``until="converged"`` trains at least ``steps``, then on until the
-threshold or a plateau of the held-out loss (archbench.results.convergence), at most ``max_steps``;
-``until="steps"`` trains every step of the budget, the threshold's step recorded but not obeyed.
-Every result says whether it converged (archbench.results.convergence) and records its curve against
-steps, seconds and training FLOPs.
+test set drawn from a different seed (``seed + EVAL_SEED_OFFSET``), beside a validation set from a
+third (archbench.instruments.validation). Every decision taken while training reads the validation
+set; the test set gives the reported scores alone. Training stops at the step budget, at the time
+budget, at the training-FLOPs budget (3 x the architecture's analytic forward FLOPs per step: forward,
+and a backward of twice the forward), or as soon as the validation accuracy reaches the threshold.
+``until="converged"`` trains at least ``steps``, then on until the threshold or a plateau of the
+validation loss (archbench.results.convergence), at most ``max_steps``; ``until="steps"`` trains every
+step of the budget, the threshold's step recorded but not obeyed. Every result says whether it
+converged (on the validation curve) and records its curve against steps, seconds and training FLOPs:
+the test set's loss and accuracy (``eval_loss``, ``eval_accuracy``) and the validation set's
+(``val_loss``, ``val_accuracy``) at each evaluation. There is no best checkpoint: the scores are the
+final model's.
 A task in the encoder-decoder framing (a batch with a ``source``) trains with teacher forcing and is
 scored by greedy decoding from the source (archbench.architectures.encoder_decoder.greedy_translate):
 ``accuracy`` is then the decoded tokens' accuracy, and ``exact_accuracy`` the share of answers decoded
-whole, which is what the threshold is held to; the held-out loss stays the teacher-forced one.
+whole, which is what the threshold is held to (on validation); the held-out losses stay teacher-forced.
 Every random draw (data, initialisation of the feature layers, dropout) comes from ``seed``:
 the same seed on the same device gives the same numbers (on CPU, bit for bit). A time budget
 makes the step count depend on the machine.
@@ -34,11 +38,14 @@ from torch import nn
 
 from archbench.errors import Diverged
 from archbench.instruments.passes import loss_fn, scored_targets
+from archbench.instruments.validation import drawn_set, validation_set
 from archbench.results.convergence import converged, plateaued
 from archbench.tasks.base import Batch, Task
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out set's seed: seed + this, never a training seed
 BACKWARD_FACTOR = 3           # training FLOPs per step: the forward, and a backward of about twice it
+# the curve, at each evaluation: the test set's loss and accuracy (eval_*), then the validation set's (val_*)
+CURVE = ("step", "train_loss", "eval_loss", "eval_accuracy", "time", "flops", "val_loss", "val_accuracy")
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class TrainingSettings:
     time_budget: float | None = None  # s of training; None: the step budget alone
     eval_every: int = 50
     eval_size: int = 512             # held-out sequences
-    threshold: float = 0.99          # held-out accuracy that ends training early
+    threshold: float = 0.99          # validation accuracy that ends training early
     until: str = "budget"            # "converged": past `steps`, on to the threshold or a plateau; "steps": all
     max_steps: int | None = None     # the ceiling of until="converged"
     flops_budget: float | None = None  # training FLOPs (3 x forward per step); None: no FLOPs budget
@@ -86,12 +93,13 @@ class TrainingResult:
     train_time: float
     curve: dict[str, list[float]] = field(default_factory=dict)
     attention_entropy: float | None = None
-    converged: bool = False                  # the threshold reached, or a plateau (archbench.results.convergence)
+    converged: bool = False                  # the threshold reached, or a plateau, on validation (results.convergence)
     time_to_threshold: float | None = None   # s of training (evaluations included) to the threshold
     flops_per_step: int | None = None        # training FLOPs of one step; None: no analytic count
     train_flops: float | None = None
     flops_to_threshold: float | None = None
     exact_accuracy: float | None = None      # answers decoded whole (encoder-decoder framing); None otherwise
+    val_accuracy: float | None = None        # the final model's accuracy on the validation set
 
 
 def read_features(model: nn.Module, task: Task) -> nn.Module:
@@ -169,12 +177,8 @@ def evaluate(model: nn.Module, task: Task, held_out: list[Batch]) -> tuple[float
 
 
 def held_out_set(task: Task, size: int, chunk: int, seed: int, device: torch.device) -> list[Batch]:
-    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
-    own = getattr(task, "held_out", None)  # a length-varied task: every training length (archbench.tasks.lengths)
-    if callable(own):
-        return [b.to(device) for b in own(size, chunk, generator)]
-    sizes = [min(chunk, size - i) for i in range(0, size, chunk)]
-    return [task.sample(n, generator).to(device) for n in sizes]
+    """The test set of the point trained from ``seed``: the reported scores are read on it, and nothing else."""
+    return drawn_set(task, size, chunk, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET), device)
 
 
 def train(model: nn.Module, task: Task, settings: TrainingSettings, seed: int, batch: int,
@@ -203,17 +207,16 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
            device: torch.device) -> TrainingResult:
     generator = torch.Generator().manual_seed(seed)
     held_out = held_out_set(task, s.eval_size, max(batch, 64), seed, device)
+    validation = validation_set(task, s.eval_size, max(batch, 64), seed, device)  # every decision reads it
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
-    curve: dict[str, list[float]] = {"step": [], "train_loss": [], "eval_loss": [], "eval_accuracy": [], "time": [],
-                                     "flops": []}
+    curve: dict[str, list[float]] = {key: [] for key in CURVE}
     first = held_out[0]
     per_step = (training_flops_per_step(model, batch, int(model_input(first).shape[1])) if first.source is None else
                 training_flops_per_step(model, batch, int(first.source.shape[1]), int(first.inputs.shape[1])))
     limit = _step_limit(s, per_step, model)
     reached: int | None = None
     reached_time: float | None = None
-    exact: float | None = None
     plateau = False
     running, since = 0.0, 0
     model.train()
@@ -234,29 +237,29 @@ def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: 
         running, since, step = running + value, since + 1, step + 1
         out_of_time = s.time_budget is not None and time.perf_counter() - start >= s.time_budget
         if step % s.eval_every == 0 or step == limit or out_of_time:
-            accuracy, exact = _evaluate_into(curve, model, task, held_out, step, running / since,
-                                             time.perf_counter() - start, per_step)
+            score = _evaluate_into(curve, model, task, (held_out, validation), step, running / since,
+                                   time.perf_counter() - start, per_step)
             running, since = 0.0, 0
-            if (accuracy if exact is None else exact) >= s.threshold and reached is None:  # answers whole, where decoded
+            if score >= s.threshold and reached is None:  # on validation; answers whole, where decoded
                 reached, reached_time = step, curve["time"][-1]
                 if s.until != "steps":  # until="steps": a fixed budget, trained on past the threshold
                     break
-            if s.until == "converged" and step >= s.steps and plateaued(curve["eval_loss"]):
+            if s.until == "converged" and step >= s.steps and plateaued(curve["val_loss"]):
                 plateau = True
                 break
         if out_of_time:
             break
     train_time = time.perf_counter() - start
-    accuracy, eval_loss = curve["eval_accuracy"][-1], curve["eval_loss"][-1]  # the loop ends on an evaluation
     if per_step is None:
         del curve["flops"]
     flops = None if per_step is None else float(step * per_step)
-    return TrainingResult(
-        accuracy, eval_loss, step, reached, train_time, curve, _attention_entropy(model, held_out),
-        converged=plateau or converged(curve["eval_loss"], reached is not None),
+    return TrainingResult(  # the reported scores: the test set's at the last evaluation (the loop ends on one)
+        curve["eval_accuracy"][-1], curve["eval_loss"][-1], step, reached, train_time, curve,
+        _attention_entropy(model, held_out), converged=plateau or converged(curve["val_loss"], reached is not None),
         time_to_threshold=reached_time, flops_per_step=per_step, train_flops=flops,
         flops_to_threshold=None if reached is None or per_step is None else float(reached * per_step),
-        exact_accuracy=exact,
+        exact_accuracy=curve["eval_exact_accuracy"][-1] if "eval_exact_accuracy" in curve else None,
+        val_accuracy=curve["val_accuracy"][-1],
     )
 
 
@@ -270,17 +273,20 @@ def _step_limit(s: TrainingSettings, per_step: int | None, model: nn.Module) -> 
     return min(s.step_limit, max(1, int(s.flops_budget // per_step)))
 
 
-def _evaluate_into(curve: dict[str, list[float]], model: nn.Module, task: Task, held_out: list[Batch], step: int,
-                   train_loss: float, seconds: float, per_step: int | None) -> tuple[float, float | None]:
-    """Score the held-out set and append a point to the curve; (accuracy, exact accuracy or None)."""
-    accuracy, eval_loss, exact = evaluate(model, task, held_out)
-    for key, v in (("step", step), ("train_loss", train_loss), ("eval_loss", eval_loss),
-                   ("eval_accuracy", accuracy), ("time", seconds),
-                   ("flops", step * per_step if per_step is not None else math.nan)):
+def _evaluate_into(curve: dict[str, list[float]], model: nn.Module, task: Task,
+                   sets: tuple[list[Batch], list[Batch]], step: int, train_loss: float, seconds: float,
+                   per_step: int | None) -> float:
+    """Score the test and the validation set and append a point to the curve; the validation score the
+    threshold is held to (its exact accuracy where decoded, else its accuracy): the test scores decide nothing."""
+    test, validation = (evaluate(model, task, held) for held in sets)
+    for key, v in (("step", step), ("train_loss", train_loss), ("eval_loss", test[1]), ("eval_accuracy", test[0]),
+                   ("time", seconds), ("flops", step * per_step if per_step is not None else math.nan),
+                   ("val_loss", validation[1]), ("val_accuracy", validation[0])):
         curve[key].append(v)
-    if exact is not None:
-        curve.setdefault("eval_exact_accuracy", []).append(exact)
-    return accuracy, exact
+    for prefix, (_, _, exact) in (("eval", test), ("val", validation)):
+        if exact is not None:
+            curve.setdefault(f"{prefix}_exact_accuracy", []).append(exact)
+    return validation[0] if validation[2] is None else validation[2]
 
 
 def _attention_entropy(model: nn.Module, held_out: list[Batch]) -> float | None:

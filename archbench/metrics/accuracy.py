@@ -11,25 +11,27 @@ Rows: ``accuracy`` (held-out, answer positions only), ``loss`` (held-out), the t
 ``baseline_accuracy`` and ``baseline_loss`` beside them; in the encoder-decoder framing ``accuracy``
 is the token accuracy of greedy decoding, with ``exact_accuracy`` (answers decoded whole) and its
 blind guess ``baseline_exact_accuracy`` beside it (docs/seq2seq.md); ``converged`` (1.0 when the threshold was
-reached or the held-out loss had stopped improving, 0.0 when it was still improving as the budget
+reached or the validation loss had stopped improving, 0.0 when it was still improving as the budget
 ran out: archbench.results.convergence), ``steps_to_threshold``, ``time_to_threshold`` and
 ``flops_to_threshold`` (only when the threshold was reached), ``train_steps``, ``train_time``,
 ``train_flops`` (3 x the analytic forward FLOPs per step, where the architecture counts them), and
 ``attention_entropy`` (mean entropy of the attention weights, nats) for an architecture that
 reports it. With ``train_lengths`` and ``test_lengths`` (archbench.tasks.lengths): one ``length_accuracy``
 row per test length (the length in the ``test_length`` column), ``ood_accuracy``, their mean over the
-lengths beyond the training range, and ``baseline_ood_accuracy``, the blind guess's mean over them; ``accuracy`` stays the held-out accuracy at the training lengths, and
-convergence is judged on it. The training curve (held-out loss and accuracy against step, seconds and training
-FLOPs) is saved for the report. A NaN or infinite training loss ends the point as ``diverged``.
+lengths beyond the training range, and ``baseline_ood_accuracy``, the blind guess's mean over them;
+``accuracy`` stays the held-out accuracy at the training lengths, and convergence is judged on the
+validation split at the same lengths. The training curve (the test and validation sets' loss and
+accuracy against step, seconds and training FLOPs) is saved for the report. A NaN or infinite training loss ends the point as ``diverged``.
 Beside them: ``val_accuracy``, the same score on a validation split drawn apart from the training data and
-the test set (archbench.instruments.validation), on which a grid of settings is chosen; and the model's
-``num_parameters`` and ``state_size`` (archbench.metrics.size).
+the test set (archbench.instruments.validation), which every decision of training reads (the stop at the
+threshold, the plateau, ``converged``) and on which a grid of settings is chosen; ``accuracy``, ``loss`` and
+``exact_accuracy`` alone are read on the test set; and the model's ``num_parameters`` and ``state_size``
+(archbench.metrics.size).
 """
 from __future__ import annotations
 
 from archbench.instruments.lengths import accuracy_at_lengths, reachable
 from archbench.instruments.training import TrainingSettings, train
-from archbench.instruments.validation import validation_accuracy
 from archbench.metrics.base import Context, Metric, Row
 from archbench.metrics.size import SIZE_ROWS, size_rows
 from archbench.registry import register_metric
@@ -76,8 +78,7 @@ class Accuracy(Metric):
             rows += length_rows(ctx, settings.eval_size, max(p.batch, 64))
         if result.attention_entropy is not None:
             rows.append(Row("attention_entropy", result.attention_entropy, "nats", False))
-        val = validation_accuracy(ctx.model, ctx.task, settings, seed=p.seed, batch=p.batch, device=ctx.device)
-        rows += [Row("val_accuracy", val, "fraction", True), *size_rows(ctx.model, p.seq_len)]
+        rows += [Row("val_accuracy", float(result.val_accuracy), "fraction", True), *size_rows(ctx.model, p.seq_len)]
         return rows
 
 

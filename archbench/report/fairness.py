@@ -61,24 +61,37 @@ def tuning_flag(t: pd.DataFrame) -> str:
     return f"- Every architecture tuned over the same {next(iter(tried.values()))} settings, chosen on validation."
 
 
+def _at_ceiling(t: pd.DataFrame) -> pd.Series:
+    """Rows whose every seed reached the accuracy threshold: no value beyond a grid can do better."""
+    if "reached_threshold" not in t or "n_seeds" not in t:
+        return pd.Series(False, index=t.index)
+    return t.n_seeds.gt(0) & t.reached_threshold.ge(t.n_seeds)
+
+
 def edge_flag(t: pd.DataFrame) -> str:
     """One experiment's rows: the line naming the architectures whose selected value is the smallest or
-    the largest of a grid axis of three or more values (the best may lie beyond the grid)."""
+    the largest of a grid axis of three or more values (the best may lie beyond the grid), unless that
+    choice reached the threshold on every seed (named apart: the grid's edge cannot hide a better one)."""
     if "selected" not in t:
         return ""
-    parts = []
+    parts, ceiling = [], []
+    done = _at_ceiling(t)
     for c in _grid(t):
         tried = sorted(t[c].dropna().unique())
         if len(tried) < 3:
             continue
         for value, end in ((tried[0], "smallest"), (tried[-1], "largest")):
-            archs = list(dict.fromkeys(t.loc[t.selected & t[c].eq(value), "arch"]))
+            at = t.selected & t[c].eq(value)
+            archs = list(dict.fromkeys(t.loc[at & ~done, "arch"]))
             if archs:
                 parts.append(f"{c.removeprefix('train.')} {value:g} (the {end} tried) for {', '.join(archs)}")
-    if not parts:
-        return ""
-    return ("- **At the grid's edge**: selected " + "; ".join(parts) + ": the best value may lie beyond the "
-            "grid, so widen it before reading a gap as the architecture's.")
+            ceiling += [f"{a} ({c.removeprefix('train.')} {value:g})" for a in dict.fromkeys(t.loc[at & done, "arch"])]
+    line = ("- **At the grid's edge**: selected " + "; ".join(parts) + ": the best value may lie beyond the "
+            "grid, so widen it before reading a gap as the architecture's.") if parts else ""
+    if ceiling:
+        line += ("\n" if line else "") + (f"- At the grid's edge but at the threshold on every seed: "
+                                           f"{', '.join(dict.fromkeys(ceiling))}; no value beyond it can score higher.")
+    return line
 
 
 def flag_lines(t: pd.DataFrame) -> list[str]:
@@ -106,7 +119,8 @@ def experiment_table(t: pd.DataFrame) -> list[str]:
     view["state size"] = [f"{v:,.0f}" if pd.notna(v) else "" for v in picked.get("state_size", pd.Series(
         index=picked.index, dtype=float))]
     view["test accuracy, median [min, max]"] = _spread(picked)
-    view["val accuracy"] = picked.val_accuracy.round(3).values if "val_accuracy" in picked else ""
+    view["val accuracy"] = ([f"{v:.3f}" if pd.notna(v) else "" for v in picked.val_accuracy]
+                           if "val_accuracy" in picked else "")
     view["seeds"] = picked.n_seeds.values
     return [table(view, right=("parameters", "state size")), ""]
 
@@ -124,7 +138,7 @@ def ranking_lines(data: ReportData, experiment: str) -> list[str]:
     agreement = seed_agreement(data.df, data.accuracy)
     agreement = agreement[agreement.experiment == experiment]
     for _, r in agreement.iterrows():
-        lines.append(f"- Kendall's τ between the rankings of seed {r.seed_a} and seed {r.seed_b}: {r.tau:.2f} "
+        lines.append(f"- Kendall's τ between the rankings of seed {r.seed_a:g} and seed {r.seed_b:g}: {r.tau:.2f} "
                      f"over {r.n} architectures (1: the same order; a gap the seeds do not agree on is noise).")
     return lines + [""] if len(agreement) else lines
 

@@ -1,10 +1,11 @@
 """Whether a trained point had finished learning: the rule behind the ``converged`` row.
 
-    converged(curve["eval_loss"], reached_threshold=result.steps_to_threshold is not None)
+    converged(curve["val_loss"], reached_threshold=result.steps_to_threshold is not None)
 
-A point is **converged** when its held-out accuracy reached the threshold, or when its held-out
-loss has stopped improving: split the evaluations into the earlier ones and the tail (the last
-quarter, at least ``MIN_TAIL`` of them); the run has plateaued when the best loss of the tail is
+A point is **converged** when its validation accuracy reached the threshold, or when its validation
+loss has stopped improving (the validation split, archbench.instruments.validation: every decision
+of training reads it, and the test set is read for the reported scores alone): split the evaluations
+into the earlier ones and the tail (the last quarter, at least ``MIN_TAIL`` of them); the run has plateaued when the best loss of the tail is
 no better than the best loss before it by more than ``TOLERANCE`` of that loss (relative):
 
     min(tail) >= min(before) * (1 - TOLERANCE)
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 TAIL = 0.25            # the fraction of the evaluations that forms the tail
 MIN_TAIL = 2           # evaluations in the tail at least
 MIN_EVALUATIONS = 4    # fewer: too short a curve to call a plateau
-TOLERANCE = 0.01       # relative improvement of the best held-out loss that still counts as improving
+TOLERANCE = 0.01       # relative improvement of the best validation loss that still counts as improving
 
 
 def tail_length(n: int) -> int:
@@ -33,7 +34,7 @@ def tail_length(n: int) -> int:
 
 
 def plateaued(losses: Sequence[float], tolerance: float = TOLERANCE) -> bool:
-    """Whether the best held-out loss of the tail is no better than the best before it, by ``tolerance``."""
+    """Whether the best validation loss of the tail is no better than the best before it, by ``tolerance``."""
     values = [float(v) for v in losses]
     if len(values) < MIN_EVALUATIONS or not all(math.isfinite(v) for v in values):
         return False
