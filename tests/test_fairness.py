@@ -354,3 +354,19 @@ def test_a_choice_at_the_edge_of_the_grid_is_flagged():
     assert edge_flag(done) == ("- At the grid's edge but at the threshold on every seed: a (lr 0.01); no value "
                                "beyond it can score higher.")
     assert edge_flag(done.assign(reached_threshold=[0, 0, 1, 0, 0, 0])) == edge_flag(table)  # one seed of two: flagged
+
+
+def test_a_configuration_with_and_without_validation_is_chosen_on_test_alone():
+    # a folder joined from older runs (no val_accuracy) and newer ones: within one configuration the
+    # grid is compared on one set, the test set, where a row lacks validation; elsewhere on validation
+    import pandas as pd
+
+    from archbench.results.selection import mark
+
+    table = pd.DataFrame({
+        "arch": ["a", "a", "b", "b"], "train.lr": [1e-3, 1e-2, 1e-3, 1e-2],
+        "accuracy": [0.9, 0.5, 0.4, 0.8], "val_accuracy": [None, 0.95, 0.7, 0.6],
+    })
+    marked = mark(table, ["arch", "train.lr"])
+    assert list(marked.selected_on) == ["accuracy", "accuracy", "val_accuracy", "val_accuracy"]
+    assert list(marked.selected) == [True, False, True, False]

@@ -24,20 +24,24 @@ def grid_columns(table: pd.DataFrame, keys: list[str]) -> list[str]:
     return [k for k in keys if k.startswith(GRID_PREFIX) and table[k].nunique(dropna=False) > 1]
 
 
-def _score(table: pd.DataFrame) -> tuple[pd.Series, str]:
-    if "val_accuracy" in table and table.val_accuracy.notna().any():
-        return table.val_accuracy, "val_accuracy"
-    return table.accuracy, "accuracy"
+def _score(table: pd.DataFrame, rest: list[str]) -> tuple[pd.Series, pd.Series]:
+    """What each row is chosen on: its validation accuracy where every row of its configuration has
+    one, else (a folder of older runs, or runs joined by ``--resume``) its test accuracy: a choice
+    between two rows is never made on two different sets."""
+    if "val_accuracy" not in table:
+        return table.accuracy, pd.Series("accuracy", index=table.index)
+    has = table.val_accuracy.notna()
+    whole = has.groupby([table[k] for k in rest], dropna=False, sort=False).transform("all") if rest else has & has.all()
+    return table.val_accuracy.where(whole, table.accuracy), whole.map({True: "val_accuracy", False: "accuracy"})
 
 
 def mark(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``table`` (one row per configuration and grid point, seeds averaged) with ``best_lr``,
     ``selected`` and ``selected_on``."""
     table = table.copy()
-    score, on = _score(table)
-    table["selected_on"] = on
     grid = grid_columns(table, keys)
     rest = [k for k in keys if k not in grid]
+    score, table["selected_on"] = _score(table, rest)
     if not grid:
         table["best_lr"] = True
         table["selected"] = True
