@@ -164,3 +164,22 @@ def test_index_html_renders_in_headless_chromium_with_every_image(results, tmp_p
     title = done.stdout[done.stdout.find("<title>") + 7: done.stdout.find("</title>")]
     count = len(list(report.parent.glob("*.png")))
     assert title == f"images {count} broken 0", (title, done.stderr[-500:])
+
+
+def test_log_ticks_are_plain_text_and_the_same_labels():
+    import matplotlib.pyplot as plt
+
+    from archbench.report.labels import plain, plain_log_ticks
+
+    assert plain(r"$\mathdefault{2\times10^{-3}}$") == "2×10⁻³" and plain(r"$\mathdefault{10^{6}}$") == "10⁶"
+    assert plain(r"$\mathdefault{10^{\alpha}}$") == r"$\mathdefault{10^{\alpha}}$" and plain("$5") == "$5"
+    fig, ax = plt.subplots()
+    ax.plot([64, 512], [1e-3, 3e-3])
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    before = [(t.get_text(), t.get_position()) for a in (ax.xaxis, ax.yaxis) for t in a.get_ticklabels(which="both")]
+    plain_log_ticks(fig)
+    after = [(t.get_text(), t.get_position()) for a in (ax.xaxis, ax.yaxis) for t in a.get_ticklabels(which="both")]
+    plt.close(fig)
+    assert [(plain(text), pos) for text, pos in before] == after and "2⁶" in [text for text, _ in after]
+    assert not any("$" in text for text, _ in after)

@@ -221,6 +221,36 @@ def test_a_single_measure_raises_what_the_callable_raised():
         archbench.measure(broken)
 
 
+
+def test_the_garbage_collector_is_off_while_timing_and_back_after():
+    import gc
+
+    seen: list[bool] = []
+    clock = FakeClock(lambda i: 1e-3)
+
+    def fn():
+        seen.append(gc.isenabled())
+        clock.fn()
+
+    rule = StopRule(min_samples=5, min_time=0.01, max_time=0.05, warmup=0.002)
+    assert gc.isenabled()
+    archbench.measure(fn, "cpu", rule, clock=clock)
+    assert seen and not any(seen) and gc.isenabled()
+
+    def broken():
+        assert not gc.isenabled()
+        raise ValueError("nope")
+
+    with pytest.raises(ValueError, match="nope"):
+        archbench.measure(broken)
+    assert gc.isenabled()
+    gc.disable()  # a caller's choice stays
+    try:
+        archbench.measure(fn, "cpu", rule, clock=clock)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
 # -- GPU (skipped without one) ---------------------------------------------------------------------
 
 @requires_cuda

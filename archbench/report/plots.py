@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.text import Text
 
+from archbench.report.labels import literal_labels, plain_log_ticks
 from archbench.results import fits
 from archbench.results.selection import chosen
 
@@ -34,17 +34,6 @@ def colours(archs: list[str]) -> dict[str, str]:
     return {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(sorted(archs))}
 
 
-def literal_labels(fig: plt.Figure) -> None:
-    """Every text of ``fig`` but its tick labels (which matplotlib writes as mathtext, 10^2) shown as
-    written: a ``$`` in a label (an architecture named in a results folder) is a dollar sign, not
-    mathtext that fails to parse."""
-    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
-             for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
-    for text in fig.findobj(Text):
-        if id(text) not in ticks:
-            text.set_parse_math(False)
-
-
 def file_stem(name: str) -> str:
     """A figure's name as one plain file name: a metric or experiment named ``../x`` or ``<b>`` from a
     results folder never writes outside the report's folder, nor means anything in its page."""
@@ -53,6 +42,7 @@ def file_stem(name: str) -> str:
 
 def _save(fig: plt.Figure, out: Path, stem: str) -> str:
     stem = file_stem(stem)
+    plain_log_ticks(fig)
     literal_labels(fig)
     fit_titles(fig)
     _write(fig, out, stem)
@@ -61,8 +51,9 @@ def _save(fig: plt.Figure, out: Path, stem: str) -> str:
 
 
 def _write(fig: plt.Figure, out: Path, stem: str) -> None:
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}", dpi=110)
+    fig.savefig(out / f"{stem}.png", dpi=110)
+    with plt.rc_context({"svg.fonttype": "none"}):  # text as text, not each glyph drawn as a path
+        fig.savefig(out / f"{stem}.svg", dpi=110)
 
 
 def _layout(fig: plt.Figure) -> None:
