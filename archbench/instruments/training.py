@@ -38,6 +38,7 @@ from archbench.results.convergence import converged, plateaued
 from archbench.tasks.base import Batch, Task
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out set's seed: seed + this, never a training seed
+EVAL_CHUNK = 64               # the held-out set is scored in chunks of max(batch, this)
 BACKWARD_FACTOR = 3           # training FLOPs per step: the forward, and a backward of about twice it
 
 
@@ -118,7 +119,7 @@ def read_features(model: nn.Module, task: Task) -> nn.Module:
 
 
 def model_input(batch: Batch) -> torch.Tensor:
-    return batch.inputs if batch.features is None else batch.features
+    return batch.arguments()[-1]  # the decoder's inputs of an encoder-decoder
 
 
 def predictions(model: nn.Module, batch: Batch) -> torch.Tensor | None:
@@ -202,7 +203,7 @@ def training_flops_per_step(model: nn.Module, batch: int, seq_len: int, target_l
 def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: int,
            device: torch.device) -> TrainingResult:
     generator = torch.Generator().manual_seed(seed)
-    held_out = held_out_set(task, s.eval_size, max(batch, 64), seed, device)
+    held_out = held_out_set(task, s.eval_size, max(batch, EVAL_CHUNK), seed, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     curve: dict[str, list[float]] = {"step": [], "train_loss": [], "eval_loss": [], "eval_accuracy": [], "time": [],
