@@ -36,6 +36,11 @@ def sinusoid_at(t: torch.Tensor, d: int) -> torch.Tensor:
     return pe
 
 
+def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype, start: int = 0) -> torch.Tensor:
+    """PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(...): (T, D), rows t = start .. seq_len - 1."""
+    return sinusoid_at(torch.arange(start, seq_len, device=device, dtype=torch.float32), d).to(dtype)
+
+
 def random_positions(length: int, max_len: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """A sorted random subset of ``length`` of the positions 0 .. max_len - 1 (Ruoss et al.), float (T,)."""
     if length > max_len:
