@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 
-ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi", "randomized")
 RELATIVE = ("rope", "alibi")
 ROPE_BASE = 10000.0
 
