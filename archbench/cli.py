@@ -354,12 +354,10 @@ def history_command(results_dirs: tuple[Path, ...], fmt: str, out: Path | None, 
         _emit(history_json(results_dirs, **knobs), out, "--out")
         return
     if out is None:
-        from archbench.report.render import default_reports_root
+        from archbench.report.render import default_history_folder
         from archbench.results.history import run_folders
 
-        first = run_folders(results_dirs)[0].resolve()
-        root = default_reports_root(first)
-        out = root / first.parent.name / "history" if root else results_dirs[0] / "history"
+        out = default_history_folder(run_folders(results_dirs)[0], results_dirs[0])
     click.echo(f"history: {write_history(results_dirs, out, **knobs)}")
 
 

@@ -40,6 +40,11 @@ class Entry(Generic[T]):
     source: str  # the module that registered it, for `archbench ls`
     plugin: str | None = None  # how a plugin came: "entry point '<name>' of <distribution> <version>", or "suite"
 
+    @property
+    def builtin(self) -> bool:
+        """Whether archbench's own code registered it (not a plugin)."""
+        return self.source == "archbench" or self.source.startswith("archbench.")
+
 
 # The plugin being loaded, while it is: its description (Entry.plugin) for what it registers.
 _loading: str | None = None

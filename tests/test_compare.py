@@ -74,7 +74,7 @@ def _samples(seed: int, n: int, median: float, sigma: float) -> list[float]:
 
 
 def _judge_timed(base: list[float], cur: list[float], hib: bool = False, rule: Rule = LAT):
-    return judge("latency", float(np.median(base)), float(np.median(cur)), hib, rule, base, cur, timed=True)
+    return judge(float(np.median(base)), float(np.median(cur)), hib, rule, base, cur, timed=True)
 
 
 def test_identical_distributions_are_never_called():
@@ -117,27 +117,27 @@ def test_throughput_direction_higher_is_better():
     rule = DEFAULT_RULES["throughput"]
     lat_base, lat_cur = _samples(7, 40, 1e-3, 0.05), _samples(8, 40, 1.3e-3, 0.05)
     # slower calls: throughput falls, which is worse when higher is better
-    assert judge("throughput", 1000.0, 1000 / 1.3, True, rule, lat_base, lat_cur, timed=True,
+    assert judge(1000.0, 1000 / 1.3, True, rule, lat_base, lat_cur, timed=True,
                  inverse=True)[0] == "regressed"
-    assert judge("throughput", 1000 / 1.3, 1000.0, True, rule, lat_cur, lat_base, timed=True,
+    assert judge(1000 / 1.3, 1000.0, True, rule, lat_cur, lat_base, timed=True,
                  inverse=True)[0] == "improved"
     # a value that moved against its samples (mfu over a peak measured again) is not called
-    category, _, detail = judge("mfu", 0.5, 0.6, True, DEFAULT_RULES["mfu"], lat_base, lat_cur, timed=True,
+    category, _, detail = judge(0.5, 0.6, True, DEFAULT_RULES["mfu"], lat_base, lat_cur, timed=True,
                                 inverse=True)
     assert category == "unchanged" and "other way" in detail
 
 
 def test_untimed_tolerances():
     acc = DEFAULT_RULES["accuracy"]
-    assert judge("accuracy", 0.95, 0.92, True, acc)[0] == "regressed"      # dropped 0.03 > 0.02
-    assert judge("accuracy", 0.95, 0.94, True, acc)[0] == "unchanged"      # dropped 0.01
-    assert judge("accuracy", 0.90, 0.95, True, acc)[0] == "improved"
+    assert judge(0.95, 0.92, True, acc)[0] == "regressed"      # dropped 0.03 > 0.02
+    assert judge(0.95, 0.94, True, acc)[0] == "unchanged"      # dropped 0.01
+    assert judge(0.90, 0.95, True, acc)[0] == "improved"
     flops = DEFAULT_RULES["flops"]
-    assert judge("flops", 1e9, 1e9, False, flops)[0] == "unchanged"
-    assert judge("flops", 1e9, 1e9 + 2, False, flops)[0] == "regressed"   # a count: any change
+    assert judge(1e9, 1e9, False, flops)[0] == "unchanged"
+    assert judge(1e9, 1e9 + 2, False, flops)[0] == "regressed"   # a count: any change
     mem = DEFAULT_RULES["peak_memory"]
-    assert judge("peak_memory", 1e6, 1.04e6, False, mem)[0] == "unchanged"
-    assert judge("peak_memory", 1e6, 1.2e6, False, mem)[0] == "regressed"
+    assert judge(1e6, 1.04e6, False, mem)[0] == "unchanged"
+    assert judge(1e6, 1.2e6, False, mem)[0] == "regressed"
 
 
 # ---------------------------------------------------------------------- synthetic results folders

@@ -285,3 +285,64 @@ def test_help_report_compare_and_export_run_without_torch(tmp_path):
     out = tmp_path / "bench.json"
     export = _without_torch("export", str(fixture), "--format", "pytest-benchmark", "-o", str(out), cwd=tmp_path)
     assert export.returncode == 0 and out.stat().st_size > 0, export.stderr
+
+
+# Dead code: a module-level function, class or constant of archbench/ that no code names (archbench/,
+# tests/, benchmarks/, examples/: a name in use, an attribute, an import, a string naming it such as
+# "archbench.x:Name" or an __all__ entry). Decorated ones register themselves (a registry finds them).
+# Each name kept all the same is here, with why.
+CODE_DIRS = ("archbench", "tests", "benchmarks", "examples")
+UNUSED_ALLOWED: dict[str, str] = {}
+
+
+def _defined(tree: ast.Module) -> list[tuple[str, int]]:
+    """The module-level names a module defines, undecorated, with their lines; dunders left out."""
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.decorator_list:
+            out.append((node.name, node.lineno))
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out += [(n.id, node.lineno) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return [(name, line) for name, line in out if not name.startswith("__")]
+
+
+def _referenced(tree: ast.AST) -> set[str]:
+    """Every name a file uses: loaded names, attributes, imported names, and the parts of a string that
+    is a dotted name ("archbench.x.y:Attr"); a docstring's prose does not count."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.alias):
+            names.add(node.name.rpartition(".")[2])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isascii() \
+                and node.value.replace(".", "_").replace(":", "_").isidentifier():
+            names |= set(node.value.replace(":", ".").split("."))
+    return names
+
+
+def _unused(defining: dict[str, Path], reading: list[Path]) -> list[str]:
+    used: set[str] = set()
+    for path in reading:
+        used |= _referenced(ast.parse(path.read_text(encoding="utf-8")))
+    return sorted(f"{name}.{defined} (line {line})" for name, path in defining.items()
+                  for defined, line in _defined(ast.parse(path.read_text(encoding="utf-8"))) if defined not in used)
+
+
+def test_no_module_level_name_is_unused():
+    found = _unused(MODULES, [p for d in CODE_DIRS for p in (ROOT / d).rglob("*.py")])
+    assert [e for e in found if e.split(" ")[0] not in UNUSED_ALLOWED] == []
+    gone = [n for n in UNUSED_ALLOWED if not any(e.startswith(n + " ") for e in found)]
+    assert gone == [], f"used now, remove from UNUSED_ALLOWED: {gone}"
+
+
+def test_the_dead_code_check_finds_an_unused_function(tmp_path):
+    module = tmp_path / "mod.py"
+    module.write_text('"""uses: helper"""\nLIMIT = 3\n\n\ndef helper():\n    return LIMIT\n\n\n'
+                      'def forgotten():\n    return 1\n\n\n@register("x")\ndef registered():\n    return 2\n')
+    caller = tmp_path / "caller.py"
+    caller.write_text("from mod import helper\nprint(helper(), 'archbench.mod:nothing')\n")
+    assert _unused({"mod": module}, [module, caller]) == ["mod.forgotten (line 9)"]

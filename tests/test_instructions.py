@@ -91,10 +91,10 @@ def test_the_gate_calls_one_percent_more_instructions_a_regression():
     base = [3_694_214.0, 3_694_301.0, 3_694_190.0, 3_694_250.0, 3_694_222.0]
     for shift, expected in ((0.003, "unchanged"), (0.015, "regressed"), (-0.015, "improved")):
         cur = [v * (1 + shift) for v in base]
-        category, p, _ = judge("instructions", base[0], cur[0], False, rule, base, cur, timed=True)
+        category, p, _ = judge(base[0], cur[0], False, rule, base, cur, timed=True)
         assert category == expected, (shift, p)
     # tied counts (5 against 5, all equal within each run) still reach the rule's level
-    category, p, _ = judge("instructions", 1e6, 1.02e6, False, rule, [1e6] * 5, [1.02e6] * 5, timed=True)
+    category, p, _ = judge(1e6, 1.02e6, False, rule, [1e6] * 5, [1.02e6] * 5, timed=True)
     assert category == "regressed" and p < rule.alpha
 
 

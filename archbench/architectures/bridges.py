@@ -23,7 +23,7 @@ from torch import nn
 
 from archbench import registry
 from archbench.architectures.base import declared
-from archbench.architectures.transformer import sinusoidal
+from archbench.architectures.positions import sinusoidal
 from archbench.parameters import ParameterError
 
 

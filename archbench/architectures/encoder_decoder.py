@@ -95,8 +95,7 @@ def part(kind: str, role: str, vocab_size: int, causal: bool, d_model: int, laye
 
 
 def _own(kind: str) -> bool:
-    source = registry.architectures.entry(kind).source
-    return source == "archbench" or source.startswith("archbench.")
+    return registry.architectures.entry(kind).builtin
 
 
 def _built_on_meta(cls: type[EncoderDecoder], params: dict[str, Any]) -> None:

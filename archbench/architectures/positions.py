@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 
-ENCODINGS = ("sinusoidal", "learned", "none", "rope", "alibi", "randomized")
 RELATIVE = ("rope", "alibi")
 ROPE_BASE = 10000.0
 
@@ -34,6 +33,11 @@ def sinusoid_at(t: torch.Tensor, d: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(t[:, None] * freq)
     pe[:, 1::2] = torch.cos(t[:, None] * freq[: d // 2])
     return pe
+
+
+def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype, start: int = 0) -> torch.Tensor:
+    """PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(...): (T, D), rows t = start .. seq_len - 1."""
+    return sinusoid_at(torch.arange(start, seq_len, device=device, dtype=torch.float32), d).to(dtype)
 
 
 def random_positions(length: int, max_len: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:

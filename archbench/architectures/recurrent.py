@@ -13,12 +13,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from archbench.architectures.base import Architecture, head_flops
+from archbench.architectures.backbone import Backbone
+from archbench.architectures.base import head_flops
 from archbench.architectures.decoding import DecodeState
 from archbench.parameters import PositiveInt
 
 
-class Recurrent(Architecture):
+class Recurrent(Backbone):
     """Embedding -> ``layers`` stacked recurrent layers of width ``d_model`` (per direction) -> linear head."""
 
     cell: ClassVar[type[nn.RNNBase]]
@@ -31,13 +32,13 @@ class Recurrent(Architecture):
         super().__init__()
         self.vocab_size, self.causal, self.d_model, self.layers = vocab_size, causal, d_model, layers
         self.directions = 1 if causal else 2
-        self.embed = nn.Embedding(vocab_size, d_model)
+        self.add_input(vocab_size, d_model)
         self.rnn = self.cell(d_model, d_model, layers, batch_first=True, bidirectional=not causal)
-        self.head = nn.Linear(d_model * self.directions, vocab_size)
+        self.add_output(d_model * self.directions, vocab_size, norm=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
-        h, _ = self.rnn(self.embed(x))                      # (B, T, D * directions)
-        return self.head(h)                                 # (B, T, V)
+        h, _ = self.rnn(self.embedded(x))                   # (B, T, D * directions)
+        return self.logits(h)                               # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
         w = self.embed.weight  # the device and dtype (the head may be an encoder-decoder's identity)
@@ -46,8 +47,8 @@ class Recurrent(Architecture):
 
     def prefill(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
         hx = state.layers if isinstance(self.rnn, nn.LSTM) else state.layers[0]
-        h, hx = self.rnn(self.embed(x), hx)                 # (B, T, D), the state after the last token
-        return self.head(h), state.advanced(hx if isinstance(hx, tuple) else (hx,), x.shape[1])
+        h, hx = self.rnn(self.embedded(x), hx)              # (B, T, D), the state after the last token
+        return self.logits(h), state.advanced(hx if isinstance(hx, tuple) else (hx,), x.shape[1])
 
     def step(self, token: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
         logits, state = self.prefill(token[:, None], state)  # one token is a prompt of length 1

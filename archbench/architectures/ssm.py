@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archbench.architectures.base import Architecture, head_flops
+from archbench.architectures.backbone import Backbone
+from archbench.architectures.base import head_flops
 from archbench.architectures.decoding import DecodeState, require_fresh
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
@@ -152,7 +153,7 @@ class SSMBlock(nn.Module):
 
 
 @register_architecture("ssm")
-class SSM(Architecture):
+class SSM(Backbone):
     """Embedding -> ``layers`` S4D blocks (diagonal state space, ``state`` complex modes) -> norm -> head."""
 
     depth_parameter = "layers"
@@ -173,16 +174,15 @@ class SSM(Architecture):
         super().__init__()
         self.vocab_size, self.causal, self.d_model = vocab_size, causal, d_model
         self.layers, self.state, self.convolution = layers, state, convolution
-        self.embed = nn.Embedding(vocab_size, d_model)
+        self.add_input(vocab_size, d_model)
         self.blocks = nn.ModuleList(SSMBlock(d_model, state, causal, convolution) for _ in range(layers))
-        self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab_size)
+        self.add_output(d_model, vocab_size, norm=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
-        h = self.embed(x)                                  # (B, T, D)
+        h = self.embedded(x)                               # (B, T, D)
         for block in self.blocks:
             h = block(h)                                   # (B, T, D)
-        return self.head(self.norm(h))                     # (B, T, V)
+        return self.logits(h)                              # (B, T, V)
 
     def recurrent(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) token ids
         """The same logits as ``forward``, each layer run step by step from its state."""
@@ -202,18 +202,18 @@ class SSM(Architecture):
 
     def prefill(self, x: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
         require_fresh(state)
-        h = self.embed(x)                                  # (B, T, D)
+        h = self.embedded(x)                               # (B, T, D)
         for block, s in zip(self.blocks, state.layers):
             h = block(h, s)                                # (B, T, D), s filled with the prompt's state
-        return self.head(self.norm(h)), state.advanced(state.layers, x.shape[1])
+        return self.logits(h), state.advanced(state.layers, x.shape[1])
 
     def step(self, token: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
-        h = self.embed(token[:, None])                     # (B, 1, D)
+        h = self.embedded(token[:, None])                  # (B, 1, D)
         states = []
         for block, s in zip(self.blocks, state.layers):
             h, s = block.step(h, s)
             states.append(s)
-        return self.head(self.norm(h))[:, 0], state.advanced(tuple(states))
+        return self.logits(h)[:, 0], state.advanced(tuple(states))
 
     def decode_flops(self, batch: int, context: int) -> int:
         # matrix products only (the state update is elementwise): each block's output projection, the head

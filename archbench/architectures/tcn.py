@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from archbench.architectures.base import Architecture, Between, head_flops
+from archbench.architectures.backbone import Backbone
+from archbench.architectures.base import Between, head_flops
 from archbench.architectures.decoding import DecodeState
 from archbench.parameters import POSITIONS, ParameterError, PositiveInt, Probability
 from archbench.registry import register_architecture
@@ -67,7 +68,7 @@ def hooked(between: Between, i: int, h: torch.Tensor) -> torch.Tensor:  # h: (B,
 
 
 @register_architecture("tcn")
-class TCN(Architecture):
+class TCN(Backbone):
     """Embedding -> ``levels`` temporal blocks with dilation ``dilation_base**i`` -> linear head."""
 
     depth_parameter = "levels"
@@ -88,11 +89,11 @@ class TCN(Architecture):
         super().__init__()
         self.vocab_size, self.causal, self.d_model = vocab_size, causal, d_model
         self.kernel_size, self.levels, self.dilation_base = kernel_size, levels, dilation_base
-        self.embed = nn.Embedding(vocab_size, d_model)
+        self.add_input(vocab_size, d_model)
         self.blocks = nn.ModuleList(
             TemporalBlock(d_model, kernel_size, dilation_base**i, causal, dropout) for i in range(levels)
         )
-        self.head = nn.Linear(d_model, vocab_size)
+        self.add_output(d_model, vocab_size, norm=False)
 
     @staticmethod
     def check_params(p: dict[str, Any]) -> None:
@@ -108,10 +109,10 @@ class TCN(Architecture):
                                  "smaller dilation_base or kernel_size")
 
     def forward(self, x: torch.Tensor, between: Between = None) -> torch.Tensor:  # x: (B, T) token ids
-        h = self.embed(x).transpose(1, 2)                  # (B, D, T)
+        h = self.embedded(x).transpose(1, 2)               # (B, D, T)
         for i, block in enumerate(self.blocks):
             h = hooked(between, i, block(h))               # (B, D, T)
-        return self.head(h.transpose(1, 2))                # (B, T, V)
+        return self.logits(h.transpose(1, 2))             # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
         w = self.embed.weight  # the device and dtype (the head may be an encoder-decoder's identity)
@@ -121,13 +122,13 @@ class TCN(Architecture):
 
     def prefill(self, x: torch.Tensor, state: DecodeState,
                 between: Between = None) -> tuple[torch.Tensor, DecodeState]:
-        h = self.embed(x).transpose(1, 2)                  # (B, D, T)
+        h = self.embedded(x).transpose(1, 2)               # (B, D, T)
         queues = []
         for i, (block, q) in enumerate(zip(self.blocks, state.layers)):
             h, q = block.decode(h, q)                      # (B, D, T), the queues T inputs on
             h = hooked(between, i, h)
             queues.append(q)
-        return self.head(h.transpose(1, 2)), state.advanced(tuple(queues), x.shape[1])
+        return self.logits(h.transpose(1, 2)), state.advanced(tuple(queues), x.shape[1])
 
     def step(self, token: torch.Tensor, state: DecodeState,
              between: Between = None) -> tuple[torch.Tensor, DecodeState]:

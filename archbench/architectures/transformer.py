@@ -13,29 +13,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archbench.architectures.base import Architecture, Between, head_flops
+from archbench.architectures.backbone import Backbone
+from archbench.architectures.base import Between, head_flops
 from archbench.architectures.decoding import DecodeState, require_fresh
 from archbench.architectures.positions import (
     RELATIVE,
     Relative,
     alibi_bias,
-    random_positions,
     relative,
     rope,
-    sinusoid_at,
 )
 from archbench.parameters import PositiveInt
 from archbench.registry import register_architecture
-
-
-def sinusoidal(seq_len: int, d: int, device: torch.device, dtype: torch.dtype, start: int = 0) -> torch.Tensor:
-    """PE(t, 2i) = sin(t / 10000^(2i/d)), PE(t, 2i+1) = cos(...): (T, D), rows t = start .. seq_len - 1."""
-    t = torch.arange(start, seq_len, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(seq_len - start, d, device=device)
-    pe[:, 0::2] = torch.sin(t * freq)
-    pe[:, 1::2] = torch.cos(t * freq[: d // 2])
-    return pe.to(dtype)
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor, scale: float, causal: bool,
@@ -149,8 +138,8 @@ def at(between: Between, i: int) -> Callable[[torch.Tensor], torch.Tensor] | Non
 
 
 @register_architecture("transformer")
-class Transformer(Architecture):
-    """Embedding + positional encoding -> ``layers`` pre-norm blocks -> norm -> linear head."""
+class Transformer(Backbone):
+    """Embedding + positional encoding -> ``layers`` pre-norm blocks -> norm -> linear head (archbench.architectures.backbone)."""
 
     depth_parameter = "layers"
     operation, work_exponent, depth_exponent, path_length_law = "attention", 2.0, 0.0, "1"
@@ -171,16 +160,11 @@ class Transformer(Architecture):
     ):
         super().__init__()
         self.vocab_size, self.causal, self.d_model = vocab_size, causal, d_model
-        self.heads, self.layers, self.positional, self.max_len = heads, layers, positional, max_len
-        self.embed = nn.Embedding(vocab_size, d_model)
-        self.pos_table = nn.Embedding(max_len, d_model) if positional == "learned" else None
-        # randomized positions: their own generator, seeded from the build's, so a forward leaves torch's alone
-        self.position_generator = (torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
-                                   if positional == "randomized" else None)
+        self.heads, self.layers = heads, layers
+        self.add_input(vocab_size, d_model, positional, max_len)
         scaled = attention_scale == "sqrt_d"
         self.blocks = nn.ModuleList(Block(d_model, heads, causal, scaled) for _ in range(layers))
-        self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab_size)
+        self.add_output(d_model, vocab_size, norm=True)
 
     @staticmethod
     def check_params(p: dict[str, Any]) -> None:
@@ -197,27 +181,12 @@ class Transformer(Architecture):
         if p["positional"] == "learned" and seq_len > p["max_len"]:
             raise ValueError(f"seq_len {seq_len} exceeds the learned positional table (max_len {p['max_len']})")
 
-    def pos(self, x: torch.Tensor, start: int = 0) -> torch.Tensor | float:  # (T, D), or 0 without positions
-        T = start + x.shape[1]  # positions start .. T - 1
-        if self.positional in ("none", *RELATIVE):  # none, or inside attention (archbench.architectures.positions)
-            return 0.0
-        if self.position_generator is not None:  # randomized: a sorted random subset of 0 .. max_len - 1
-            if start:
-                raise ValueError("randomized positions are drawn per forward; a decoding step has none to continue")
-            t = random_positions(T, self.max_len, self.position_generator, x.device)
-            return sinusoid_at(t, self.d_model).to(self.embed.weight.dtype)
-        if T > self.max_len and self.pos_table is not None:
-            raise ValueError(f"seq_len {T} exceeds the learned positional table (max_len {self.max_len})")
-        if self.pos_table is not None:
-            return self.pos_table.weight[start:T]
-        return sinusoidal(T, self.d_model, x.device, self.embed.weight.dtype, start)
-
     def forward(self, x: torch.Tensor, between: Between = None) -> torch.Tensor:  # x: (B, T) token ids
-        h = self.embed(x) + self.pos(x)                  # (B, T, D)
+        h = self.embedded(x)                             # (B, T, D)
         where = relative(self.positional, x.shape[1], x.device)  # rope or alibi, else None
         for i, block in enumerate(self.blocks):
             h = block(h, between=at(between, i), where=where)  # (B, T, D), causal when self.causal
-        return self.head(self.norm(h))                   # (B, T, V)
+        return self.logits(h)                            # (B, T, V)
 
     def init_state(self, batch: int, capacity: int) -> DecodeState:
         if self.position_generator is not None:
@@ -227,22 +196,22 @@ class Transformer(Architecture):
     def prefill(self, x: torch.Tensor, state: DecodeState,
                 between: Between = None) -> tuple[torch.Tensor, DecodeState]:
         require_fresh(state)
-        h = self.embed(x) + self.pos(x)                  # (B, T, D)
+        h = self.embedded(x)                             # (B, T, D)
         where = relative(self.positional, x.shape[1], x.device)
         for i, (block, cache) in enumerate(zip(self.blocks, state.layers)):
             h = block(h, cache, at(between, i), where)   # (B, T, D), the cache filled with the prompt
-        return self.head(self.norm(h)), state.advanced(state.layers, x.shape[1])
+        return self.logits(h), state.advanced(state.layers, x.shape[1])
 
     def step(self, token: torch.Tensor, state: DecodeState,
              between: Between = None) -> tuple[torch.Tensor, DecodeState]:
         x = token[:, None]                               # (B, 1)
-        h = self.embed(x) + self.pos(x, state.length)    # (B, 1, D)
+        h = self.embedded(x, state.length)               # (B, 1, D)
         caches = []
         for i, (block, cache) in enumerate(zip(self.blocks, state.layers)):
             kind = self.positional if self.positional in RELATIVE else None
             h, cache = block.step(h, cache, state.length, at(between, i), kind)
             caches.append(cache)
-        return self.head(self.norm(h))[:, 0], state.advanced(tuple(caches))
+        return self.logits(h)[:, 0], state.advanced(tuple(caches))
 
     def decode_keys(self, context: int) -> int:
         """Keys one new token attends to when the state holds ``context`` tokens: all, and itself."""

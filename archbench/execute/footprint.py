@@ -38,13 +38,12 @@ from archbench.errors import BadInput, PointTimeout
 from archbench.execute.decoding_trace import generate_on_meta
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments.passes import loss_fn, scored_targets
-from archbench.instruments.training import TrainingSettings, read_features
+from archbench.instruments.training import EVAL_CHUNK, TrainingSettings, read_features
 from archbench.suite.point import Point
 from archbench.tasks.base import Batch
 from archbench.tasks.lengths import build_task
 
 CPU_SHARE = 0.9  # of the RAM available when the point starts: what a point on the CPU may use
-EVAL_CHUNK = 64  # the held-out set is scored in chunks of max(batch, this) (instruments.training)
 
 
 @dataclass(frozen=True)
@@ -240,8 +239,7 @@ def _traced(point: Point, params: dict[str, Any]) -> Footprint:
 
 def _own(reg: registry.Registry, name: str) -> bool:
     """Whether ``name`` is archbench's own, not a plugin's."""
-    source = reg.entry(name).source
-    return source == "archbench" or source.startswith("archbench.")
+    return reg.entry(name).builtin
 
 
 def _tensors(batch: Batch) -> list[torch.Tensor]:
@@ -266,8 +264,7 @@ def _trace(model: torch.nn.Module, one: Batch, kind: str, batch: int, features: 
         with _FusedKernels(), (allocator := _Allocator()), torch.no_grad():
             generate_on_meta(model, b, generation)
         return allocator.peak
-    x = b.features if features and b.features is not None else b.inputs
-    args = (x,) if b.source is None else (b.source, x)  # an encoder-decoder reads the source first
+    args = (b if features else dataclasses.replace(b, features=None)).arguments()  # features once read_features swapped
     model.zero_grad(set_to_none=True)
     inference = kind in ("forward", "eval", "encode", "decode")  # encode, decode: at most the whole forward
     model.train(not inference)  # as the passes and the training loop set it

@@ -47,7 +47,7 @@ class Plugin:
 
 def _plugin(kind: str, name: str) -> Plugin | None:
     entry = REGISTRIES[kind].entry(name)
-    if entry.source == "archbench" or entry.source.startswith("archbench."):
+    if entry.builtin:
         return None  # a built-in: registered when the child's registry loads them
     module = getattr(entry.obj, "__module__", None) or entry.source
     qualname = getattr(entry.obj, "__qualname__", "")

@@ -29,6 +29,7 @@ from archbench.errors import BadInput
 from archbench.execute import executors, footprint
 from archbench.execute.group import DTYPES, Settings
 from archbench.execute.resume import check_same_points, point_ids_of, remaining
+from archbench.execute.run_plan import RunPlan, _stderr
 from archbench.execute.schedule import Summary, run_points
 from archbench.execute.signals import Terminated, terminated_raises
 from archbench.instruments import environment, flags
@@ -61,10 +62,6 @@ class Interrupted(KeyboardInterrupt):
         how = "terminated (SIGTERM)" if terminated else "interrupted"
         super().__init__(f"{how}: {finished} of {total} points finished")
         self.folder, self.finished, self.total, self.terminated = folder, finished, total, terminated
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def run(
@@ -112,69 +109,86 @@ def _run(suite: str | Path | Suite, out: str | Path, device: str | None, executo
     old_store = ResultStore.open(resume) if resume is not None else None
     old = old_store.read_meta() if old_store else {}
     resolved = resolve_device(device or old.get("device") or suite.device)  # a resumed run keeps its device
-    points = expand(suite, source=suite_path, device=resolved)
-    every = points
-    points, shard_meta = _shard_of(points, shard, old, suite.timing.interleave, resume)
-    name = executor or suite.executor or "serial"
+    every = expand(suite, source=suite_path, device=resolved)
+    points, shard_meta = _shard_of(every, shard, old, suite.timing.interleave, resume)
+    plan = RunPlan(suite, suite_path, points, every, device=resolved, executor=executor or suite.executor or "serial",
+                   out=out, workers=workers, address=address, resume=resume, retry_failed=retry_failed,
+                   progress=progress, shard=shard_meta, old=old, say=say)
     if old_store:
         check_same_points(points, point_ids_of(old, resolved, allow_plugins), str(resume), suite_path)
-    with executors.make(name, workers, address) as ex, contextlib.ExitStack() as held:
-        ex.check(points)  # the process executor's workers start importing here
-        footprint.check_fits(every, suite.timeout)  # an experiment none of whose points fits the memory
-        store = old_store or ResultStore.create(out, suite.name)
+    return _execute(plan, old_store)
+
+
+def _execute(plan: RunPlan, old_store: ResultStore | None) -> RunOutcome:
+    """``plan`` run into its folder (``old_store`` when resuming), locked while it is written."""
+    with executors.make(plan.executor, plan.workers, plan.address) as ex, contextlib.ExitStack() as held:
+        ex.check(plan.points)  # the process executor's workers start importing here
+        footprint.check_fits(plan.every, plan.suite.timeout)  # an experiment none of whose points fits the memory
+        store = old_store or ResultStore.create(plan.out, plan.suite.name)
         held.enter_context(FolderLock(store.folder))  # a second writer of the folder stops here
         try:
-            summary = _run_in(store, suite, suite_path, points, old, resolved, name, workers, address,
-                              retry_failed, progress, ex, say, resume, shard_meta)
+            summary = _run_in(store, plan, ex)
         except NoSpace as exc:
             raise BadInput(f"{exc}; the finished points are kept; resume with: "
-                           f"archbench run {suite_path} --resume {store.folder}") from None
+                           f"archbench run {plan.suite_path} --resume {store.folder}") from None
     return RunOutcome(store.folder, summary)
 
 
-def _run_in(store: ResultStore, suite: Suite, suite_path: str, points: list, old: dict, resolved: str, name: str,
-            workers: int | None, address: str | None, retry_failed: bool, progress: bool, ex: Any,
-            say: Callable[[str], None], resume: str | Path | None, shard_meta: dict | None = None) -> Summary:
+def update_meta(store: ResultStore, **changes: Any) -> dict[str, Any]:
+    """``store``'s meta.json with ``changes`` merged in at its top level, written whole (a temporary file
+    renamed into place, ResultStore.write_meta); the new meta."""
+    meta = {**(store.read_meta() if (store.folder / "meta.json").is_file() else {}), **changes}
+    store.write_meta(meta)
+    return meta
+
+
+def _begin(store: ResultStore, plan: RunPlan) -> tuple[list, Any]:
+    """The points still to run and the skips of a resumed run (None for a new one), meta.json begun."""
+    suite, say = plan.suite, plan.say
+    if not plan.resuming:
+        meta = _meta(plan)
+        store.start(suite.text, {**meta, "shard": plan.shard} if plan.shard else meta)
+        part = f"shard {plan.shard['index']}/{plan.shard['count']}: " if plan.shard else ""
+        say(f"{suite.name}: {part}{len(plan.points)} points on {plan.device} ({plan.executor}) -> {store.folder}")
+        return plan.points, None
+    with _warnings_to(say):
+        todo, skips = remaining(plan.points, store.records(), plan.retry_failed)
+    sha = hashlib.sha256(suite.text.encode()).hexdigest()
+    if sha != plan.old.get("suite_sha256"):
+        say(f"note: {plan.suite_path} differs from {plan.resume}/suite.yaml but gives the same points; "
+            "the points still to run use its settings (timing:, timeout:, executor:)")
+    resumed = {"at": now_iso(), "command": " ".join(sys.argv), "suite_sha256": sha, "executor": plan.executor,
+               "points": len(todo), "retry_failed": plan.retry_failed}
+    update_meta(store, ended=None, interrupted=None, resumed=[*plan.old.get("resumed", []), resumed])
+    say(f"{suite.name}: resuming {store.folder}: {len(plan.points) - len(todo)} of {len(plan.points)} points "
+        f"done, {len(todo)} to run on {plan.device} ({plan.executor})")
+    return todo, skips
+
+
+def _run_in(store: ResultStore, plan: RunPlan, ex: Any) -> Summary:
     """The points still to run, run into ``store`` (locked by the caller), and the folder consolidated."""
-    todo, skips = points, None
-    if resume is not None:
-        with _warnings_to(say):
-            todo, skips = remaining(points, store.records(), retry_failed)
-        sha = hashlib.sha256(suite.text.encode()).hexdigest()
-        if sha != old.get("suite_sha256"):
-            say(f"note: {suite_path} differs from {resume}/suite.yaml but gives the same points; "
-                "the points still to run use its settings (timing:, timeout:, executor:)")
-        resumed = {"at": now_iso(), "command": " ".join(sys.argv), "suite_sha256": sha, "executor": name,
-                   "points": len(todo), "retry_failed": retry_failed}
-        store.write_meta({**old, "ended": None, "interrupted": None,
-                          "resumed": [*old.get("resumed", []), resumed]})
-        say(f"{suite.name}: resuming {store.folder}: {len(points) - len(todo)} of {len(points)} points "
-            f"done, {len(todo)} to run on {resolved} ({name})")
-    else:
-        meta = _meta(suite, suite_path, points, resolved, name, workers, address)
-        store.start(suite.text, {**meta, "shard": shard_meta} if shard_meta else meta)
-        part = f"shard {shard_meta['index']}/{shard_meta['count']}: " if shard_meta else ""
-        say(f"{suite.name}: {part}{len(points)} points on {resolved} ({name}) -> {store.folder}")
+    suite = plan.suite
+    todo, skips = _begin(store, plan)
     try:
         peak = store.read_meta().get("device_peak")
         if peak is None and any("latency" in p.metrics for p in todo):
-            peak = matmul_peak(resolved, DTYPES[suite.dtype], suite.threads)
-            store.write_meta({**store.read_meta(), "device_peak": peak})
-            say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
+            peak = matmul_peak(plan.device, DTYPES[suite.dtype], suite.threads)
+            update_meta(store, device_peak=peak)
+            plan.say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
         settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
-        if name == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
+        if plan.executor == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
             from archbench.execute.callgrind import launch_for
 
             launch_for(todo, settings.rule)  # and asks for their counts at once
-        summary = run_points(todo, settings, store, suite.name, progress=progress, executor=ex, skips=skips)
+        summary = run_points(todo, settings, store, suite.name, progress=plan.progress, executor=ex, skips=skips)
     except KeyboardInterrupt as stop:
         frame = store.consolidate()  # what finished is on disk already: make it a table
         terminated = isinstance(stop, Terminated)
-        store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": True})
-        raise Interrupted(store.folder, frame.point_id.nunique(), len(points), terminated) from None
+        update_meta(store, ended=now_iso(), interrupted=True)
+        raise Interrupted(store.folder, frame.point_id.nunique(), len(plan.points), terminated) from None
     store.consolidate()
     statuses = collections.Counter(r["status"] for r in latest(store.records()))
-    store.write_meta({**store.read_meta(), "ended": now_iso(), "interrupted": False, "statuses": dict(statuses)})
+    update_meta(store, ended=now_iso(), interrupted=False, statuses=dict(statuses))
     return summary
 
 
@@ -200,16 +214,16 @@ def _shard_of(points: list, shard: str | tuple[int, int] | None, old: dict, inte
     return shard_points(points, interleave, index, count), {"index": index, "count": count, "suite_points": len(points)}
 
 
-def _meta(suite: Suite, suite_path: str, points: list, device: str, executor: str, workers: int | None,
-          address: str | None) -> dict:
+def _meta(plan: RunPlan) -> dict:
     """The provenance of a new run (``meta.json``)."""
+    suite, points = plan.suite, plan.points
     return {
-        "suite": suite.name, "suite_path": suite_path, "points": len(points), "device": device,
+        "suite": suite.name, "suite_path": plan.suite_path, "points": len(points), "device": plan.device,
         "dtype": suite.dtype, "threads": suite.threads, "timing": suite.timing.model_dump(),
         "started": now_iso(), "ended": None, "environment": environment.collect(),
         "flags": flags.pinned_snapshot(suite.threads, suite.tf32, suite.cudnn_benchmark),
         "command": " ".join(sys.argv), "device_peak": None,
-        "executor": {"name": executor, "workers": workers or 1, "address": address},
+        "executor": {"name": plan.executor, "workers": plan.workers or 1, "address": plan.address},
         "point_ids": [p.id for p in points],
         # each architecture's laws (Table 1), so that table1.csv can be written without torch
         "theory": {kind: registry.architectures.get(kind).laws()

@@ -55,7 +55,7 @@ from archbench.results.values import plain
 
 CATEGORIES = ("failed", "regressed", "unjudged", "improved", "missing", "new", "unchanged")
 FAILING = ("failed", "regressed")
-EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
+EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_JUDGE = 0, 1, 3  # 2: bad input (archbench.errors.BadInput, at the CLI)
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _is_timed(run: Run, row: Mapping[str, Any]) -> bool:
     return False
 
 
-def judge(metric: str, baseline: float, current: float, higher_is_better: bool, rule: Rule,
+def judge(baseline: float, current: float, higher_is_better: bool, rule: Rule,
           base_samples: Sequence[float] | None = None, cur_samples: Sequence[float] | None = None,
           base_ci: tuple[float, float] | None = None, cur_ci: tuple[float, float] | None = None,
           timed: bool = False, inverse: bool = False) -> tuple[str, float | None, str]:
@@ -228,7 +228,7 @@ def compare_runs(base: Run, cur: Run, rules: RuleBook | None = None) -> Comparis
         timed = _is_timed(base, b) and _is_timed(cur, c)
         b_samples, b_ci = _timing(base, b, base_ci) if timed else (None, None)
         c_samples, c_ci = _timing(cur, c, cur_ci) if timed else (None, None)
-        category, p, detail = judge(metric, bv, cv, hib, rule, b_samples, c_samples, b_ci, c_ci, timed,
+        category, p, detail = judge(bv, cv, hib, rule, b_samples, c_samples, b_ci, c_ci, timed,
                                     inverse=metric in DERIVED_FROM_LATENCY)
         ratio = cv / bv if bv not in (0.0,) and not (math.isnan(bv) or math.isnan(cv)) else None
         n = (len(b_samples), len(c_samples)) if b_samples and c_samples else None

@@ -43,6 +43,7 @@ from archbench.results.convergence import converged, plateaued
 from archbench.tasks.base import Batch, Task
 
 EVAL_SEED_OFFSET = 1_000_003  # the held-out set's seed: seed + this, never a training seed
+EVAL_CHUNK = 64               # the held-out set is scored in chunks of max(batch, this)
 BACKWARD_FACTOR = 3           # training FLOPs per step: the forward, and a backward of about twice it
 # the curve, at each evaluation: the test set's loss and accuracy (eval_*), then the validation set's (val_*)
 CURVE = ("step", "train_loss", "eval_loss", "eval_accuracy", "time", "flops", "val_loss", "val_accuracy")
@@ -126,7 +127,7 @@ def read_features(model: nn.Module, task: Task) -> nn.Module:
 
 
 def model_input(batch: Batch) -> torch.Tensor:
-    return batch.inputs if batch.features is None else batch.features
+    return batch.arguments()[-1]  # the decoder's inputs of an encoder-decoder
 
 
 def predictions(model: nn.Module, batch: Batch) -> torch.Tensor | None:
@@ -206,8 +207,8 @@ def training_flops_per_step(model: nn.Module, batch: int, seq_len: int, target_l
 def _train(model: nn.Module, task: Task, s: TrainingSettings, seed: int, batch: int,
            device: torch.device) -> TrainingResult:
     generator = torch.Generator().manual_seed(seed)
-    held_out = held_out_set(task, s.eval_size, max(batch, 64), seed, device)
-    validation = validation_set(task, s.eval_size, max(batch, 64), seed, device)  # every decision reads it
+    held_out = held_out_set(task, s.eval_size, max(batch, EVAL_CHUNK), seed, device)
+    validation = validation_set(task, s.eval_size, max(batch, EVAL_CHUNK), seed, device)  # every decision reads it
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     curve: dict[str, list[float]] = {key: [] for key in CURVE}

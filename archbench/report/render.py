@@ -52,12 +52,22 @@ SECTIONS: list[Callable[[ReportData], Section | tuple[Any, ...] | None]] = [
 ]
 
 
+# The one place that knows the folder layout: a run is RESULTS/<suite>/<stamp>/, and what is drawn of it
+# goes to REPORTS/<suite>/<stamp>/ (a report) or REPORTS/<suite>/history/ (a history of the suite's runs).
 def default_folder(results_dir: Path, reports_root: Path | None = None) -> Path:
     """REPORTS/<suite>/<stamp>/ for RESULTS/<suite>/<stamp>/ (REPORTS: ``reports_root``, else
     default_reports_root), or RESULTS/<suite>/<stamp>/report/ where there is no default root."""
     results_dir = results_dir.resolve()
     root = Path(reports_root) if reports_root else default_reports_root(results_dir)
     return root / results_dir.parent.name / results_dir.name if root else results_dir / "report"
+
+
+def default_history_folder(first_run: Path, given: Path) -> Path:
+    """REPORTS/<suite>/history/ for the suite of ``first_run`` (RESULTS/<suite>/<stamp>/), or
+    ``given``/history/ (the first folder named on the command line) where there is no default root."""
+    first_run = first_run.resolve()
+    root = default_reports_root(first_run)
+    return root / first_run.parent.name / "history" if root else given / "history"
 
 
 def default_reports_root(results_dir: Path) -> Path | None:

@@ -199,11 +199,6 @@ def table_file(path: str | Path) -> Path:
     return csv if csv.exists() or csv.is_symlink() else path / "records.jsonl"
 
 
-def load_samples(path: str | Path) -> list[dict[str, Any]]:
-    """Raw samples per (point_id, metric); the newest where a point ran again (resume, retry)."""
-    return latest(read_records(Path(path) / "samples.jsonl"), ("point_id", "metric"))
-
-
 def load_artifacts(path: str | Path) -> list[dict[str, Any]]:
     """Arrays saved per point for the report: point_id, metric, name, data (nested lists); the newest
     where a point ran again."""

@@ -62,13 +62,3 @@ def mark(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def chosen(table: pd.DataFrame) -> pd.DataFrame:
     """The selected rows, with the grid's chosen values per configuration."""
     return table[table.selected] if "selected" in table else table[table.best_lr]
-
-
-def chosen_values(table: pd.DataFrame) -> pd.DataFrame:
-    """Per experiment and architecture, the grid values selected (one row per distinct choice)."""
-    keys = [c for c in table.columns if c.startswith(GRID_PREFIX)]
-    grid = [k for k in keys if table[k].nunique(dropna=False) > 1]
-    picked = chosen(table)
-    if not grid or picked.empty:
-        return pd.DataFrame(columns=["experiment", "arch"])
-    return picked[["experiment", "arch"] + grid].drop_duplicates().reset_index(drop=True)

@@ -148,8 +148,6 @@ class Generation(Strict):
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
-ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 AMP = ("none", "bf16", "fp16")
 
 
