@@ -97,12 +97,12 @@ def test_five_percent_more_work_is_caught_by_the_count_not_the_clock(tmp_path, m
     child reads it at each forward); they import torch side by side."""
     counters = []
     try:
-        for f in ("", "0.02"):  # the first 5 of 256 positions again, and one more call's fixed costs
+        for f in ("", "0.06"):  # the first 15 of 256 positions again, and one more call's fixed costs
             monkeypatch.setenv(ENV, f)
             counters.append(server.Counter())
             counters[-1].launch()
         runs = []
-        for f, counter in zip(("", "0.02"), counters):
+        for f, counter in zip(("", "0.06"), counters):
             monkeypatch.setenv(ENV, f)
             monkeypatch.setattr(server, "_COUNTER", counter)
             runs.append(_run(tmp_path, f"run{len(runs)}", TRANSFORMER, "latency, instructions",
@@ -112,7 +112,7 @@ def test_five_percent_more_work_is_caught_by_the_count_not_the_clock(tmp_path, m
             counter.close()
     base, slow = runs
     more = _value(slow, "instructions") / _value(base, "instructions") - 1
-    assert 0.02 < more < 0.10, more  # about 5 % more work, counted
+    assert 0.03 < more < 0.08, more  # about 5 % more work, counted (the portable kernels' count)
     code, output = _compare(base, slow)
     assert code == 1, output
     assert _verdict(output, "instructions") == "regressed", (more, output)
