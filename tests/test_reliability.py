@@ -351,14 +351,15 @@ def loads_or_refuses(text: str) -> None:
     event("valid suite")
 
 
-@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+# No deadline: a busy 2-core runner can take 2 s over one document; pytest-timeout (.ci/run) ends a hang.
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_random_documents_load_or_raise_bad_input(doc):
     """Whatever the document, the loader returns a Suite or raises BadInput: never anything else."""
     loads_or_refuses(yaml.safe_dump(doc, allow_unicode=True))
 
 
-@settings(max_examples=100, deadline=2000)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=200) | st.from_regex(r"\A(name: [a-z.]{0,3}\n)?(experiments:\s*[-\[{&*!|>:? a-z0-9,\]}\n]{0,60})?\Z"))
 def test_random_text_loads_or_raises_bad_input(text):
     loads_or_refuses(text)
