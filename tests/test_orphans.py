@@ -108,7 +108,10 @@ def _start(tmp_path: Path, text: str, *options: str) -> tuple[subprocess.Popen, 
             *options]
     if "plugins:" in text:
         args.append("--allow-plugins")
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True), out
+    # SIGINT as at a terminal: a shell that starts the test run in the background (nohup, `cmd &`) hands
+    # its children SIGINT ignored, and Python then leaves it so (test_executors does the same)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)), out
 
 
 def _wait_until(proc: subprocess.Popen, ready, seen: set) -> None:
