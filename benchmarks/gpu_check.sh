@@ -33,7 +33,7 @@ status=0
 start=$(date +%s)
 
 # 1. the GPU tests: at most 150 s
-PYTHONPATH=benchmarks${PYTHONPATH:+:$PYTHONPATH} timeout 150 "$PY" -m pytest -q -rs -p gpu_only -p no:cacheprovider tests \
+PYTHONPATH=benchmarks${PYTHONPATH:+:$PYTHONPATH} timeout 150 "$PY" -m pytest -n 0 -q -rs -p gpu_only -p no:cacheprovider tests \
   > "$OUT/pytest.txt" 2>&1 || status=1
 # 2. the timer against do_bench or torch's Timer: at most 40 s
 timeout 40 "$PY" benchmarks/gpu_check.py timer "$OUT" > "$OUT/timer.log" 2>&1 || status=1

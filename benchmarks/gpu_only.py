@@ -1,6 +1,6 @@
 """A pytest plugin that keeps only the tests that need CUDA (``skipif`` with a reason naming CUDA).
 
-    PYTHONPATH=benchmarks python -m pytest -p gpu_only tests    # what benchmarks/gpu_check.sh runs
+    PYTHONPATH=benchmarks python -m pytest -n 0 -p gpu_only tests    # what benchmarks/gpu_check.sh runs
 """
 
 

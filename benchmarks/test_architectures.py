@@ -1,7 +1,7 @@
 """Each architecture's forward pass and training step at two lengths, through the harness's own passes.
 
-    python -m pytest benchmarks --benchmark-only --benchmark-autosave          # save a baseline
-    python -m pytest benchmarks --benchmark-only --benchmark-compare --benchmark-compare-fail=median:25%
+    python -m pytest benchmarks -n 0 --benchmark-only --benchmark-autosave          # save a baseline
+    python -m pytest benchmarks -n 0 --benchmark-only --benchmark-compare --benchmark-compare-fail=median:25%
 
 Warm-up on (pytest-benchmark's own, before the rounds count), the garbage collector off and one torch
 thread (benchmarks/conftest.py), so the numbers are comparable with a run of suites/quick.yaml.

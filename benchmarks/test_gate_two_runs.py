@@ -1,6 +1,6 @@
 """Two runs of unchanged code, seconds apart on this machine, compare clean under the gate's rules.
 
-    python -m pytest benchmarks/test_gate_two_runs.py -s
+    python -m pytest -n 0 benchmarks/test_gate_two_runs.py -s
 
 A check of the machine as much as of archbench: two runs at different times differ by whatever
 else the machine did meanwhile, and no gate can tell that from a slowdown. It holds on an idle

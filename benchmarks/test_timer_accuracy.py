@@ -1,6 +1,6 @@
 """The timer and the matmul peak on the wall clock, against torch.utils.benchmark: checks for an idle machine.
 
-    python -m pytest benchmarks/test_timer_accuracy.py
+    python -m pytest -n 0 benchmarks/test_timer_accuracy.py
 
 These compare medians taken seconds apart on the wall clock, so a machine shared with other work
 breaks them without any fault in archbench (a 2-core VM running other jobs misses 5 % often).

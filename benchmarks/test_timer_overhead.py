@@ -1,6 +1,6 @@
 """The harness's own cost per timing sample: what archbench adds around the call it measures.
 
-    python -m pytest benchmarks --benchmark-only
+    python -m pytest benchmarks -n 0 --benchmark-only
 """
 import time
 

@@ -31,6 +31,8 @@ from archbench.suite.point import Point
 sys.path.insert(0, str(Path(__file__).parent))  # tests/plugins, for this process and its workers
 from plugins import faulty
 
+pytestmark = pytest.mark.heavy(65)  # s of the run on one core: started first (conftest.py)
+
 DETERMINISTIC = ("flops", "graph_work", "rf_theoretical", "accuracy", "loss", "baseline_accuracy")
 
 AGREE = """

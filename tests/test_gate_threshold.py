@@ -24,6 +24,8 @@ from archbench.cli import cli
 from archbench.execute import callgrind as server
 from archbench.results.load import load_results
 
+pytestmark = pytest.mark.heavy(95)  # s of the run on one core: started first (conftest.py)
+
 # tests/plugins on the path as `plugins.slowed` (as test_instructions and test_executors import it)
 sys.path.insert(0, str(Path(__file__).parent))
 ENV = "ARCHBENCH_EXTRA_WORK"
@@ -79,6 +81,7 @@ def _verdict(output: str, metric: str) -> str:
     return rows[0].split()[0]
 
 
+@pytest.mark.alone  # two wall times taken one after the other: a neighbour's load would move one of them
 def test_thirty_percent_more_work_fails_the_gate_on_latency(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     base = _run(tmp_path, "base", TCN, "latency")

@@ -26,6 +26,8 @@ from archbench.metrics.instructions import Instructions
 from archbench.suite.load import load_suite, parse_suite
 from archbench.suite.plan import expand
 
+pytestmark = pytest.mark.heavy(45)  # s of the run on one core: started first (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 # tests/plugins, for this process and the Callgrind process: named as `plugins.slowed`, from a folder on
 # the path, not as `tests.plugins.slowed` from the current directory, which archbench refuses to import

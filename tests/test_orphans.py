@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc")
+pytestmark = [pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc"),
+              pytest.mark.heavy(65)]  # s of the run on one core: started first (conftest.py)
 
 TESTS = Path(__file__).parent
 WAIT = 240.0  # s for a run to get a point in flight on a loaded machine

@@ -24,6 +24,8 @@ from archbench.cli import cli
 from archbench.execute import session
 from archbench.execute.schedule import Summary
 
+pytestmark = pytest.mark.heavy(55)  # s of the run on one core: started first (conftest.py)
+
 FIXTURE = Path(__file__).parent / "fixtures" / "results_v1"
 VERBS = ("compare", "report", "export", "resume", "history", "merge")
 
