@@ -32,9 +32,6 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 MARK = "@@archbench-breakdown "
-# in this order: a Ray worker's command line names the raylet, the log monitor's ends in monitor.py
-RAY_KINDS = ("default_worker", "log_monitor", "dashboard/agent", "dashboard", "runtime_env", "monitor.py", "gcs_server",
-             "raylet")
 
 
 def drive(suite: str, executor: str, workers: int, t0: float) -> None:
@@ -126,10 +123,14 @@ def _kind(pid: int, root: int, root_cmd: str) -> str:
         return "worker (fresh interpreter)"
     if cmd == root_cmd.strip():
         return "worker (forked)"
-    for kind in RAY_KINDS:
-        if kind in cmd:
-            return f"ray: {kind}"
-    return "ray: worker" if cmd.startswith("ray::") else f"other: {cmd[:60]}"
+    if cmd.startswith("ray::"):  # Ray's agents and workers name themselves: ray::IDLE, ray::run_jobs_resident
+        name = cmd[5:].split()[0]
+        return f"ray: {name}" if name.endswith("Agent") else "ray: worker (ray::...)"
+    args = cmd.split()
+    if os.path.basename(args[0]) in ("gcs_server", "raylet"):
+        return f"ray: {os.path.basename(args[0])}"
+    script = next((os.path.basename(a) for a in args[1:] if a.endswith(".py")), None)
+    return f"ray: {script}" if script and "/ray/" in cmd else f"other: {cmd[:60]}"
 
 
 def measure(suite: str, executor: str, workers: int) -> dict:
@@ -187,6 +188,7 @@ def summary(run: dict, points_cpu: float | None) -> dict:
         "memory check": (_at(m, "memory check begins")["t"], _at(m, "memory check ends")),
         "meta.json": (_at(m, "meta.json begins")["t"], _at(m, "meta.json ends")),
         "to the first result": (first_submit["t"], results[0]),
+        "  of which waiting for a worker": (first_submit["t"], {"t": results[0]["t"] - results[0]["seconds"]}),
         "run_points": (rp0["t"], rp1),
         "last two results apart (tail)": (results[-2]["t"] if len(results) > 1 else results[-1]["t"], results[-1]),
         "consolidate": (_at(m, "consolidate begins", last=True)["t"], _at(m, "consolidate ends", last=True)),
@@ -202,22 +204,24 @@ def summary(run: dict, points_cpu: float | None) -> dict:
     for name, value in cpu.items():
         out[name]["run_cpu_s"] = value
     by_kind = run["cpu_by_kind"]
-    total = sum(v["cpu_s"] for v in by_kind.values())
-    workers = sum(v["cpu_s"] for k, v in by_kind.items() if k.startswith("worker"))
-    ray = sum(v["cpu_s"] for k, v in by_kind.items() if k.startswith("ray"))
     n = sum(r["points"] for r in results)
+    run_cpu = by_kind["run"]["cpu_s"]
     return {"stages": out, "points": n, "points_wall_s": sum(r["seconds"] for r in results),
             "run_cpu_per_point_ms": 1e3 * (rp1["cpu"] - rp0["cpu"]) / max(n, 1),
             "prologue_wall_s": first_submit["t"], "prologue_run_cpu_s": first_submit["cpu"],
-            "cpu_total_s": total, "cpu_workers_s": workers, "cpu_ray_s": ray,
-            "cpu_beyond_points_s": None if points_cpu is None else total - points_cpu}
+            "run_cpu_outside_run_points_s": run_cpu - (rp1["cpu"] - rp0["cpu"]),
+            "cpu_total_s": sum(v["cpu_s"] for v in by_kind.values()),
+            "cpu_workers_s": sum(v["cpu_s"] for k, v in by_kind.items() if k.startswith("worker")),
+            "cpu_ray_s": sum(v["cpu_s"] for k, v in by_kind.items() if k.startswith("ray")),
+            "serial_points_cpu_s": points_cpu}
 
 
 def show(run: dict, s: dict) -> None:
-    print(f"\n== {run['executor']}: wall {run['wall_s']:.1f} s, CPU {s['cpu_total_s']:.1f} s in all "
-          f"(beyond the points' own: {s['cpu_beyond_points_s'] if s['cpu_beyond_points_s'] is None else round(s['cpu_beyond_points_s'], 1)}), "
-          f"{s['points']} points ({s['points_wall_s']:.1f} s of their own wall); the run's process "
-          f"{s['run_cpu_per_point_ms']:.1f} ms CPU per point in run_points")
+    ref = f"; the points in a serial run: {s['serial_points_cpu_s']:.1f} CPU s" if s["serial_points_cpu_s"] else ""
+    print(f"\n== {run['executor']}: wall {run['wall_s']:.1f} s; CPU s: {s['cpu_total_s']:.1f} in all, the run's process "
+          f"{s['run_cpu_outside_run_points_s']:.2f} outside run_points and {s['run_cpu_per_point_ms']:.1f} ms per point in "
+          f"it, workers {s['cpu_workers_s']:.1f}, Ray's processes {s['cpu_ray_s']:.1f}{ref}; {s['points']} points, "
+          f"{s['points_wall_s']:.1f} s of their own wall")
     print(f"   {'stage':32} {'from s':>7} {'wall s':>7} {'run CPU s':>9}")
     for name, st in s["stages"].items():
         cpu = f"{st['run_cpu_s']:9.2f}" if "run_cpu_s" in st else f"{'':9}"
@@ -239,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.drive:
         drive(args.suite, args.drive, args.workers, args.t0 if args.t0 is not None else time.monotonic())
         return 0
-    runs, points_cpu = [], None
+    runs: list[dict] = []
+    points_cpu = None
     for name in args.executors.split(","):
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         run = measure(args.suite, name, args.workers)
