@@ -142,6 +142,15 @@ def test_readers_import_no_torch(name):
     assert heavy == [], f"{name} reaches torch through {heavy}"
 
 
+@pytest.mark.parametrize("name", ["archbench.execute.group", "archbench.execute.executors.worker",
+                                  "archbench.execute.executors.pool"])
+def test_what_a_worker_runs_imports_no_pandas(name):
+    """A worker process (resident, or a Ray worker's) runs points and writes no table: pandas, 0.2 s
+    of CPU per fresh worker, is the run's own (results/clock.py stamps the points)."""
+    heavy = sorted(m for m in _closure(name) if "pandas" in _outside(MODULES[m]))
+    assert heavy == [], f"{name} reaches pandas through {heavy}"
+
+
 def test_dependencies_point_one_way():
     """Downstream stages are never imported upstream: results, the gate and the report are read-side."""
     order = ["archbench.suite", "archbench.execute", "archbench.results", "archbench.gate", "archbench.report"]

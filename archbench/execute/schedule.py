@@ -26,8 +26,9 @@ from archbench.execute.executors.base import Executor, is_timing
 from archbench.execute.executors.serial import SerialExecutor
 from archbench.execute.group import PointResult, Settings, status_rows
 from archbench.metrics.base import GroupMetric
+from archbench.results.clock import now_iso
 from archbench.results.load import STATUSES
-from archbench.results.store import ResultStore, now_iso
+from archbench.results.store import ResultStore
 from archbench.suite.point import Point
 
 

@@ -34,9 +34,10 @@ from archbench.execute.schedule import Summary, run_points
 from archbench.execute.signals import Terminated, terminated_raises
 from archbench.instruments import environment, flags
 from archbench.instruments.peak import matmul_peak
+from archbench.results.clock import now_iso
 from archbench.results.load import latest
 from archbench.results.lock import FolderLock
-from archbench.results.store import NoSpace, ResultStore, now_iso
+from archbench.results.store import NoSpace, ResultStore
 from archbench.suite import MAX_POINTS
 from archbench.suite.load import load_suite
 from archbench.suite.plan import expand, resolve_device

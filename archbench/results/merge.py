@@ -29,10 +29,11 @@ from typing import Any
 
 from archbench.errors import BadInput
 from archbench.results.check import read_meta, read_text
+from archbench.results.clock import now_iso
 from archbench.results.load import latest, read_records
 from archbench.results.lock import FolderLock, check_not_written
 from archbench.results.output import staged_folder
-from archbench.results.store import ResultStore, now_iso
+from archbench.results.store import ResultStore
 
 # what one folder's meta.json says about that folder alone: kept per shard, not for the merged run
 OWN = ("shard", "command", "executor", "environment", "device_peak", "started", "ended", "interrupted",

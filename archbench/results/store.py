@@ -43,10 +43,6 @@ def stamp(now: dt.datetime | None = None) -> str:
     return (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 FILES = ("records.jsonl", "samples.jsonl", "artifacts.jsonl", "results.csv", "fits.csv", "table1.csv",
          "accuracy.csv", "meta.json", "suite.yaml")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

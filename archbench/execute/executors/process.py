@@ -28,7 +28,7 @@ from archbench.execute.executors.child import Children, Failure, Outcome, run_jo
 from archbench.execute.executors.pool import RECYCLE, WorkerPool
 from archbench.execute.executors.worker import Job, Plugin, plugins_of
 from archbench.execute.group import PointResult, Settings, status_rows
-from archbench.results.store import now_iso
+from archbench.results.clock import now_iso
 from archbench.suite.point import Point
 
 

@@ -100,6 +100,23 @@ def _signals_kept() -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _prepared_meanwhile() -> Iterator[None]:
+    """``footprint.prepare`` (torch._dynamo imported, the collector's objects frozen: 1.4 to 1.7 s of
+    CPU, which the memory check after the executor's start needs) in a thread while the caller waits
+    for ``ray.init``, which spends its seconds waiting for the cluster's processes to start: the import
+    leaves the run's critical path, and no longer competes for the cores with the resident workers'
+    own imports that follow (``pool.warm_resident``)."""
+    from archbench.execute import footprint
+
+    thread = threading.Thread(target=footprint.prepare, name="archbench-prepare", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()  # a failure there is raised again by the memory check's own prepare()
+
+
 def _init(ray: Any, address: str | None) -> None:
     """``ray.init``: join the cluster at ``address``, or start a local one whose processes (the Ray
     workers among them) have this process's ``sys.path`` as PYTHONPATH; BadInput when it fails."""
@@ -140,7 +157,8 @@ class RayExecutor(Executor):
         # Ray started (or joined) here is shut down here; one this process started already is used as it is
         self._owner = not ray.is_initialized()
         if self._owner:
-            _init(ray, address)
+            with _prepared_meanwhile():
+                _init(ray, address)
         # the task only waits on its resident worker (pool.run_jobs_resident): the Ray worker never imports torch
         self._remote = ray.remote(max_retries=0)(run_jobs_resident)
         self._warm = ray.remote(max_retries=0)(warm_resident)
