@@ -163,7 +163,14 @@ def probe_model(point: Point, vocab_size: int, layers: int) -> nn.Module:
     where the width changes nothing but the cost.
     """
     factory = registry.architectures.get(point.arch_kind)
-    depth = getattr(factory, "depth_parameter", None)
+    with torch.random.fork_rng():
+        torch.manual_seed(point.seed)
+        return factory(vocab_size=vocab_size, causal=point.causal, **probe_params(point, layers))
+
+
+def probe_params(point: Point, layers: int) -> dict:
+    """The parameters ``probe_model`` builds the point's architecture with."""
+    depth = getattr(registry.architectures.get(point.arch_kind), "depth_parameter", None)
     if depth is None:
         raise TypeError(f"{point.arch_kind} names no depth_parameter: nothing to count layers of")
     params = dict(point.params)
@@ -171,9 +178,7 @@ def probe_model(point: Point, vocab_size: int, layers: int) -> nn.Module:
         params["d_model"] = min(params["d_model"], PROBE_WIDTH)
     if "heads" in params and "d_model" in params:
         params["heads"] = math.gcd(params["heads"], params["d_model"])
-    with torch.random.fork_rng():
-        torch.manual_seed(point.seed)
-        return factory(vocab_size=vocab_size, causal=point.causal, **{**params, depth: layers})
+    return {**params, depth: layers}
 
 
 def depends(model: nn.Module, tokens: torch.Tensor, s: int, t: int) -> bool:
