@@ -12,9 +12,11 @@ against them. Run it alone on a quiet machine: each figure is a wall time.
 - **quick**: ``archbench run suites/quick.yaml``, report included: wall and CPU time (target <= 60 s) and
   the median, over its latency points, of the relative half-width of the median's 95 % CI
   (``Measurement.rel_ci``: the farther end from the median; target <= the suite's ``target``), how many
-  met it (within it and not stopped by ``max_time``), with the points that missed it; ``--repeat 5``
-  adds the spread between runs and the points that missed in every run, ``--clock thread_cpu`` times
-  with the thread's CPU clock (a quiet machine's figure on a busy one).
+  met it (within it and not stopped by ``max_time``), and a line per point that missed it with its
+  reason from its own samples (benchmarks/timing_target.py: samples, noise, stopped at max_time, the
+  samples and seconds it would need); ``--repeat 5`` adds the spread between runs and the points that
+  missed in every run, ``--clock thread_cpu`` times with the thread's CPU clock (a quiet machine's
+  figure on a busy one).
 - **tests**: ``python -m pytest -q`` (target <= 300 s).
 
 Every run goes to a temporary folder; nothing is left behind. Prints one table at the end.
