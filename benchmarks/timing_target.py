@@ -161,8 +161,8 @@ def need(samples: list[float], calls: int, noisy: bool, rule: dict[str, float]) 
     else:
         if floor * block > rule["max_time"]:
             causes.append("sample too long")
-        if by_noise is None or by_noise * block > rule["max_time"]:
-            causes.append("noise")
+        if by_noise is None or (by_noise > floor and by_noise * block > rule["max_time"]):
+            causes.append("noise")  # the noise asks for more than the floor, and that does not fit
     return Need(len(x), med, block, rel_ci, spread, float(x.std(ddof=1) / x.mean()) if len(x) > 1 else math.nan,
                 widest, noisy, needed, needed_s, " and ".join(causes))
 

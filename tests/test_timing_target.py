@@ -77,6 +77,8 @@ def test_need_names_the_cause(tt):
     assert one.cause == "unknown (one sample)" and "1 sample of 0.2 s" in one.reason(0.15)
     slow = tt.need([0.060, 0.0601], calls=1, noisy=True, rule=RULE)  # 5 samples of 60 ms: 0.3 s
     assert slow.cause == "sample too long" and slow.needed == 5 and slow.needed_s == pytest.approx(5 * 0.06005)
+    both = tt.need([0.060, 0.063, 0.066, 0.069], calls=1, noisy=True, rule=RULE)  # 5 % noise wants more than 9
+    assert both.cause == "sample too long and noise" and both.needed > 9
     noisy = tt.need(list(rng.normal(1e-3, 1e-4, 150)), calls=1, noisy=True, rule=RULE)
     assert noisy.cause == "noise" and noisy.needed_s > 0.15
     assert noisy.needed == tt.scaled_needed(150, noisy.rel_ci, 0.02)
