@@ -12,9 +12,11 @@ against them. Run it alone on a quiet machine: each figure is a wall time.
 - **quick**: ``archbench run suites/quick.yaml``, report included: wall and CPU time (target <= 60 s) and
   the median, over its latency points, of the relative half-width of the median's 95 % CI
   (``Measurement.rel_ci``: the farther end from the median; target <= the suite's ``target``), how many
-  met it (within it and not stopped by ``max_time``), with the points that missed it; ``--repeat 5``
-  adds the spread between runs and the points that missed in every run, ``--clock thread_cpu`` times
-  with the thread's CPU clock (a quiet machine's figure on a busy one).
+  met it (within it and not stopped by ``max_time``), and a line per point that missed it with its
+  reason from its own samples (benchmarks/timing_target.py: samples, noise, stopped at max_time, the
+  samples and seconds it would need); ``--repeat 5`` adds the spread between runs and the points that
+  missed in every run, ``--clock thread_cpu`` times with the thread's CPU clock (a quiet machine's
+  figure on a busy one).
 - **tests**: ``python -m pytest -q`` (target <= 300 s).
 
 Every run goes to a temporary folder; nothing is left behind. Prints one table at the end.
@@ -28,7 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+
+import timing_target
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ("ci", "sweep", "quick", "tests")
@@ -111,24 +116,20 @@ def quick(repeat: int, clock: str = "suite") -> list[dict]:
                                      "--reports", str(Path(tmp) / "reports")], _env())
             cpu = _children_cpu() - cpu0
             found = list(Path(tmp).glob("quick/*/results.csv"))
-            note = last
+            note, details = last, []
             if found:
-                figures.append(ci_figure(pd.read_csv(found[0])))
+                figures.append({**ci_figure(pd.read_csv(found[0])), "missed": timing_target.missed(found[0].parent)[0]})
                 note = ci_summary(figures[-1])
+                details = [f"  {r['arch']} n={r['seq_len']} {r['pass']}: rel CI {r['need'].rel_ci:.1%}; {r['why']}"
+                           for r in figures[-1]["missed"]]
         rows.append({"figure": f"quick suite ({clock} clock)", "wall_s": wall, "rc": rc,
                      "target": "<= 60 s, median rel CI <= 2 %", "load": f"{before} -> {_load()}",
-                     "note": f"CPU {cpu:.1f} s; {note}"})
+                     "note": f"CPU {cpu:.1f} s; {note}", "details": details})
     if len(figures) > 1:
         rows.append({"figure": f"quick suite, {len(figures)} runs", "wall_s": sum(r["wall_s"] for r in rows) / len(rows),
-                     "rc": max(r["rc"] for r in rows), "target": "", "load": "", "note": ci_over_runs(figures)})
+                     "rc": max(r["rc"] for r in rows), "target": "", "load": "", "note": ci_over_runs(figures),
+                     "details": missed_in_every_run(figures)})
     return rows
-
-
-def _children_cpu() -> float:
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
 
 
 def _quick_suite(tmp: str, clock: str) -> str:
@@ -156,13 +157,41 @@ def ci_figure(df, target: float = 0.02) -> dict:
 
 
 def ci_summary(figure: dict) -> str:
-    """The median rel CI, how many met the target, how many had fewer than 9 samples, the worst three."""
+    """The median rel CI, how many met the target, how many had fewer than 9 samples, why the others
+    missed (benchmarks/timing_target.py: noise, a sample too long for max_time), the worst three."""
     t, target = figure["table"], figure["target"]
     missed = t[~t.met].sort_values("rel", ascending=False)
     worst = ", ".join(f"{r.arch} n={r.seq_len} {r['pass']} {r.rel:.1%} ({int(r.n)} samples"
                       f"{': the whole range' if r.n < 9 else ''})" for _, r in missed.head(3).iterrows())
+    causes = Counter(r["need"].cause for r in figure.get("missed", []))
+    why = ", ".join(f"{cause} {count}" for cause, count in causes.most_common())
     return (f"median rel CI {t.rel.median():.2%} over {len(t)} latency points; {int(t.met.sum())} met {target:.0%}; "
-            f"{int(t.noisy.sum())} noisy; {int((t.n < 9).sum())} with n < 9; worst: {worst or '-'}")
+            f"{int(t.noisy.sum())} noisy; {int((t.n < 9).sum())} with n < 9; missed: {why or '-'}; worst: {worst or '-'}")
+
+
+def missed_in_every_run(figures: list[dict]) -> list[str]:
+    """A line per point that missed the target in every run: over the runs, the median of its samples, its
+    noise and what it would need (benchmarks/timing_target.py), how often max_time stopped it, its causes."""
+    import numpy as np
+
+    runs: dict[tuple, list] = {}
+    for f in figures:
+        for r in f["missed"]:
+            runs.setdefault((r["arch"], r["seq_len"], r["pass"]), []).append(r["need"])
+    lines = []
+    for (arch, n, pass_), needs in sorted(runs.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0])):
+        if len(needs) < len(figures):
+            continue
+        seconds = [x.needed_s for x in needs if x.needed_s is not None]
+        noise = [x.noise for x in needs if np.isfinite(x.noise)]  # NaN: one sample
+        causes = Counter(x.cause for x in needs).most_common()
+        lines.append(f"  {arch} n={n} {pass_}: missed in all {len(needs)} runs; median {np.median([x.samples for x in needs]):.0f} "
+                     f"samples of {np.median([x.block_s for x in needs]) * 1e3:.3g} ms, rel CI "
+                     f"{np.median([x.rel_ci for x in needs]):.1%}, noise {f'{np.median(noise):.1%}' if noise else '-'}, "
+                     f"stopped at max_time in {sum(x.stopped_at_max_time for x in needs)}; needs "
+                     f"{f'{np.median(seconds):.3g} s of sampling' if seconds else 'more than 10^7 samples'} (median); "
+                     + ", ".join(f"{c} {k}" for c, k in causes))
+    return lines
 
 
 def ci_over_runs(figures: list[dict]) -> str:
@@ -208,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'figure':34} {'wall s':>8} {'rc':>3}  {'target':30} {'load before -> after':22} note")
     for r in rows:
         print(f"{r['figure']:34} {r['wall_s']:8.1f} {r['rc']:3d}  {r['target']:30} {r['load']:22} {r['note']}")
+    for r in rows:
+        if r.get("details"):
+            print(f"\n{r['figure']}: the latency points that missed the target, and why")
+            print("\n".join(r["details"]))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0

@@ -93,3 +93,42 @@ def test_max_path_length_recurrence_n_minus_1_attention_1_convolution_layers_to_
         assert got["lstm", n] == n - 1 and got["transformer", n] == 1
         assert got["cnn", n] == -(-(n - 1) // 4)                    # ceil((n - 1) / (2 (k - 1))), k = 3
         assert got["tcn", n] == int(np.ceil(np.log2((n - 1) / 4 + 1)))
+
+
+def test_path_length_reuses_the_points_own_model_and_the_graph_metrics_trace(tmp_path, monkeypatch):
+    from archbench.execute.group import Settings, _context
+    from archbench.metrics import graph
+    from archbench.metrics.receptive_field import probe_model
+    from archbench.suite.plan import expand
+
+    suite = tmp_path / "p.yaml"
+    suite.write_text("name: p\ndevice: cpu\nexperiments:\n  - name: p\n    architectures: [{kind: lstm, layers: 1},"
+                     " {kind: transformer, heads: 2, layers: 1}]\n    metrics: [graph, path_length]\n"
+                     "    sweep: {seq_len: 32, batch: 1, d_model: 8}\n")
+    traced: list[int] = []
+    real = graph.trace_forward
+    monkeypatch.setattr(graph, "trace_forward", lambda m, x: traced.append(x.shape[1]) or real(m, x))
+    for point in expand(archbench.load_suite(suite), device="cpu"):
+        ctx = _context(point, Settings())
+        traced.clear()
+        depth = {r.metric: r.value for r in graph.Graph().run(ctx)}["graph_depth"]
+        path = graph.PathLength().run(ctx)[0].value
+        assert traced == [32, 1, 2]  # n once (graph's), then the one-layer model at 1 and 2: it is the point's own
+        assert path == {"lstm": 31, "transformer": 1}[point.arch]
+        probe = probe_model(point, ctx.model.vocab_size, layers=1)  # what path_length built before: the same depths
+        assert depth == real(probe, ctx.batch.inputs[:1]).depth
+        assert [real(probe, ctx.batch.inputs[:1, :m]).depth for m in (1, 2)] == \
+            [graph.forward_depth(ctx.model, ctx.batch.inputs[:1, :m]) for m in (1, 2)]
+
+
+def test_tensors_in_flattens_as_pytree_does():
+    from torch.utils._pytree import tree_flatten
+
+    from archbench.metrics.graph import tensors_in
+
+    a, b, c, d = (torch.randn(2) for _ in range(4))
+    trees = [a, (a, 1, [b, None, (c,)], {"x": d, "y": 2.0}), ((a, b), {"out": [c, d]}), torch.max(a.view(1, 2), 1),
+             ([], {}, "s", None), {"k": (b, a)}]
+    for tree in trees:
+        expected = [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
+        assert [id(t) for t in tensors_in(tree)] == [id(t) for t in expected]

@@ -58,3 +58,24 @@ def test_encoder_and_decoder_pass_memory_grows_with_sequence_length(pass_):
         fn()
         peaks.append(peak_bytes(fn))
     assert peaks[0] > 0 and peaks[1] / peaks[0] > 3.0  # the TCN's activations linear in n, attention at least
+
+
+def _operators_recorded() -> bool:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.ones(3) + 1
+    return any(e.name() == "aten::add" for e in prof.profiler.kineto_results.events())
+
+
+def test_the_profiler_records_operators_again_afterwards_even_after_a_failure():
+    # peak_bytes turns the operators' events off while it profiles (only the allocations are read)
+    assert peak_bytes(lambda: torch.ones(MB, dtype=torch.uint8)) == pytest.approx(MB, rel=0.01)
+    assert _operators_recorded()
+
+    def fails():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        peak_bytes(fails)
+    assert _operators_recorded()

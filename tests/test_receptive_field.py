@@ -116,6 +116,21 @@ def test_layers_needed_search():
     assert layers_needed(lambda L: False, limit=64) is None
 
 
+@pytest.mark.parametrize("answer", [1, 2, 37, 64, 200])
+@pytest.mark.parametrize("hint", [None, 1, 36, 37, 38, 64, 300])
+def test_layers_needed_with_a_hint_finds_what_the_search_finds(answer, hint):
+    asked: list[int] = []
+
+    def covers(L):
+        asked.append(L)
+        return L >= answer
+
+    found = layers_needed(covers, limit=256, hint=hint)
+    assert found == layers_needed(lambda L: L >= answer, limit=256) == answer
+    if hint == answer:  # a right hint: itself and the one below it, nothing else
+        assert asked == ([1] if answer == 1 else [answer, answer - 1])
+
+
 def test_forward_mode_dependence_sees_what_rounding_would_hide():
     m = model("lstm", d_model=16)
     tokens = torch.randint(VOCAB, (2, 300), generator=torch.Generator().manual_seed(0))

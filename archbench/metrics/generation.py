@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from archbench.architectures.decoding import (
     NOT_PROVIDED,
@@ -49,7 +48,7 @@ from archbench.architectures.decoding import (
 )
 from archbench.instruments.timing import Measurement, measure_interleaved
 from archbench.metrics.base import Context, GroupMetric, Row
-from archbench.metrics.memory import WINDOW, _quiet_stderr
+from archbench.metrics.memory import host_allocations
 from archbench.metrics.size import SIZE_ROWS, size_rows
 from archbench.registry import register_metric
 
@@ -64,14 +63,8 @@ def retained_bytes(fn: Callable[[], Any], device: torch.device) -> tuple[int, An
         out = fn()
         torch.cuda.synchronize(device)
         return int(torch.cuda.memory_allocated(device) - start), out
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        with torch.profiler.record_function(WINDOW):
-            out = fn()
-    events = prof.profiler.kineto_results.events()
-    window = next(e for e in events if e.name() == WINDOW)
-    held = sum(e.nbytes() for e in events if e.name() == "[memory]"
-               and e.device_type() == torch.autograd.DeviceType.CPU
-               and window.start_ns() <= e.start_ns() <= window.end_ns())
+    allocations, out = host_allocations(fn)
+    held = sum(allocations)
     return int(held), out
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -32,10 +33,9 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from archbench.metrics.base import Context, Metric, Row, one_sequence
-from archbench.metrics.receptive_field import LayersToCover, probe_model, vocab_of
+from archbench.metrics.receptive_field import LayersToCover, probe_model, probe_params, vocab_of
 from archbench.registry import register_metric
 
 
@@ -66,21 +66,45 @@ class DepthTracer(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        inputs = tensors_in((args, kwargs))
         out = func(*args, **kwargs)
-        outputs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
-        in_keys = {_key(t) for t in inputs}
-        before = max((self.depth_of(t) for t in inputs), default=0)
+        outputs = tensors_in(out)
+        in_keys = [_key(t) for t in inputs]  # each storage's key read once: it is most of an op's cost here
+        out_keys = [_key(o) for o in outputs]
+        before = max((self._depth.get(k, 0) for k in in_keys), default=0)
         writes = func._schema.is_mutable
-        if outputs and not writes and all(_key(o) in in_keys for o in outputs):
+        if outputs and not writes and set(out_keys) <= set(in_keys):
             return out  # a view: same storage, nothing computed
         depth = before + 1
         self.ops.append((str(func.overloadpacket), depth))
-        written = outputs + [t for t, a in zip(inputs, _mutated(func, inputs)) if a]
-        for t in written:
-            self._depth[_key(t)] = depth
-            self._alive.append(t)
+        for k in out_keys:
+            self._depth[k] = depth
+        self._alive += outputs
+        if writes:
+            for t, k, written in zip(inputs, in_keys, _mutated(func, inputs)):
+                if written:
+                    self._depth[k] = depth
+                    self._alive.append(t)
         return out
+
+
+def tensors_in(tree: Any) -> list[torch.Tensor]:
+    """The tensors of an op's arguments or result (tensors, lists, tuples, dicts of them), in the order
+    ``torch.utils._pytree.tree_flatten`` gives them: that, for the few shapes an aten op's arguments take,
+    without its generality, which was half of the tracer's time."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if isinstance(tree, (list, tuple)):
+        found = []
+        for item in tree:
+            if isinstance(item, torch.Tensor):
+                found.append(item)
+            elif isinstance(item, (list, tuple, dict)):
+                found += tensors_in(item)
+        return found
+    if isinstance(tree, dict):
+        return tensors_in(list(tree.values()))
+    return []
 
 
 def _mutated(func, inputs: list[torch.Tensor]) -> list[bool]:
@@ -110,6 +134,20 @@ def trace_forward(model: nn.Module, tokens: torch.Tensor) -> DepthTracer:
     return trace(model, tokens.cpu())
 
 
+_DEPTHS: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.WeakKeyDictionary()
+
+
+def forward_depth(model: nn.Module, tokens: torch.Tensor) -> int:
+    """``trace_forward(model, tokens).depth``, kept with the model for those tokens: ``graph`` and
+    ``path_length`` ask it of the same model at the same input (kept while the model lives)."""
+    tokens = tokens.cpu()
+    key = (tuple(tokens.shape), str(tokens.dtype), tokens.numpy().tobytes())
+    known = _DEPTHS.setdefault(model, {})
+    if key not in known:
+        known[key] = trace_forward(model, tokens).depth
+    return known[key]
+
+
 @register_metric("graph")
 class Graph(Metric):
     name, unit, higher_is_better = "graph_depth", "ops", False
@@ -120,7 +158,7 @@ class Graph(Metric):
 
     def run(self, ctx: Context) -> list[Row]:
         one_sequence(ctx, "graph")
-        depth = trace_forward(ctx.model, ctx.batch.inputs[:1]).depth
+        depth = forward_depth(ctx.model, ctx.batch.inputs[:1])
         try:
             work = float(ctx.model.flops(ctx.point.batch, ctx.point.seq_len))
         except (AttributeError, NotImplementedError):  # a plugin without a FLOP count: depth is still measured
@@ -162,8 +200,12 @@ class PathLength(Metric):
                 return [Row(self.name, float("nan"), self.unit, self.higher_is_better, status="skipped",
                             error=f"layers_to_cover: {measured.error}")]
             layers = theory.value
-        one = probe_model(point, vocab_of(ctx), layers=1)
-        depth = {m: trace_forward(one, ctx.batch.inputs[:1, :m]).depth for m in sorted({1, min(2, n), n})}
+        # The point's own model where it is the one-layer probe (a graph experiment's models are), so
+        # that its trace at n, which ``graph`` made, is not made again
+        own = probe_params(point, 1) == dict(point.params) and not point.implementation \
+            and getattr(ctx.model, "vocab_size", None) == vocab_of(ctx)
+        one = ctx.model if own else probe_model(point, vocab_of(ctx), layers=1)
+        depth = {m: forward_depth(one, ctx.batch.inputs[:1, :m]) for m in sorted({1, min(2, n), n})}
         per_step = depth[min(2, n)] - depth[1]
         steps = (depth[n] - depth[1]) / per_step if per_step > 0 else 1.0
         return [Row(self.name, layers * max(steps, 1.0), self.unit, self.higher_is_better)]

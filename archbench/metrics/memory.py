@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -18,6 +19,8 @@ from torch.profiler import ProfilerActivity, profile
 from archbench.instruments.passes import PASSES
 from archbench.metrics.base import Context, Metric, Row
 from archbench.registry import register_metric
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -39,13 +42,12 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-WINDOW = "archbench.peak_memory"
-
-
 def peak_bytes(fn: Callable[[], object], device: torch.device | str = "cpu") -> int:
     """Peak bytes allocated by one call of ``fn`` above the allocation when it began.
 
-    Call ``fn`` once beforehand so that state it creates lazily (optimiser moments) is resident.
+    On CUDA, call ``fn`` once beforehand so that state it creates lazily (optimiser moments) is
+    resident. On the CPU ``fn`` is called twice here and the peak is the second call's: the first
+    makes that state, and tells the profiler the size of each block the second frees.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -68,32 +70,37 @@ def cuda_peaks(fn: Callable[[], object], device: torch.device) -> tuple[int, int
 
 
 def _host_peak_bytes(fn: Callable[[], object]) -> int:
-    # The profiler only knows the size of blocks allocated while it runs, so a free of an older
-    # block (last step's gradients) would go uncounted. The call is therefore profiled twice,
-    # and the peak is read from the second call, by which time every block it frees is known.
+    # The profiler knows the size of a block only if it was allocated while a profiler ran, so a
+    # free of an older block (last step's gradients) would go uncounted. The call is therefore
+    # profiled twice, and the peak read from the second session, by which time every block the call
+    # frees is known (the sizes outlive a session: the CPU allocator keeps them).
+    def call() -> None:
+        fn()  # its output freed inside the session, as the pass's own
+
+    host_allocations(call)
+    current = peak = 0
+    for nbytes in host_allocations(call)[0]:  # from 0: what was allocated when the call began
+        current += nbytes
+        peak = max(peak, current)
+    return peak
+
+
+def host_allocations(fn: Callable[[], T]) -> tuple[list[int], T]:
+    """(the bytes allocated (+) and freed (-) on the CPU while ``fn()`` ran, in order; what it returned).
+
+    The operators are not recorded (``_enable_record_function(False)``; the allocator reports its
+    blocks all the same): they were three events in four, and most of the profiler's time."""
     with _quiet_stderr():
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            out = fn()
-            del out
-            with torch.profiler.record_function(WINDOW):
+            torch.autograd._enable_record_function(False)  # thread-local; on unless set off
+            try:
                 out = fn()
-                del out
+            finally:
+                torch.autograd._enable_record_function(True)
     events = prof.profiler.kineto_results.events()
-    window = next(e for e in events if e.name() == WINDOW)
-    memory = sorted(
-        (e.start_ns(), e.nbytes())
-        for e in events
-        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
-    )
-    current = start = peak = 0
-    for t, nbytes in memory:
-        if t < window.start_ns():
-            current += nbytes
-            start = peak = current
-        elif t <= window.end_ns():
-            current += nbytes
-            peak = max(peak, current)
-    return int(peak - start)
+    memory = sorted((e.start_ns(), e.nbytes()) for e in events
+                    if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+    return [nbytes for _, nbytes in memory], out
 
 
 @register_metric("peak_memory")
@@ -105,8 +112,8 @@ class PeakMemory(Metric):
 
     def run(self, ctx: Context) -> list[Row]:
         fn = PASSES[ctx.point.pass_](ctx.model, ctx.batch)
-        fn()  # once first, so lazily created state (optimiser moments) is resident, not counted
         if ctx.device.type == "cuda":
+            fn()  # once first, so lazily created state (optimiser moments) is resident, not counted
             allocated, reserved = cuda_peaks(fn, ctx.device)
             return [Row(self.name, float(allocated), self.unit, self.higher_is_better, stats={"reserved": reserved})]
         return [Row(self.name, float(peak_bytes(fn, ctx.device)), self.unit, self.higher_is_better)]
