@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from archbench.execute.callgrind import CallgrindError, Request
+
+# Points counted together at most: every request that has arrived (a serial run asks for all its counted
+# points at once) runs as one group, so that instrumentation is switched on twice per batch, not twice per
+# point (instruments.callgrind.count_all); the cap bounds the models held at once under Valgrind.
+BATCH = 32
 
 
 def _instrument_on() -> None:
@@ -44,27 +51,70 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="archbench-parent-watch", daemon=True).start()
 
 
+def _arrived(fd: int) -> Iterator[list[str]]:
+    """The request names read from ``fd``, as many at a time as have arrived (at least one), until it closes."""
+    pending, ended = b"", False
+    while not ended:
+        chunk = os.read(fd, 1 << 16)  # waits for the next request
+        ended = not chunk
+        pending += chunk
+        while not ended and select.select([fd], [], [], 0)[0]:  # and whatever else came with it
+            chunk = os.read(fd, 1 << 16)
+            ended = not chunk
+            pending += chunk
+        *lines, pending = pending.split(b"\n")
+        names = [line.decode().strip() for line in lines if line.strip()]
+        if names:
+            yield names
+
+
+def _batches(folder: Path, names: list[str]) -> Iterator[list[tuple[str, Request]]]:
+    """The requests in runs counted together: consecutive ones with the same stop rule and threads, up to
+    ``BATCH`` points."""
+    run: list[tuple[str, Request]] = []
+    for name in names:
+        request: Request = pickle.loads((folder / name).read_bytes())
+        key = (request.rule, request.points[0].threads)
+        if run and ((run[0][1].rule, run[0][1].points[0].threads) != key
+                    or sum(len(r.points) for _, r in run) + len(request.points) > BATCH):
+            yield run
+            run = []
+        run.append((name, request))
+    if run:
+        yield run
+
+
+def _answer(folder: Path, batch: list[tuple[str, Request]]) -> None:
+    """Run a batch's points as one group (``execute.group.run_group``: built, then each metric over all of
+    them) and write each request's reply beside it."""
+    from archbench.execute.group import Settings, run_group
+
+    for plugin in dict.fromkeys(p for _, r in batch for p in r.plugins):
+        plugin.load()
+    results = run_group([p for _, r in batch for p in r.points], Settings(rule=batch[0][1].rule))
+    for name, request in batch:
+        mine, results = results[:len(request.points)], results[len(request.points):]
+        reply = folder / name.replace("request", "reply")
+        tmp = reply.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(mine))
+        os.replace(tmp, reply)
+
+
 def main(argv: list[str]) -> int:
-    """Import, switch instrumentation on, then run each requested group until stdin closes."""
+    """Import, switch instrumentation on, then run the requests, in batches, until stdin closes."""
     folder = Path(argv[0])
     _exit_with_parent()
     from archbench import registry
-    from archbench.execute.group import Settings, run_group
+    from archbench.execute import group  # noqa: F401  (imported before instrumentation is on)
     from archbench.instruments import callgrind
 
     registry.metrics.names()  # torch and the built-in metrics imported before instrumentation is on
     if not callgrind.switches_instrumentation():  # no client requests here: on for good, from now on
         _instrument_on()
     (folder / "ready").touch()
-    for line in sys.stdin:
-        request: Request = pickle.loads((folder / line.strip()).read_bytes())
-        for plugin in request.plugins:
-            plugin.load()
-        results = run_group(list(request.points), Settings(rule=request.rule))
-        reply = folder / line.strip().replace("request", "reply")
-        tmp = reply.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(results))
-        os.replace(tmp, reply)
+    for names in _arrived(sys.stdin.fileno()):
+        for batch in _batches(folder, names):
+            _answer(folder, batch)
     return 0
 
 

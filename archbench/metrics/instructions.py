@@ -17,9 +17,11 @@ raw counts are kept in ``samples.jsonl`` like timing samples, ``cold`` is the fi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from archbench.instruments import callgrind
 from archbench.instruments.passes import PASSES
+from archbench.instruments.timing import Measurement
 from archbench.metrics.base import Context, GroupMetric, Row
 from archbench.registry import register_metric
 
@@ -40,15 +42,30 @@ class Instructions(GroupMetric):
         why = None if callgrind.inside() else callgrind.unavailable()
         if why is not None:
             return [self._skipped(why) for _ in ctxs]
-        return [self._count(ctx) for ctx in ctxs]  # outside Callgrind: an error naming it (callgrind.count)
+        return self._count(ctxs)  # outside Callgrind: an error naming it (callgrind.count_all)
 
     def _skipped(self, why: str) -> list[Row]:
         return [Row(self.name, math.nan, self.unit, False, status="skipped", error=why)]
 
-    def _count(self, ctx: Context) -> list[Row] | BaseException:
+    def _count(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
+        """Every point's pass counted together (``callgrind.count_all``: the first calls, the warm-ups, then
+        the samples, each phase over all of them), so that the group switches instrumentation on twice."""
+        out: list[list[Row] | BaseException] = []
+        fns: list[Callable[[], object]] = []
+        for ctx in ctxs:
+            try:
+                fns.append(PASSES[ctx.point.pass_](ctx.model, ctx.batch))
+                out.append([])
+            except Exception as exc:
+                out.append(exc)
         try:
-            fn = PASSES[ctx.point.pass_](ctx.model, ctx.batch)
-            m = callgrind.count(fn)
+            counted: list[Measurement | Exception] = callgrind.count_all(fns)
         except Exception as exc:
-            return exc
-        return [Row(self.name, m.median, self.unit, False, stats=m.stats(), samples=list(m.samples))]
+            counted = [exc] * len(fns)
+        ms = iter(counted)
+        for i, o in enumerate(out):
+            if not isinstance(o, BaseException):
+                m = next(ms)
+                out[i] = m if isinstance(m, BaseException) else [
+                    Row(self.name, m.median, self.unit, False, stats=m.stats(), samples=list(m.samples))]
+        return out
