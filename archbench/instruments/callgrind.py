@@ -24,7 +24,8 @@ import os
 import platform
 import re
 import shutil
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -180,7 +181,8 @@ def count(fn: Callable[[], object], samples: int = SAMPLES, warmup: int = WARMUP
 
 
 def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmup: int = WARMUP,
-              switch: bool | None = None, cold: bool = True) -> list[Measurement | Exception]:
+              switch: bool | None = None, cold: bool = True,
+              times: dict[str, float] | None = None) -> list[Measurement | Exception]:
     """``count`` of each of ``fns``, phase by phase over all of them: every first call (counted: ``cold``),
     then every warm-up, then every callable's samples. Instrumentation is on for the first and the last
     phase only, so it is switched on twice in all rather than twice per callable: each switch drops
@@ -189,7 +191,8 @@ def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmu
 
     ``switch`` (default: where this process can): instrumentation on only in those two phases, so that
     the warm-up runs at Valgrind's uninstrumented speed. ``cold=False`` runs the first calls
-    uninstrumented and leaves ``cold`` unset."""
+    uninstrumented and leaves ``cold`` unset. ``times``, when given, gets the CPU seconds of each phase
+    added to it (``first``, ``warmup``, ``samples``: benchmarks/callgrind_cost.py)."""
     base = os.environ.get(ENV)
     if not base:
         raise RuntimeError(f"not running under Callgrind ({ENV} is not set); see archbench.execute.callgrind")
@@ -215,19 +218,37 @@ def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmu
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()  # a collection falls in whichever call crosses its allocation count: +3 % on one sample
+    clock = _Phases(times)
     try:
-        with on if cold else contextlib.nullcontext():
+        with clock("first"), on if cold else contextlib.nullcontext():
             if cold:  # the empty calls first: the first dump after the switch can be garbage (_Dumps.least)
                 overhead = dumps.least(_nothing)
             _each(out, first_call)
-        _each(out, warm_up)
-        with on:
+        with clock("warmup"):
+            _each(out, warm_up)
+        with clock("samples"), on:
             overhead = dumps.least(_nothing)
             _each(out, sample)
     finally:
         if enabled:
             gc.enable()
     return [m if m is not None else RuntimeError("not counted") for m in out]
+
+
+class _Phases:
+    """``with phases("warmup"):`` adds the block's CPU seconds to ``times["warmup"]`` (nothing without ``times``)."""
+
+    def __init__(self, times: dict[str, float] | None):
+        self.times = times
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        t0 = time.process_time()
+        try:
+            yield
+        finally:
+            if self.times is not None:
+                self.times[phase] = self.times.get(phase, 0.0) + time.process_time() - t0
 
 
 def _each(out: list[Measurement | Exception | None], step: Callable[[int], None]) -> None:
