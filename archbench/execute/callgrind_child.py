@@ -18,8 +18,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archbench.execute.callgrind import CallgrindError, Request
+
+if TYPE_CHECKING:
+    from archbench.execute.group import PointResult
+    from archbench.metrics.base import Row
+    from archbench.suite.point import Point
 
 # Points counted together at most: every request that has arrived (a serial run asks for all its counted
 # points at once) runs as one group, so that instrumentation is switched on twice per batch, not twice per
@@ -84,20 +90,63 @@ def _batches(folder: Path, names: list[str]) -> Iterator[list[tuple[str, Request
         yield run
 
 
+class _Replies:
+    """The replies to one batch's requests: each written as soon as all its points are counted (the
+    ``instructions`` metric tells each point's outcome: ``Instructions.listener``), so that the run times
+    its next group while the rest are counted; whatever is left when the batch ends, from its results."""
+
+    def __init__(self, folder: Path, batch: list[tuple[str, Request]]):
+        self.folder, self.batch = folder, batch
+        self.rows: list[list[list[Row] | None]] = [[None] * len(r.points) for _, r in batch]
+        self.slot = {id(p): (k, j) for k, (_, r) in enumerate(batch) for j, p in enumerate(r.points)}
+        self.written = [False] * len(batch)
+        self.t0 = time.perf_counter()
+
+    def tell(self, point: Point, outcome: list[Row] | BaseException) -> None:
+        from archbench.execute.group import PointResult, rows_of
+        from archbench.results.timestamps import now_iso
+
+        k, j = self.slot[id(point)]
+        self.rows[k][j] = rows_of(point.metrics[0], outcome)
+        if all(rows is not None for rows in self.rows[k]):
+            _, request = self.batch[k]
+            seconds = time.perf_counter() - self.t0
+            self.write(k, [PointResult(p, rows or [], now_iso(), seconds) for p, rows in zip(request.points, self.rows[k])])
+
+    def write(self, k: int, results: list[PointResult], last: bool = False) -> None:
+        """Request ``k``'s reply, once; an error writing it is raised only at the batch's end (``last``): while
+        counting, it would be taken for the count's own."""
+        if self.written[k]:
+            return
+        reply = self.folder / self.batch[k][0].replace("request", "reply")
+        tmp = reply.with_suffix(".tmp")
+        try:
+            tmp.write_bytes(pickle.dumps(results))
+            os.replace(tmp, reply)
+        except OSError:
+            if last:
+                raise
+            return
+        self.written[k] = True
+
+
 def _answer(folder: Path, batch: list[tuple[str, Request]]) -> None:
     """Run a batch's points as one group (``execute.group.run_group``: built, then each metric over all of
-    them) and write each request's reply beside it."""
+    them) and write each request's reply beside it, as soon as its points are counted."""
     from archbench.execute.group import Settings, run_group
+    from archbench.metrics.instructions import Instructions
 
     for plugin in dict.fromkeys(p for _, r in batch for p in r.plugins):
         plugin.load()
-    results = run_group([p for _, r in batch for p in r.points], Settings(rule=batch[0][1].rule))
-    for name, request in batch:
+    replies = _Replies(folder, batch)
+    Instructions.listener = replies.tell
+    try:
+        results = run_group([p for _, r in batch for p in r.points], Settings(rule=batch[0][1].rule))
+    finally:
+        Instructions.listener = None
+    for k, (_, request) in enumerate(batch):
         mine, results = results[:len(request.points)], results[len(request.points):]
-        reply = folder / name.replace("request", "reply")
-        tmp = reply.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(mine))
-        os.replace(tmp, reply)
+        replies.write(k, mine, last=True)
 
 
 def main(argv: list[str]) -> int:

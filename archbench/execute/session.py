@@ -170,16 +170,16 @@ def _run_in(store: ResultStore, plan: RunPlan, ex: Any) -> Summary:
     suite = plan.suite
     todo, skips = _begin(store, plan)
     try:
+        if plan.executor == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
+            from archbench.execute.callgrind import launch_for
+
+            launch_for(todo, suite.timing.rule())  # and asks for their counts at once, before the peak's 0.5 s
         peak = store.read_meta().get("device_peak")
         if peak is None and any("latency" in p.metrics for p in todo):
             peak = matmul_peak(plan.device, DTYPES[suite.dtype], suite.threads)
             update_meta(store, device_peak=peak)
             plan.say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
         settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
-        if plan.executor == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
-            from archbench.execute.callgrind import launch_for
-
-            launch_for(todo, settings.rule)  # and asks for their counts at once
         summary = run_points(todo, settings, store, suite.name, progress=plan.progress, executor=ex, skips=skips)
     except KeyboardInterrupt as stop:
         frame = store.consolidate()  # what finished is on disk already: make it a table

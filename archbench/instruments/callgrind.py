@@ -181,8 +181,8 @@ def count(fn: Callable[[], object], samples: int = SAMPLES, warmup: int = WARMUP
 
 
 def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmup: int = WARMUP,
-              switch: bool | None = None, cold: bool = True,
-              times: dict[str, float] | None = None) -> list[Measurement | Exception]:
+              switch: bool | None = None, cold: bool = True, times: dict[str, float] | None = None,
+              counted: Callable[[int, Measurement | Exception], None] | None = None) -> list[Measurement | Exception]:
     """``count`` of each of ``fns``, phase by phase over all of them: every first call (counted: ``cold``),
     then every warm-up, then every callable's samples. Instrumentation is on for the first and the last
     phase only, so it is switched on twice in all rather than twice per callable: each switch drops
@@ -192,7 +192,9 @@ def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmu
     ``switch`` (default: where this process can): instrumentation on only in those two phases, so that
     the warm-up runs at Valgrind's uninstrumented speed. ``cold=False`` runs the first calls
     uninstrumented and leaves ``cold`` unset. ``times``, when given, gets the CPU seconds of each phase
-    added to it (``first``, ``warmup``, ``samples``: benchmarks/callgrind_cost.py)."""
+    added to it (``first``, ``warmup``, ``samples``: benchmarks/callgrind_cost.py). ``counted``, when given, is
+    called with each callable's index and outcome as soon as its samples are counted (or, for one that failed
+    before, in its turn), so that its result can go before the last callable is counted."""
     base = os.environ.get(ENV)
     if not base:
         raise RuntimeError(f"not running under Callgrind ({ENV} is not set); see archbench.execute.callgrind")
@@ -215,6 +217,10 @@ def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmu
     def sample(i: int) -> None:
         out[i] = _measured(tuple(float(dumps.counted(fns[i], 1) - overhead) for _ in range(samples)), first[i])
 
+    def tell(i: int) -> None:
+        if counted is not None:
+            counted(i, out[i] or RuntimeError("not counted"))
+
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()  # a collection falls in whichever call crosses its allocation count: +3 % on one sample
@@ -228,11 +234,11 @@ def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmu
             _each(out, warm_up)
         with clock("samples"), on:
             overhead = dumps.least(_nothing)
-            _each(out, sample)
+            _each(out, sample, tell)
     finally:
         if enabled:
             gc.enable()
-    return [m if m is not None else RuntimeError("not counted") for m in out]
+    return [m or RuntimeError("not counted") for m in out]
 
 
 class _Phases:
@@ -251,14 +257,18 @@ class _Phases:
                 self.times[phase] = self.times.get(phase, 0.0) + time.process_time() - t0
 
 
-def _each(out: list[Measurement | Exception | None], step: Callable[[int], None]) -> None:
-    """``step(i)`` for each callable that has not failed yet; an exception is its outcome."""
+def _each(out: list[Measurement | Exception | None], step: Callable[[int], None],
+          then: Callable[[int], None] | None = None) -> None:
+    """``step(i)`` for each callable that has not failed yet (an exception is its outcome), then ``then(i)``
+    for every callable in turn."""
     for i in range(len(out)):
         if not isinstance(out[i], Exception):
             try:
                 step(i)
             except Exception as exc:
                 out[i] = exc
+        if then is not None:
+            then(i)
 
 
 def _measured(counts: tuple[float, ...], first: float | None) -> Measurement | Exception:
