@@ -47,10 +47,10 @@ def outside(argv: list[str]) -> int:
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
             f"--callgrind-out-file={folder}/callgrind.out", f"--log-file={folder}/valgrind.log",
             sys.executable, __file__, "--inside", *argv]
-    from archbench.execute.callgrind import PORTABLE_KERNELS
+    from archbench.execute.callgrind import HASH_SEED, PORTABLE_KERNELS
 
     kernels = {} if "--native-kernels" in argv else PORTABLE_KERNELS
-    env = {**os.environ, **kernels, "ARCHBENCH_CALLGRIND_OUT": f"{folder}/callgrind.out", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **kernels, **HASH_SEED, "ARCHBENCH_CALLGRIND_OUT": f"{folder}/callgrind.out", "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
     rc = subprocess.call(args, env=env)
     print(f"wall {time.monotonic() - t0:.1f} s (not quotable on a shared machine)")

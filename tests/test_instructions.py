@@ -292,6 +292,7 @@ def test_the_counts_are_asked_for_when_the_run_starts_and_picked_up_by_the_group
     assert again.status == "error" and all(row.status == "error" and "callgrind.out" in row.error for [row] in counted)
     env = (tmp_path / "env.txt").read_text().splitlines()
     assert all(f"{k}={v}" in env for k, v in server.PORTABLE_KERNELS.items())  # the kernels without FMA
+    assert "PYTHONHASHSEED=0" in env  # one hash seed: the same counts run to run
 
 
 def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):

@@ -123,6 +123,8 @@ def _execute(plan: RunPlan, old_store: ResultStore | None) -> RunOutcome:
     """``plan`` run into its folder (``old_store`` when resuming), locked while it is written."""
     with executors.make(plan.executor, plan.workers, plan.address) as ex, contextlib.ExitStack() as held:
         ex.check(plan.points)  # the process executor's workers start importing here
+        if not plan.resuming:  # before the memory check's ~2 s: the Callgrind process is the run's longest path
+            _count_early(plan, plan.points)
         footprint.check_fits(plan.every, plan.suite.timeout)  # an experiment none of whose points fits the memory
         store = old_store or ResultStore.create(plan.out, plan.suite.name)
         held.enter_context(FolderLock(store.folder))  # a second writer of the folder stops here
@@ -132,6 +134,16 @@ def _execute(plan: RunPlan, old_store: ResultStore | None) -> RunOutcome:
             raise BadInput(f"{exc}; the finished points are kept; resume with: "
                            f"archbench run {plan.suite_path} --resume {store.folder}") from None
     return RunOutcome(store.folder, summary)
+
+
+def _count_early(plan: RunPlan, points: list) -> None:
+    """With the serial executor, start the Callgrind process now and ask for the counts of ``points`` at once
+    (``execute.callgrind.launch_for``): Valgrind imports torch and counts on the other core while this
+    process runs the points before them. Asking again for a point already asked for does nothing."""
+    if plan.executor == "serial":
+        from archbench.execute.callgrind import launch_for
+
+        launch_for(points, plan.suite.timing.rule())
 
 
 def update_meta(store: ResultStore, **changes: Any) -> dict[str, Any]:
@@ -170,10 +182,7 @@ def _run_in(store: ResultStore, plan: RunPlan, ex: Any) -> Summary:
     suite = plan.suite
     todo, skips = _begin(store, plan)
     try:
-        if plan.executor == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
-            from archbench.execute.callgrind import launch_for
-
-            launch_for(todo, suite.timing.rule())  # and asks for their counts at once, before the peak's 0.5 s
+        _count_early(plan, todo)  # a resumed run's points still to run (a new run's were asked for already)
         peak = store.read_meta().get("device_peak")
         if peak is None and any("latency" in p.metrics for p in todo):
             peak = matmul_peak(plan.device, DTYPES[suite.dtype], suite.threads)
