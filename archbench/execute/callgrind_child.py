@@ -104,7 +104,7 @@ class _Replies:
 
     def tell(self, point: Point, outcome: list[Row] | BaseException) -> None:
         from archbench.execute.group import PointResult, rows_of
-        from archbench.results.timestamps import now_iso
+        from archbench.results.clock import now_iso
 
         k, j = self.slot[id(point)]
         self.rows[k][j] = rows_of(point.metrics[0], outcome)

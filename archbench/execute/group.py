@@ -30,7 +30,7 @@ from archbench.execute import callgrind, footprint
 from archbench.execute.watchdog import Watchdog
 from archbench.instruments import flags, implementation
 from archbench.metrics.base import Context, Row
-from archbench.results.timestamps import now_iso
+from archbench.results.clock import now_iso
 from archbench.stop_rule import StopRule
 from archbench.suite.point import Point
 from archbench.tasks.lengths import build_task

@@ -37,11 +37,14 @@ from archbench.results.fits import fit_results
 from archbench.results.load import latest, read_records, records_to_frame
 from archbench.results.table1 import table1
 from archbench.results.table1_generation import write_table1_generation
-from archbench.results.timestamps import now_iso as now_iso  # where it was: executors import it from here
 
 
 def stamp(now: dt.datetime | None = None) -> str:
     return (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 FILES = ("records.jsonl", "samples.jsonl", "artifacts.jsonl", "results.csv", "fits.csv", "table1.csv",
