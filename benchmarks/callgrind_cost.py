@@ -9,8 +9,8 @@ counted calls, in CPU seconds of the Callgrind process (a shared machine's load 
 
 Starts itself under ``valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no`` and prints one
 line per point (the median count, its spread, the cold count; with ``--schedule point`` also CPU s to build
-it and to count it) and the totals: CPU s of the import, the builds, and (batch) each phase of the count:
-the first calls, the warm-ups and the samples. ``--mode calls``
+it and to count it) and the totals: CPU s of the import, the builds, the count and each of its phases: the
+first calls (counted, ``cold``), the warm-ups and the samples, each with its switches of instrumentation. ``--mode calls``
 (default) switches instrumentation on only around the counted calls (archbench.instruments.callgrind.count);
 ``--mode throughout`` switches it on once, after the imports, as the counter did before.
 """
@@ -83,7 +83,9 @@ def inside(opts: argparse.Namespace) -> int:
             ctx = _context(point, Settings())
             fn = PASSES[point.pass_](ctx.model, ctx.batch)
             t1 = time.process_time()
-            m = callgrind.count(fn, **kwargs)
+            [m] = callgrind.count_all([fn], times=total, **kwargs)  # callgrind.count, with its phases' times
+            if isinstance(m, BaseException):
+                raise m
             t2 = time.process_time()
             total["build"] += t1 - t0
             total["count"] += t2 - t1

@@ -5,10 +5,13 @@
 ``execute.group.run_group`` sends here each group's points of a metric that declares it runs under
 Callgrind (``Metric.under_callgrind``: ``instructions``) when this process is not under Callgrind itself
 (``wanted``). The first group starts the process (``python -m archbench.execute.callgrind_child DIR``
-under ``valgrind --tool=callgrind``); it imports torch once, about a minute under Valgrind, and then
-runs every later group with ``execute.group.run_group``, only that metric, until this process
-exits. With the serial executor (``suites/ci.yaml``) that is one Callgrind process per run; with
-``--executor process`` each group's worker starts its own.
+under ``valgrind --tool=callgrind``), or the run does as it starts (``launch_for``, asking for every
+counted point at once); it imports torch once (about 17 s of CPU under Valgrind) and then counts
+every request that has arrived as one batch (``execute.group.run_group``, only that metric; the
+metric counts the batch phase by phase: ``instruments.callgrind.count_all``), replying to each as
+soon as its points are counted, until this process exits. With the serial executor
+(``suites/ci.yaml``) that is one Callgrind process per run; with ``--executor process`` each group's
+worker starts its own. It runs with one hash seed (``HASH_SEED``), so that its counts repeat.
 
 Instrumentation starts off (``--instr-atstart=no``). On x86-64 each count switches it on around its
 counted calls only, by a client request (``instruments.callgrind.count``): imports, builds and warm-up

@@ -1,10 +1,11 @@
 """The Callgrind process itself: ``python -m archbench.execute.callgrind_child DIR`` under ``valgrind
 --tool=callgrind``, started by ``archbench.execute.callgrind.Counter``.
 
-It imports torch and the built-in metrics once (about 25 s of CPU under Valgrind), switches
-instrumentation on where it cannot switch it per count, touches ``DIR/ready``, then answers each
-request named on its stdin (a pickled ``callgrind.Request`` in DIR) with a pickle of the group's
-``PointResult`` list beside it (``reply-K.pkl``), by ``execute.group.run_group``, until stdin closes.
+It imports torch and the built-in metrics once (about 17 s of CPU under Valgrind), switches
+instrumentation on where it cannot switch it per count, touches ``DIR/ready``, then answers the
+requests named on its stdin (each a pickled ``callgrind.Request`` in DIR) until stdin closes: all
+that have arrived at once, as one group (a batch) by ``execute.group.run_group``, and each with a
+pickle of its ``PointResult`` list beside it (``reply-K.pkl``) as soon as its points are counted.
 """
 from __future__ import annotations
 

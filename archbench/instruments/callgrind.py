@@ -2,6 +2,7 @@
 
     if inside():                              # this process runs under callgrind (execute.callgrind starts it)
         m = count(lambda: model(x))           # m.samples: instructions per call, one per counted call
+        ms = count_all([f, g, h])             # several: the first calls, warm-ups and samples of all, in turn
 
 Callgrind runs the process on a simulated CPU and counts every instruction it executes (``Ir``),
 whatever else the machine is doing: unlike a clock, the count does not move with a neighbour's load,
@@ -11,8 +12,10 @@ turns it off again and writes the events collected since the last dump to a file
 (``callgrind.out.<k>``); its ``totals:`` line is the count. The cost of the toggles and of the
 Python call around ``fn`` is counted once with an empty callable and taken off each sample.
 
-Importing torch under Callgrind takes about a minute (50-130 s on a busy 2-core machine), so one
-such process counts a whole run (``archbench.execute.callgrind``), never one per point.
+Importing torch under Callgrind takes about 17 s of CPU (50-130 s of wall time on a busy 2-core
+machine), so one such process counts a whole run (``archbench.execute.callgrind``), never one per
+point; and switching instrumentation drops every translation, so ``count_all`` switches it twice for
+all its callables, not twice for each.
 """
 from __future__ import annotations
 
