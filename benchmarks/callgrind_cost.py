@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,10 @@ def outside(argv: list[str]) -> int:
     kernels = {} if "--native-kernels" in argv else PORTABLE_KERNELS
     env = {**os.environ, **kernels, **HASH_SEED, "ARCHBENCH_CALLGRIND_OUT": f"{folder}/callgrind.out", "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
-    rc = subprocess.call(args, env=env)
+    try:
+        rc = subprocess.call(args, env=env)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # Valgrind's log and the dumps: nothing left behind
     print(f"wall {time.monotonic() - t0:.1f} s (not quotable on a shared machine)")
     return rc
 
