@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import pickle
 import shutil
 import statistics
 import sys
@@ -70,6 +72,69 @@ def test_counting_outside_callgrind_is_refused(monkeypatch):
     assert not callgrind.inside()
     with pytest.raises(RuntimeError, match="not running under Callgrind"):
         callgrind.count(lambda: None)
+
+
+def test_count_all_runs_each_phase_over_every_callable_and_tells_each_as_it_is_counted(monkeypatch, tmp_path):
+    """The first calls of all, then the warm-ups of all, then the samples of each (told at once); a
+    callable that raises has its exception and the others go on. Counted by a stand-in for Callgrind's
+    dumps (no Valgrind): each call of ``fn`` costs its weight."""
+    calls: list[str] = []
+    monkeypatch.setenv(callgrind.ENV, str(tmp_path / "callgrind.out"))
+    monkeypatch.setattr(callgrind._Dumps, "counted", lambda self, fn, n: sum(fn() or 0 for _ in range(n)) + 5)
+
+    def fn(name: str, weight: int, fails_at: int | None = None):
+        def call() -> int:
+            calls.append(name)
+            if calls.count(name) == fails_at:
+                raise ValueError(f"{name} failed")
+            return weight
+        return call
+
+    told = []
+    out = callgrind.count_all([fn("a", 100), fn("b", 200, fails_at=2), fn("c", 300)], samples=3, warmup=2,
+                              switch=False, counted=lambda i, m: told.append((i, m, list(calls))))
+    assert calls == ["a", "b", "c", "a", "a", "b", "c", "c", "a", "a", "a", "c", "c", "c"]
+    a, b, c = out
+    assert (a.samples, a.cold, c.samples, c.cold) == ((100.0,) * 3, 100.0, (300.0,) * 3, 300.0)  # empty call's 5 off
+    assert isinstance(b, ValueError) and "b failed" in str(b)
+    assert [(i, m) for i, m, _ in told] == [(0, a), (1, b), (2, c)]
+    assert told[0][2] == calls[:11]  # a's samples were told before c's were counted
+
+
+def test_the_callgrind_process_counts_what_has_arrived_in_batches(tmp_path, monkeypatch):
+    """Every request that has arrived is read at once; consecutive ones with the same rule and threads
+    are counted together, up to BATCH points; a request's reply goes as soon as all its points are told."""
+    from archbench.execute import callgrind_child as child
+    from archbench.metrics.base import Row
+    from archbench.stop_rule import StopRule
+
+    r, w = os.pipe()
+    arrived = child._arrived(r)
+    os.write(w, b"request-1.pkl\nrequest-2.pkl\n")
+    assert next(arrived) == ["request-1.pkl", "request-2.pkl"]
+    os.write(w, b"request-3.pkl\nrequest-4.pkl\n")
+    os.close(w)
+    assert next(arrived) == ["request-3.pkl", "request-4.pkl"]
+    assert next(arrived, None) is None
+
+    points = _points()
+    rules = [StopRule(), StopRule(), StopRule(), StopRule(min_samples=7)]
+    for k, rule in enumerate(rules, 1):
+        (tmp_path / f"request-{k}.pkl").write_bytes(pickle.dumps(server.Request(tuple(points), rule, ())))
+    names = [f"request-{k}.pkl" for k in range(1, 5)]
+    assert [[n for n, _ in b] for b in child._batches(tmp_path, names)] == [names[:3], names[3:]]
+    monkeypatch.setattr(child, "BATCH", 4)
+    assert [[n for n, _ in b] for b in child._batches(tmp_path, names)] == [names[:2], names[2:3], names[3:]]
+
+    [batch, _] = list(child._batches(tmp_path, names))[:2]
+    replies = child._Replies(tmp_path, batch)
+    first = batch[0][1].points
+    replies.tell(first[0], [Row("instructions", 5.0, "instructions", False)])
+    assert not (tmp_path / "reply-1.pkl").exists()  # one of its two points told
+    replies.tell(first[1], ValueError("boom"))
+    [ok, failed] = pickle.loads((tmp_path / "reply-1.pkl").read_bytes())
+    assert ok.rows[0].value == 5.0 and failed.rows[0].status == "error" and "boom" in failed.rows[0].error
+    assert not (tmp_path / "reply-2.pkl").exists()
 
 
 def test_without_valgrind_every_point_is_skipped_with_the_reason(monkeypatch):
@@ -229,6 +294,7 @@ def test_the_counts_are_asked_for_when_the_run_starts_and_picked_up_by_the_group
     assert again.status == "error" and all(row.status == "error" and "callgrind.out" in row.error for [row] in counted)
     env = (tmp_path / "env.txt").read_text().splitlines()
     assert all(f"{k}={v}" in env for k, v in server.PORTABLE_KERNELS.items())  # the kernels without FMA
+    assert "PYTHONHASHSEED=0" in env  # one hash seed: the same counts run to run
 
 
 def test_client_requests_are_no_ops_outside_valgrind(monkeypatch):

@@ -5,10 +5,13 @@
 ``execute.group.run_group`` sends here each group's points of a metric that declares it runs under
 Callgrind (``Metric.under_callgrind``: ``instructions``) when this process is not under Callgrind itself
 (``wanted``). The first group starts the process (``python -m archbench.execute.callgrind_child DIR``
-under ``valgrind --tool=callgrind``); it imports torch once, about a minute under Valgrind, and then
-runs every later group with ``execute.group.run_group``, only that metric, until this process
-exits. With the serial executor (``suites/ci.yaml``) that is one Callgrind process per run; with
-``--executor process`` each group's worker starts its own.
+under ``valgrind --tool=callgrind``), or the run does as it starts (``launch_for``, asking for every
+counted point at once); it imports torch once (about 17 s of CPU under Valgrind) and then counts
+every request that has arrived as one batch (``execute.group.run_group``, only that metric; the
+metric counts the batch phase by phase: ``instruments.callgrind.count_all``), replying to each as
+soon as its points are counted, until this process exits. With the serial executor
+(``suites/ci.yaml``) that is one Callgrind process per run; with ``--executor process`` each group's
+worker starts its own. It runs with one hash seed (``HASH_SEED``), so that its counts repeat.
 
 Instrumentation starts off (``--instr-atstart=no``). On x86-64 each count switches it on around its
 counted calls only, by a client request (``instruments.callgrind.count``): imports, builds and warm-up
@@ -51,6 +54,10 @@ CHILD = "archbench.execute.callgrind_child"
 # (docs/instructions.md, What it costs). The count is then of these portable kernels, the same in every run.
 PORTABLE_KERNELS = {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ATEN_CPU_CAPABILITY": "default",
                     "DNNL_MAX_CPU_ISA": "SSE41"}
+# One hash seed for every Callgrind process: with Python's random one, the layout of every dict and set of
+# strings changed from run to run, and with it the counts of unchanged code, by up to 0.4 % (a TCN forward);
+# with a fixed one, two runs counted the same, to the instruction (docs/instructions.md, What it costs).
+HASH_SEED = {"PYTHONHASHSEED": "0"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +107,7 @@ class Counter:
                 f"--instr-atstart={'no' if control else 'yes'}",
                 f"--callgrind-out-file={self.folder / 'callgrind.out'}", f"--log-file={self.folder / 'valgrind.log'}",
                 sys.executable, "-m", CHILD, str(self.folder)]
-        env = {**os.environ, **PORTABLE_KERNELS, "PYTHONPATH": python_path(),
+        env = {**os.environ, **PORTABLE_KERNELS, **HASH_SEED, "PYTHONPATH": python_path(),
                callgrind.ENV: str(self.folder / "callgrind.out")}
         self.launched = time.monotonic()
         self.started_in = None

@@ -148,7 +148,7 @@ def _context(point: Point, settings: Settings) -> Context:
                    settings.clock)
 
 
-def _rows_of(name: str, outcome: list[Row] | BaseException) -> list[Row]:
+def rows_of(name: str, outcome: list[Row] | BaseException) -> list[Row]:
     """A metric's rows for one point, or its failure rows; a non-finite value is ``diverged``."""
     if isinstance(outcome, BaseException):
         return failed_rows([name], outcome)
@@ -197,7 +197,7 @@ def run_group(points: list[Point], settings: Settings) -> list[PointResult]:
                 except Exception as exc:
                     outcomes = [exc] * len(live)
                 for i, outcome in zip(live, outcomes):
-                    rows[i].extend(_rows_of(name, outcome))
+                    rows[i].extend(rows_of(name, outcome))
                 del outcomes, outcome  # let go of failed frames' tensors
         finally:
             ctxs.clear()

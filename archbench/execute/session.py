@@ -124,6 +124,8 @@ def _execute(plan: RunPlan, old_store: ResultStore | None) -> RunOutcome:
     """``plan`` run into its folder (``old_store`` when resuming), locked while it is written."""
     with executors.make(plan.executor, plan.workers, plan.address) as ex, contextlib.ExitStack() as held:
         ex.check(plan.points)  # the process executor's workers start importing here
+        if not plan.resuming:  # before the memory check's ~2 s: the Callgrind process is the run's longest path
+            _count_early(plan, plan.points)
         footprint.check_fits(plan.every, plan.suite.timeout)  # an experiment none of whose points fits the memory
         store = old_store or ResultStore.create(plan.out, plan.suite.name)
         held.enter_context(FolderLock(store.folder))  # a second writer of the folder stops here
@@ -133,6 +135,16 @@ def _execute(plan: RunPlan, old_store: ResultStore | None) -> RunOutcome:
             raise BadInput(f"{exc}; the finished points are kept; resume with: "
                            f"archbench run {plan.suite_path} --resume {store.folder}") from None
     return RunOutcome(store.folder, summary)
+
+
+def _count_early(plan: RunPlan, points: list) -> None:
+    """With the serial executor, start the Callgrind process now and ask for the counts of ``points`` at once
+    (``execute.callgrind.launch_for``): Valgrind imports torch and counts on the other core while this
+    process runs the points before them. Asking again for a point already asked for does nothing."""
+    if plan.executor == "serial":
+        from archbench.execute.callgrind import launch_for
+
+        launch_for(points, plan.suite.timing.rule())
 
 
 def update_meta(store: ResultStore, **changes: Any) -> dict[str, Any]:
@@ -171,16 +183,13 @@ def _run_in(store: ResultStore, plan: RunPlan, ex: Any) -> Summary:
     suite = plan.suite
     todo, skips = _begin(store, plan)
     try:
+        _count_early(plan, todo)  # a resumed run's points still to run (a new run's were asked for already)
         peak = store.read_meta().get("device_peak")
         if peak is None and any("latency" in p.metrics for p in todo):
             peak = matmul_peak(plan.device, DTYPES[suite.dtype], suite.threads)
             update_meta(store, device_peak=peak)
             plan.say(f"device peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['n']}^3 {peak['dtype']} matmul)")
         settings = Settings.of(suite, peak["flops_per_s"] if peak else None)
-        if plan.executor == "serial":  # counted here: Valgrind imports torch on the other core meanwhile
-            from archbench.execute.callgrind import launch_for
-
-            launch_for(todo, settings.rule)  # and asks for their counts at once
         summary = run_points(todo, settings, store, suite.name, progress=plan.progress, executor=ex, skips=skips)
     except KeyboardInterrupt as stop:
         frame = store.consolidate()  # what finished is on disk already: make it a table

@@ -2,6 +2,7 @@
 
     if inside():                              # this process runs under callgrind (execute.callgrind starts it)
         m = count(lambda: model(x))           # m.samples: instructions per call, one per counted call
+        ms = count_all([f, g, h])             # several: the first calls, warm-ups and samples of all, in turn
 
 Callgrind runs the process on a simulated CPU and counts every instruction it executes (``Ir``),
 whatever else the machine is doing: unlike a clock, the count does not move with a neighbour's load,
@@ -11,11 +12,14 @@ turns it off again and writes the events collected since the last dump to a file
 (``callgrind.out.<k>``); its ``totals:`` line is the count. The cost of the toggles and of the
 Python call around ``fn`` is counted once with an empty callable and taken off each sample.
 
-Importing torch under Callgrind takes about a minute (50-130 s on a busy 2-core machine), so one
-such process counts a whole run (``archbench.execute.callgrind``), never one per point.
+Importing torch under Callgrind takes about 17 s of CPU (50-130 s of wall time on a busy 2-core
+machine), so one such process counts a whole run (``archbench.execute.callgrind``), never one per
+point; and switching instrumentation drops every translation, so ``count_all`` switches it twice for
+all its callables, not twice for each.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import mmap
@@ -23,7 +27,8 @@ import os
 import platform
 import re
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -142,17 +147,25 @@ class _Dumps:
         self.base = base
 
     def counted(self, fn: Callable[[], object], calls: int) -> int:
-        """Instructions of ``calls`` calls of ``fn``, collection on only around them."""
+        """Instructions of ``calls`` calls of ``fn``, collection on only around them (and off again,
+        its dump taken, when ``fn`` raises: the next count starts from a clean state)."""
         torch._C._valgrind_toggle()
-        for _ in range(calls):
-            fn()
-        torch._C._valgrind_toggle_and_dump_stats()
-        _Dumps.taken += 1
-        path = Path(f"{self.base}.{_Dumps.taken}")
+        try:
+            for _ in range(calls):
+                fn()
+        finally:
+            torch._C._valgrind_toggle_and_dump_stats()
+            _Dumps.taken += 1
+            path = Path(f"{self.base}.{_Dumps.taken}")
         try:
             return totals(path)
         finally:
             path.unlink(missing_ok=True)
+
+    def least(self, fn: Callable[[], object], tries: int = 3) -> int:
+        """The least of ``tries`` counts of one call: right after instrumentation is switched on, Callgrind's
+        first dump can hold a wrapped total (2^64 less a little, seen on 3.19)."""
+        return min(self.counted(fn, 1) for _ in range(tries))
 
 
 def _nothing() -> None:
@@ -163,36 +176,105 @@ def count(fn: Callable[[], object], samples: int = SAMPLES, warmup: int = WARMUP
           cold: bool = True) -> Measurement:
     """Instructions per call of ``fn``: ``samples`` calls counted one by one, after the first call
     (counted on its own: ``cold``) and ``warmup`` calls more; the cost of counting taken off.
+    ``count_all`` with one callable; its exception raised."""
+    [m] = count_all([fn], samples, warmup, switch, cold)
+    if isinstance(m, BaseException):
+        raise m
+    return m
 
-    ``switch`` (default: where this process can): instrumentation on only around the counted calls,
-    so that the warm-up runs at Valgrind's uninstrumented speed (docs/instructions.md, What it costs).
-    ``cold=False`` runs the first call uninstrumented and leaves ``cold`` unset."""
+
+def count_all(fns: Sequence[Callable[[], object]], samples: int = SAMPLES, warmup: int = WARMUP,
+              switch: bool | None = None, cold: bool = True, times: dict[str, float] | None = None,
+              counted: Callable[[int, Measurement | Exception], None] | None = None) -> list[Measurement | Exception]:
+    """``count`` of each of ``fns``, phase by phase over all of them: every first call (counted: ``cold``),
+    then every warm-up, then every callable's samples. Instrumentation is on for the first and the last
+    phase only, so it is switched on twice in all rather than twice per callable: each switch drops
+    every translation, and retranslating Python's and torch's code cost more than a small point's calls
+    (docs/instructions.md, What it costs). A callable that raises gets its exception; the rest go on.
+
+    ``switch`` (default: where this process can): instrumentation on only in those two phases, so that
+    the warm-up runs at Valgrind's uninstrumented speed. ``cold=False`` runs the first calls
+    uninstrumented and leaves ``cold`` unset. ``times``, when given, gets the CPU seconds of each phase
+    added to it (``first``, ``warmup``, ``samples``: benchmarks/callgrind_cost.py). ``counted``, when given, is
+    called with each callable's index and outcome as soon as its samples are counted (or, for one that failed
+    before, in its turn), so that its result can go before the last callable is counted."""
     base = os.environ.get(ENV)
     if not base:
         raise RuntimeError(f"not running under Callgrind ({ENV} is not set); see archbench.execute.callgrind")
     dumps = _Dumps(base)
     on = _Instrumented(switches_instrumentation() if switch is None else switch)
+    out: list[Measurement | Exception | None] = [None] * len(fns)
+    first: list[float | None] = [None] * len(fns)
+    overhead = 0
+
+    def first_call(i: int) -> None:
+        if cold:
+            first[i] = float(dumps.counted(fns[i], 1) - overhead)
+        else:
+            fns[i]()
+
+    def warm_up(i: int) -> None:
+        for _ in range(warmup):
+            fns[i]()
+
+    def sample(i: int) -> None:
+        out[i] = _measured(tuple(float(dumps.counted(fns[i], 1) - overhead) for _ in range(samples)), first[i])
+
+    def tell(i: int) -> None:
+        if counted is not None:
+            counted(i, out[i] or RuntimeError("not counted"))
+
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()  # a collection falls in whichever call crosses its allocation count: +3 % on one sample
+    clock = _Phases(times)
     try:
-        first = None
-        if cold:
-            with on:  # the empty calls first: the first dump after the switch can be garbage (see below)
-                empty = min(dumps.counted(_nothing, 1) for _ in range(3))
-                first = float(dumps.counted(fn, 1) - empty)
-        else:
-            fn()
-        for _ in range(warmup):
-            fn()
-        with on:
-            # Right after instrumentation is switched on, Callgrind's first dump can hold a wrapped
-            # total (2^64 less a little, seen on 3.19): the three empty calls come first and the least is kept.
-            overhead = min(dumps.counted(_nothing, 1) for _ in range(3))
-            counts = tuple(float(dumps.counted(fn, 1) - overhead) for _ in range(samples))
-        if max(counts) >= 2.0 ** 62 or (first is not None and first >= 2.0 ** 62):
-            raise RuntimeError("Callgrind's instruction counter wrapped (a total near 2^64): the count is not usable")
+        with clock("first"), on if cold else contextlib.nullcontext():
+            if cold:  # the empty calls first: the first dump after the switch can be garbage (_Dumps.least)
+                overhead = dumps.least(_nothing)
+            _each(out, first_call)
+        with clock("warmup"):
+            _each(out, warm_up)
+        with clock("samples"), on:
+            overhead = dumps.least(_nothing)
+            _each(out, sample, tell)
     finally:
         if enabled:
             gc.enable()
+    return [m or RuntimeError("not counted") for m in out]
+
+
+class _Phases:
+    """``with phases("warmup"):`` adds the block's CPU seconds to ``times["warmup"]`` (nothing without ``times``)."""
+
+    def __init__(self, times: dict[str, float] | None):
+        self.times = times
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        t0 = time.process_time()
+        try:
+            yield
+        finally:
+            if self.times is not None:
+                self.times[phase] = self.times.get(phase, 0.0) + time.process_time() - t0
+
+
+def _each(out: list[Measurement | Exception | None], step: Callable[[int], None],
+          then: Callable[[int], None] | None = None) -> None:
+    """``step(i)`` for each callable that has not failed yet (an exception is its outcome), then ``then(i)``
+    for every callable in turn."""
+    for i in range(len(out)):
+        if not isinstance(out[i], Exception):
+            try:
+                step(i)
+            except Exception as exc:
+                out[i] = exc
+        if then is not None:
+            then(i)
+
+
+def _measured(counts: tuple[float, ...], first: float | None) -> Measurement | Exception:
+    if max(counts) >= 2.0 ** 62 or (first is not None and first >= 2.0 ** 62):
+        return RuntimeError("Callgrind's instruction counter wrapped (a total near 2^64): the count is not usable")
     return Measurement(counts, calls=1, cold=first, clock="callgrind")

@@ -17,11 +17,15 @@ raw counts are kept in ``samples.jsonl`` like timing samples, ``cold`` is the fi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import ClassVar
 
 from archbench.instruments import callgrind
 from archbench.instruments.passes import PASSES
+from archbench.instruments.timing import Measurement
 from archbench.metrics.base import Context, GroupMetric, Row
 from archbench.registry import register_metric
+from archbench.suite.point import Point
 
 
 @register_metric("instructions")
@@ -32,6 +36,9 @@ class Instructions(GroupMetric):
     # this metric is there to ignore.
     exclusive = True
     under_callgrind = True  # the executor runs it in the Callgrind process (archbench.execute.callgrind)
+    # Set by the Callgrind process while it counts a batch (execute.callgrind_child): called with each point
+    # and its outcome as soon as it is counted, so that its reply goes before the batch's last count.
+    listener: ClassVar[Callable[[Point, list[Row] | BaseException], None] | None] = None
 
     def run_group(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
         if ctxs[0].device.type != "cpu":
@@ -40,15 +47,33 @@ class Instructions(GroupMetric):
         why = None if callgrind.inside() else callgrind.unavailable()
         if why is not None:
             return [self._skipped(why) for _ in ctxs]
-        return [self._count(ctx) for ctx in ctxs]  # outside Callgrind: an error naming it (callgrind.count)
+        return self._count(ctxs)  # outside Callgrind: an error naming it (callgrind.count_all)
 
     def _skipped(self, why: str) -> list[Row]:
         return [Row(self.name, math.nan, self.unit, False, status="skipped", error=why)]
 
-    def _count(self, ctx: Context) -> list[Row] | BaseException:
+    def _count(self, ctxs: list[Context]) -> list[list[Row] | BaseException]:
+        """Every point's pass counted together (``callgrind.count_all``: the first calls, the warm-ups, then
+        the samples, each phase over all of them), so that the group switches instrumentation on twice."""
+        out: list[list[Row] | BaseException] = []
+        built: list[int] = []  # the points whose pass was built, in the order of the callables
+        fns: list[Callable[[], object]] = []
+        for i, ctx in enumerate(ctxs):
+            try:
+                fns.append(PASSES[ctx.point.pass_](ctx.model, ctx.batch))
+                built.append(i)
+                out.append([])
+            except Exception as exc:
+                out.append(exc)
+
+        def counted(k: int, m: Measurement | Exception) -> None:
+            out[built[k]] = m if isinstance(m, BaseException) else [
+                Row(self.name, m.median, self.unit, False, stats=m.stats(), samples=list(m.samples))]
+            if Instructions.listener is not None:
+                Instructions.listener(ctxs[built[k]].point, out[built[k]])
+
         try:
-            fn = PASSES[ctx.point.pass_](ctx.model, ctx.batch)
-            m = callgrind.count(fn)
-        except Exception as exc:
-            return exc
-        return [Row(self.name, m.median, self.unit, False, stats=m.stats(), samples=list(m.samples))]
+            callgrind.count_all(fns, counted=counted)
+        except Exception as exc:  # not under Callgrind: every point gets the reason
+            out = [exc for _ in ctxs]
+        return out
