@@ -169,6 +169,21 @@ def ci_summary(figure: dict) -> str:
             f"{int(t.noisy.sum())} noisy; {int((t.n < 9).sum())} with n < 9; missed: {why or '-'}; worst: {worst or '-'}")
 
 
+
+def _needs(needs: list[timing_target.Need]) -> str:
+    """What a point that missed in every run would need: the median over the runs, or, where every run
+    got one sample (no spread to scale from), the fewest samples whose interval is not their range."""
+    import numpy as np
+
+    seconds = [x.needed_s for x in needs if x.needed_s is not None]
+    if seconds:
+        return f"{np.median(seconds):.3g} s of sampling"
+    if all(x.samples < 2 for x in needs):
+        block = float(np.median([x.block_s for x in needs]))
+        return f"at least {timing_target.RANGE_BELOW} samples, {timing_target.RANGE_BELOW * block:.3g} s"
+    return "more than 10^7 samples"
+
+
 def missed_in_every_run(figures: list[dict]) -> list[str]:
     """A line per point that missed the target in every run: over the runs, the median of its samples, its
     noise and what it would need (benchmarks/timing_target.py), how often max_time stopped it, its causes."""
@@ -182,14 +197,13 @@ def missed_in_every_run(figures: list[dict]) -> list[str]:
     for (arch, n, pass_), needs in sorted(runs.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0])):
         if len(needs) < len(figures):
             continue
-        seconds = [x.needed_s for x in needs if x.needed_s is not None]
         noise = [x.noise for x in needs if np.isfinite(x.noise)]  # NaN: one sample
         causes = Counter(x.cause for x in needs).most_common()
         lines.append(f"  {arch} n={n} {pass_}: missed in all {len(needs)} runs; median {np.median([x.samples for x in needs]):.0f} "
                      f"samples of {np.median([x.block_s for x in needs]) * 1e3:.3g} ms, rel CI "
                      f"{np.median([x.rel_ci for x in needs]):.1%}, noise {f'{np.median(noise):.1%}' if noise else '-'}, "
                      f"stopped at max_time in {sum(x.stopped_at_max_time for x in needs)}; needs "
-                     f"{f'{np.median(seconds):.3g} s of sampling' if seconds else 'more than 10^7 samples'} (median); "
+                     f"{_needs(needs)} (median); "
                      + ", ".join(f"{c} {k}" for c, k in causes))
     return lines
 

@@ -86,3 +86,24 @@ def test_need_names_the_cause(tt):
     outlier = tt.need([1e-3, 1.001e-3, 0.999e-3, 1.0005e-3, 1.2e-3], calls=2, noisy=False, rule=RULE)
     assert outlier.needed == 9 and outlier.needed_s == pytest.approx(0.05)  # min_time: 9 x 2 ms is less
     assert outlier.cause == "within max_time at this noise"
+
+
+def test_a_point_missed_in_every_run_says_what_it_needs_even_with_one_sample(tt, monkeypatch):
+    """harness_speed --repeat's line per point: one sample a run has no spread to scale from, so it needs
+    the fewest samples whose interval is not their range (their time at its call's length), not 10^7."""
+    import harness_speed
+
+    def need(samples, block_s, needed_s):
+        return tt.Need(samples=samples, median_s=block_s, block_s=block_s, rel_ci=0.0 if samples < 2 else 0.05,
+                       noise=math.nan if samples < 2 else 0.03, cv=math.nan, spread=math.nan,
+                       stopped_at_max_time=True, needed=None if needed_s is None else 40, needed_s=needed_s,
+                       cause="unknown (one sample)" if samples < 2 else "noise")
+
+    def figures(*needs):
+        return [{"missed": [{"arch": "gru", "seq_len": 512, "pass": "train_step", "need": x}]} for x in needs]
+
+    [one] = harness_speed.missed_in_every_run(figures(need(1, 0.2, None), need(1, 0.1, None)))
+    assert f"needs at least {tt.RANGE_BELOW} samples, {tt.RANGE_BELOW * 0.15:.3g} s (median)" in one
+    [noisy] = harness_speed.missed_in_every_run(figures(need(20, 0.01, 0.4), need(20, 0.01, 0.6)))
+    assert "needs 0.5 s of sampling (median)" in noisy
+    assert harness_speed.missed_in_every_run(figures(need(20, 0.01, 0.4)) + [{"missed": []}]) == []  # met once
