@@ -11,13 +11,12 @@ One point each (a TCN forward; a transformer's training step); each run is a rea
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
+from conftest import needs_valgrind
 
 import archbench
 from archbench.cli import cli
@@ -29,8 +28,6 @@ pytestmark = pytest.mark.heavy(95)  # s of the run on one core: started first (c
 # tests/plugins on the path as `plugins.slowed` (as test_instructions and test_executors import it)
 sys.path.insert(0, str(Path(__file__).parent))
 ENV = "ARCHBENCH_EXTRA_WORK"
-needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or not torch._C._valgrind_supported_platform(),
-                                    reason="needs valgrind (Debian: apt-get install valgrind)")
 
 SUITE = """
 name: threshold

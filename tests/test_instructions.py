@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import needs_valgrind
 
 from archbench import registry
 from archbench.execute import callgrind as server
@@ -35,8 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # the path, not as `tests.plugins.slowed` from the current directory, which archbench refuses to import
 # from unless PYTHONPATH names it (it passed only when another test had imported `tests` first)
 sys.path.insert(0, str(Path(__file__).parent))
-needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None or not torch._C._valgrind_supported_platform(),
-                                    reason="needs valgrind (Debian: apt-get install valgrind)")
 
 SUITE = """
 name: t
