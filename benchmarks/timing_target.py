@@ -179,10 +179,11 @@ def missed(folder: str | Path, metric: str = "latency") -> tuple[list[dict[str, 
     from archbench.stop_rule import StopRule
 
     folder = Path(folder)
-    timing = (yaml.safe_load((folder / "suite.yaml").read_text()) or {}).get("timing") or {}
+    run = load_run(folder)  # a folder that is not a whole run: BadInput, naming it
+    suite = yaml.safe_load((folder / "suite.yaml").read_text())
+    timing = (suite.get("timing") if isinstance(suite, dict) else None) or {}
     fields = {f.name for f in dataclasses.fields(StopRule)}
     rule = dataclasses.asdict(StopRule(**{k: v for k, v in timing.items() if k in fields}))
-    run = load_run(folder)
     rows = []
     table = run.frame[(run.frame.metric == metric) & (run.frame.status == "ok")]
     for r in table.to_dict("records"):
@@ -195,8 +196,17 @@ def missed(folder: str | Path, metric: str = "latency") -> tuple[list[dict[str, 
 
 
 def main(argv: list[str]) -> int:
+    import yaml
+
+    from archbench.errors import BadInput
+
     for folder in argv or ["."]:
-        rows, rule = missed(folder)
+        try:
+            rows, rule = missed(folder)
+        except (BadInput, OSError, yaml.YAMLError, TypeError, ValueError) as e:  # one line, not a traceback
+            why = " ".join(str(e).split())
+            print(f"error: {folder}: not a results folder this can read ({type(e).__name__}: {why})", file=sys.stderr)
+            return 2
         causes = Counter(r["need"].cause for r in rows)
         print(f"{folder}: {len(rows)} latency points missed target {rule['target']:.0%} (max_time "
               f"{rule['max_time']:g} s): " + ", ".join(f"{k} {v}" for k, v in causes.most_common()))

@@ -3,6 +3,7 @@ intervals of simulated samples (Monte Carlo, through the timer's own Measurement
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,17 @@ def test_a_point_missed_in_every_run_says_what_it_needs_even_with_one_sample(tt,
     [noisy] = harness_speed.missed_in_every_run(figures(need(20, 0.01, 0.4), need(20, 0.01, 0.6)))
     assert "needs 0.5 s of sampling (median)" in noisy
     assert harness_speed.missed_in_every_run(figures(need(20, 0.01, 0.4)) + [{"missed": []}]) == []  # met once
+
+
+@pytest.mark.parametrize("damage", ["missing", "not-a-table", "suite-not-yaml"])
+def test_a_folder_it_cannot_read_is_one_line_and_exit_2(tt, tmp_path, capsys, damage):
+    folder = tmp_path / "run"
+    if damage != "missing":
+        shutil.copytree(Path(__file__).parent / "fixtures" / "results_v1", folder)
+    if damage == "not-a-table":
+        (folder / "results.csv").write_text("garbage\n")
+    if damage == "suite-not-yaml":
+        (folder / "suite.yaml").write_text("{{{\n")
+    assert tt.main([str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder}: ") and err.count("\n") == 1, err
