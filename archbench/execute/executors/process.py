@@ -106,7 +106,13 @@ class ProcessExecutor(Executor):
         self._futures.add(self._threads.submit(self._run, group, settings, plugins))
 
     def next_finished(self) -> list[PointResult]:
-        done, _ = cf.wait(self._futures, return_when=cf.FIRST_COMPLETED)
+        return self.finished(None) or []
+
+    def finished(self, timeout: float | None) -> list[PointResult] | None:
+        """The results of the next group to finish within ``timeout`` s (None: waiting for it), else None."""
+        done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        if not done:
+            return None
         future = done.pop()
         self._futures.discard(future)
         return future.result()

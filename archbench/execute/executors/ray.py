@@ -31,17 +31,21 @@ those paths must exist on every node (a shared file system, or the same checkout
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from archbench.errors import BadInput
 from archbench.execute.executors.base import Executor, is_timing
 from archbench.execute.executors.child import python_path
+from archbench.execute.executors.local_first import LocalFirst, fits, worth_starting
 from archbench.execute.executors.pool import run_jobs_resident, warm_resident
 from archbench.execute.executors.process import failed_results, jobs_of, results_of
 from archbench.execute.executors.worker import plugins_of
@@ -53,6 +57,7 @@ NEEDS_RAY = "--executor ray needs Ray: pip install 'archbench[ray]'"
 TIMING = "archbench_timing"  # the custom resource: one per node, held by a CPU timing point
 GPU_SHARE = 0.25  # of a GPU, for a point that times nothing
 CONNECT_TIMEOUT = 5.0  # s to reach the head given by --address
+POLL = 0.1  # s between looks at the local worker and at Ray, while both run groups
 
 
 def resources(group: list[Point]) -> dict:
@@ -65,6 +70,13 @@ def resources(group: list[Point]) -> dict:
     elif timing:
         options["resources"] = {TIMING: 1}
     return options
+
+
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["ray"] is None (a test hides it)
+        return False
 
 
 def _check_address(address: str) -> None:
@@ -117,6 +129,16 @@ def _prepared_meanwhile() -> Iterator[None]:
         thread.join()  # a failure there is raised again by the memory check's own prepare()
 
 
+@contextlib.contextmanager
+def _terminated() -> Iterator[None]:
+    """Around a call into Ray (``ray.wait``), which raises a plain KeyboardInterrupt of what our
+    SIGTERM handler raised: Terminated again (``signals.as_terminated``)."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        raise as_terminated(stop) from None
+
+
 def _init(ray: Any, address: str | None) -> None:
     """``ray.init``: join the cluster at ``address``, or start a local one whose processes (the Ray
     workers among them) have this process's ``sys.path`` as PYTHONPATH; BadInput when it fails."""
@@ -128,7 +150,9 @@ def _init(ray: Any, address: str | None) -> None:
                 ray.init(address=address, **options)
             else:
                 os.environ["PYTHONPATH"] = python_path()
-                ray.init(resources={TIMING: 1}, **options)
+                # "local": a cluster of its own, never one found on the machine (with no address, ray.init
+                # joins the cluster named in /tmp/ray/ray_current_cluster when some GCS runs here)
+                ray.init(address="local", resources={TIMING: 1}, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         what = f"--address {address}: cannot join a Ray cluster there" if address else "cannot start a local Ray cluster"
@@ -141,39 +165,66 @@ def _init(ray: Any, address: str | None) -> None:
 
 
 class RayExecutor(Executor):
-    """Up to ``workers`` groups in flight as Ray tasks; Ray places them on the cluster."""
+    """Up to ``workers`` groups in flight as Ray tasks; Ray places them on the cluster. A cluster this
+    run starts itself is started only when worth it, the first groups meanwhile on a local worker
+    (``local_first``)."""
 
     name = "ray"
 
     def __init__(self, workers: int = 1, address: str | None = None):
         super().__init__(workers)
-        try:
-            import ray
-        except ImportError:
-            raise BadInput(NEEDS_RAY) from None
-        self._ray = ray
+        if not _installed():
+            raise BadInput(NEEDS_RAY)
         if address:
             _check_address(address)
+        self._address = address
         # Ray started (or joined) here is shut down here; one this process started already is used as it is
-        self._owner = not ray.is_initialized()
-        if self._owner:
-            with _prepared_meanwhile():
-                _init(ray, address)
-        # the task only waits on its resident worker (pool.run_jobs_resident): the Ray worker never imports torch
-        self._remote = ray.remote(max_retries=0)(run_jobs_resident)
-        self._warm = ray.remote(max_retries=0)(warm_resident)
+        running = sys.modules.get("ray")
+        self._owner = running is None or not running.is_initialized()
+        self._ray: Any = None  # the module, imported when Ray is started (0.4 s of CPU)
+        self._up = False  # ray.init done (or Ray was running already)
         # a local cluster started here has this process's PYTHONPATH (_init): a task with a runtime_env
         # would need Ray workers of its own, started on first use, and the ones Ray started wait idle
         local = self._owner and not address
         self._env: dict = {} if local else {"runtime_env": {"env_vars": {"PYTHONPATH": python_path()}}}
         self._refs: dict = {}  # ObjectRef -> group
-        self._warming: list = []  # the warm_resident tasks: not waited for
+        self._warming: list = []  # the warm_resident tasks not seen finished
+        self._warmed = 0  # of them, finished: Ray workers whose resident worker has imported
         self._tasks: dict[str, Any] = {}  # options -> the remote function with them (``_task``)
+        self._local: LocalFirst | None = None  # the first groups' worker, while Ray is not warm
+        self._left = 0  # points still to submit
+        self._cpus: dict = {}  # the warm tasks' CPUs
+        if not local:
+            self._start()
+
+    def _start(self) -> None:
+        """Ray imported and, when this run owns it, ``ray.init``: Ray is up."""
+        import ray
+
+        self._ray = ray
+        if self._owner:
+            with _prepared_meanwhile():
+                _init(ray, self._address)
+        # the task only waits on its resident worker (pool.run_jobs_resident): the Ray worker never imports torch
+        self._remote = ray.remote(max_retries=0)(run_jobs_resident)
+        self._warm = ray.remote(max_retries=0)(warm_resident)
+        self._up = True
 
     def check(self, points: list[Point]) -> None:
         """The cluster has what the points ask for (else a task would wait for ever), and the plugins
         can be imported by name."""
         plugins_of(points)
+        self._left = len(points)
+        self._cpus = {"num_cpus": points[0].threads} if points else {}
+        if not self._up and fits(points):
+            self._local = LocalFirst(points)  # Ray starts later, if the points are worth it (has_room)
+            return
+        if not self._up:
+            self._start()
+        self._check_cluster(points)
+        self._warm_up(min(self.workers, len(points)))
+
+    def _check_cluster(self, points: list[Point]) -> None:
         have = self._ray.cluster_resources()
         for point in points:
             options = resources([point])
@@ -184,11 +235,11 @@ class RayExecutor(Executor):
                     f"the Ray cluster has no {TIMING!r} resource for CPU timing points ({', '.join(point.metrics)}); "
                     f"start each node with ray start --resources='{{\"{TIMING}\": 1}}'"
                 )
-        # a task per worker that starts its Ray worker's resident worker (torch imported, ~5 s of CPU)
-        # while this process plans: the first groups queue behind them instead of paying it after
-        cpus = {"num_cpus": points[0].threads} if points else {}
-        self._warming = [self._warm.options(**cpus, **self._env).remote()
-                         for _ in range(min(self.workers, len(points)))]
+
+    def _warm_up(self, n: int) -> None:
+        """A task per worker that starts its Ray worker's resident worker (torch imported, ~3 s of CPU)
+        while this process plans: the first groups queue behind them instead of paying it after."""
+        self._warming = [self._warm.options(**self._cpus, **self._env).remote() for _ in range(n)]
 
     def _task(self, options: dict) -> Any:
         """The remote function with these options: made once per set of them (``options`` validates
@@ -198,30 +249,103 @@ class RayExecutor(Executor):
             self._tasks[key] = self._remote.options(**options, **self._env)
         return self._tasks[key]
 
+    def _free(self) -> int:
+        """Warm Ray workers without a group of this run (a local-first run gives Ray no other)."""
+        if self._warming:
+            done, self._warming = self._ray.wait(self._warming, num_returns=len(self._warming), timeout=0)
+            self._warmed += len(done)
+        if self._local is not None and self._up and not self._warming:
+            self._local.retired = True  # every Ray worker is warm: the local worker takes no more
+        return min(self._warmed, self.workers) - len(self._refs)
+
+    def has_room(self) -> bool:
+        with _terminated():
+            return self._has_room()
+
+    def _has_room(self) -> bool:
+        local = self._local
+        if local is None:
+            return self.pending() < self.workers
+        if self._up and self._free() > 0:
+            return True
+        if local.retired:
+            return False
+        if not self._up and worth_starting(self._left, local.seconds_per_point()):
+            if local.executor.pending() < local.depth():
+                return True  # work queued locally for the while ray.init blocks this process
+            self._start()
+            self._warm_up(min(self.workers, self._left))
+            return False
+        return local.idle()
+
     def submit(self, group: list[Point], settings: Settings) -> None:
+        self._left -= len(group)
+        local = self._local
+        with _terminated():
+            ray_free = self._up and self._free() > 0
+        if local is not None and not local.retired and not ray_free:
+            local.submit(group, settings)
+            return
         whole, alone = jobs_of(group, settings, plugins_of(group))
         ref = self._task(resources(group)).remote(whole, alone, settings.timeout)
         self._refs[ref] = group
 
     def next_finished(self) -> list[PointResult]:
+        with _terminated():
+            return self._next()
+
+    def _next(self) -> list[PointResult]:
+        local = self._local
+        if local is None:
+            return self._from_ray(None) or []
+        free = self._free() if self._up else 0
+        while True:
+            wait = None if not self._up else 0 if self._refs else POLL  # before Ray: only the local worker
+            got = local.finished(wait) if not local.idle() else None
+            if got is not None:
+                return got
+            if self._refs:
+                got = self._from_ray(POLL)
+                if got is not None:
+                    return got
+            if self._up and self._left and self._free() > free:
+                return []  # a Ray worker is warm now: the run may submit to it
+            if local.idle() and not self._refs:
+                time.sleep(POLL)
+                return []
+
+    def _from_ray(self, timeout: float | None) -> list[PointResult] | None:
+        """The results of the next Ray task to finish within ``timeout`` s (None: waiting), else None."""
+        ready, _ = self._ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        if not ready:
+            return None
+        group = self._refs.pop(ready[0])
         try:
-            [ref], _ = self._ray.wait(list(self._refs), num_returns=1)
-            group = self._refs.pop(ref)
-            try:
-                return results_of(group, self._ray.get(ref))
-            except self._ray.exceptions.RayError as exc:  # the task itself failed: its worker died, ...
-                first = (str(exc).strip().splitlines() or [""])[0]
-                return failed_results(group, ("error", f"the Ray task failed: {type(exc).__name__}: {first}"[:500]))
-        except KeyboardInterrupt as stop:  # Ray raises its own of what our SIGTERM handler raised
-            raise as_terminated(stop) from None
+            return results_of(group, self._ray.get(ready[0]))
+        except self._ray.exceptions.RayError as exc:  # the task itself failed: its worker died, ...
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return failed_results(group, ("error", f"the Ray task failed: {type(exc).__name__}: {first}"[:500]))
 
     def pending(self) -> int:
-        return len(self._refs)
+        return len(self._refs) + (self._local.executor.pending() if self._local is not None else 0)
 
     def close(self) -> None:
-        for ref in [*self._refs, *self._warming]:
-            self._ray.cancel(ref, force=True)
+        if self._local is not None:
+            self._local.close()
+        if self._up:
+            for ref in [*self._refs, *self._warming]:
+                self._ray.cancel(ref, force=True)
         self._refs.clear()
         self._warming.clear()
-        if self._owner and self._ray.is_initialized():
+        if self._owner and self._up and self._ray.is_initialized():
             self._ray.shutdown()
+
+    @property
+    def ray_started(self) -> bool:
+        """Whether this run started (or joined) Ray: False when a local-first run never needed it."""
+        return self._up
+
+    @property
+    def local_groups(self) -> int:
+        """Groups run on the local worker of a local-first run."""
+        return self._local.groups if self._local is not None else 0
