@@ -300,17 +300,18 @@ class RayExecutor(Executor):
             return self._from_ray(None) or []
         free = self._free() if self._up else 0
         while True:
-            wait = None if not self._up else 0 if self._refs else POLL  # before Ray: only the local worker
-            got = local.finished(wait) if not local.idle() else None
-            if got is not None:
-                return got
+            here = local.executor.pending() > 0
+            if here:  # before Ray is up, only the local worker is waited for
+                got = local.finished(None if not self._up else 0 if self._refs else POLL)
+                if got is not None:
+                    return got
             if self._refs:
                 got = self._from_ray(POLL)
                 if got is not None:
                     return got
             if self._up and self._left and self._free() > free:
                 return []  # a Ray worker is warm now: the run may submit to it
-            if local.idle() and not self._refs:
+            if not here and not self._refs:
                 time.sleep(POLL)
                 return []
 

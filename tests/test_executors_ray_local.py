@@ -1,0 +1,141 @@
+"""A Ray run that starts its own cluster begins on a local worker (executors/local_first.py): a suite
+too small to pay for Ray's start never starts it, a larger one gives Ray a group only once a Ray
+worker is warm and free, and either way the points and their deterministic values are serial's.
+``ray.init`` starts a cluster of its own (``address="local"``), never one found on the machine.
+
+Counts, not wall times: where each group ran, whether Ray was started, what each Ray submission saw.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import archbench
+from archbench.errors import BadInput
+from archbench.execute.executors import local_first
+from archbench.suite.point import Point
+
+pytestmark = pytest.mark.heavy(30)  # s of the run on one core: started first (conftest.py)
+
+SUITE = """
+name: local_first
+device: cpu
+threads: 1
+experiments:
+  - name: det
+    architectures: [lstm, {kind: tcn, levels: 2}]
+    task: {kind: uniform, vocab_size: 8}
+    metrics: [flops, graph]
+    sweep: {seq_len: [8, 16, 32], batch: 1, d_model: 8}
+"""
+DETERMINISTIC = ("flops", "graph_work")
+
+
+def point(tmp_path: Path, **changes) -> Point:
+    path = tmp_path / "one.yaml"
+    path.write_text(SUITE)
+    return dataclasses.replace(archbench.expand(archbench.load_suite(path), device="cpu")[0], **changes)
+
+
+def test_ray_is_worth_starting_from_twenty_seconds_of_points_left():
+    assert not local_first.worth_starting(100, None)  # no group has finished: nothing known yet
+    assert local_first.worth_starting(10, 2.0)  # 20 s
+    assert not local_first.worth_starting(9, 2.0)  # 18 s
+    assert not local_first.worth_starting(0, 5.0)
+
+
+def test_the_local_queue_covers_ray_init():
+    assert local_first.depth(None) == 1
+    assert local_first.depth(2.0) == 1 + 4  # 8 s of ray.init at 2 s a group
+    assert local_first.depth(3.0) == 1 + 3  # ceil(8 / 3)
+    assert local_first.depth(0.001) == 1 + local_first.MAX_DEPTH
+
+
+def test_only_cpu_points_without_timing_begin_locally(tmp_path):
+    assert local_first.fits([point(tmp_path), point(tmp_path, seq_len=64)])
+    assert not local_first.fits([])
+    assert not local_first.fits([point(tmp_path), point(tmp_path, metrics=("latency",))])  # the device alone
+    assert not local_first.fits([point(tmp_path, device="cuda")])
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    """What each Ray executor of the test did: its local groups, whether Ray started, and for each
+    group given to Ray the warm Ray workers and the groups in flight there at that moment."""
+    pytest.importorskip("ray")
+    from archbench.execute.executors.ray import RayExecutor
+
+    found: dict = {"local": [], "started": [], "ray_submits": []}
+    close, task = RayExecutor.close, RayExecutor._task
+
+    def closing(self):
+        found["local"].append(self.local_groups)
+        found["started"].append(self.ray_started)
+        close(self)
+
+    def tasked(self, options):
+        found["ray_submits"].append((self._warmed, len(self._refs)))
+        return task(self, options)
+
+    monkeypatch.setattr(RayExecutor, "close", closing)
+    monkeypatch.setattr(RayExecutor, "_task", tasked)
+    return found
+
+
+def values(folder: Path) -> pd.Series:
+    df = pd.read_csv(folder / "results.csv")
+    assert (df.status == "ok").all(), df[df.status != "ok"]
+    return df[df.metric.isin(DETERMINISTIC)].set_index(["point_id", "metric"]).value.sort_index()
+
+
+def test_a_small_suite_runs_on_the_local_worker_and_never_starts_ray(tmp_path, seen):
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE)
+    ray_run = archbench.run(path, out=tmp_path / "ray", executor="ray", workers=2, progress=False, say=lambda s: None)
+    serial = archbench.run(path, out=tmp_path / "serial", progress=False, say=lambda s: None)
+    assert seen["started"] == [False] and seen["local"] == [6] and seen["ray_submits"] == []
+    import ray
+
+    assert not ray.is_initialized()
+    pd.testing.assert_series_equal(values(ray_run.folder), values(serial.folder))
+
+
+def test_ray_gets_a_group_only_when_a_warm_ray_worker_is_free(tmp_path, seen, monkeypatch):
+    monkeypatch.setattr(local_first, "RAY_WORTH_S", 0.0)  # worth it as soon as one group has finished
+    monkeypatch.setattr(local_first, "INIT_S", 0.0)       # one group queued locally for ray.init
+    # the local worker takes no group of its own accord after its first: the rest wait for Ray's workers
+    monkeypatch.setattr(local_first.LocalFirst, "idle", lambda self: self.executor.pending() == 0 and not self.groups)
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE.replace("[8, 16, 32]", "[8, 16, 32, 64]"))
+    ray_run = archbench.run(path, out=tmp_path / "ray", executor="ray", workers=2, progress=False, say=lambda s: None)
+    assert seen["started"] == [True]
+    assert seen["local"] == [2] and len(seen["ray_submits"]) == 6  # the first, the one queued for ray.init
+    assert all(warm > in_flight for warm, in_flight in seen["ray_submits"]), seen["ray_submits"]
+    import ray
+
+    assert not ray.is_initialized()  # shut down at the end
+    serial = archbench.run(path, out=tmp_path / "serial", progress=False, say=lambda s: None)
+    pd.testing.assert_series_equal(values(ray_run.folder), values(serial.folder))
+
+
+def test_ray_init_starts_a_cluster_of_its_own(monkeypatch):
+    ray = pytest.importorskip("ray")
+    from archbench.execute.executors.ray import RayExecutor
+
+    if ray.is_initialized():
+        pytest.skip("a Ray of this process is running")
+    asked: dict = {}
+
+    def init(**kwargs):
+        asked.update(kwargs)
+        raise RuntimeError("no cluster today")
+
+    monkeypatch.setattr(ray, "init", init)
+    ex = RayExecutor(2)
+    assert not ex.ray_started  # a cluster of its own: started when worth it, not when made
+    with pytest.raises(BadInput, match="^cannot start a local Ray cluster: no cluster today$"):
+        ex._start()
+    assert asked["address"] == "local" and asked["resources"] == {"archbench_timing": 1}
