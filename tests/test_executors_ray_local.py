@@ -8,6 +8,11 @@ Counts, not wall times: where each group ran, whether Ray was started, what each
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -139,3 +144,68 @@ def test_ray_init_starts_a_cluster_of_its_own(monkeypatch):
     with pytest.raises(BadInput, match="^cannot start a local Ray cluster: no cluster today$"):
         ex._start()
     assert asked["address"] == "local" and asked["resources"] == {"archbench_timing": 1}
+
+
+# a quick point, whose seconds make Ray worth starting (RAY_WORTH_S 0 in the run), then two that train for ever
+FOREVER = """
+name: forever
+device: cpu
+threads: 1
+experiments:
+  - name: quick
+    architectures: [{kind: tcn, levels: 1}]
+    task: {kind: uniform, vocab_size: 8}
+    metrics: [flops]
+    sweep: {seq_len: 8, batch: 1, d_model: 8}
+  - name: long
+    architectures: [{kind: tcn, levels: 1}, {kind: lstm, layers: 1}]
+    task: {kind: reverse, vocab_size: 8}
+    metrics: [accuracy]
+    training: {steps: 1000000, eval_every: 1000000}
+    sweep: {seq_len: 8, batch: 1, d_model: 8}
+"""
+
+RUN = """
+import sys
+from archbench.execute.executors import local_first
+local_first.RAY_WORTH_S = 0.0
+local_first.INIT_S = 0.0
+from archbench.cli import cli
+cli(args=sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc")
+def test_sigterm_after_ray_started_late_leaves_no_process(tmp_path):
+    """SIGTERM while one point trains on the local worker and another on a Ray worker started after
+    the run began: exit 143, and neither the local worker nor any of Ray's processes is left."""
+    pytest.importorskip("ray")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_orphans import GONE, WAIT, _alive, _cmdline, _descendants
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(FOREVER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", RUN, "run", str(path), "--out", str(tmp_path / "out"),
+                             "--no-progress", "--no-report", "--executor", "ray", "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    seen: set = set()
+    try:
+        deadline = time.monotonic() + WAIT
+        while not any(_cmdline(p).startswith("ray::run_jobs_resident") for p, _ in seen):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            seen |= _descendants(proc.pid)
+            time.sleep(0.2)
+        run = _cmdline(proc.pid)
+        assert any(_cmdline(p) == run for p, _ in seen), "no local worker"  # forked: the run's command line
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr
+    deadline = time.monotonic() + GONE
+    while (left := [p for p in seen if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, "outlived the run: " + "; ".join(f"{pid} {_cmdline(pid)[:120]}" for pid, _ in left)
