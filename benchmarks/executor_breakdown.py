@@ -66,10 +66,16 @@ def drive(suite: str, executor: str, workers: int, t0: float) -> None:
                                (session, "_begin", "meta.json"), (session, "run_points", "run_points"),
                                (ResultStore, "consolidate", "consolidate")):
         wrap(owner, name, label)
-    classes: list[type] = [SerialExecutor, ProcessExecutor]
-    if executor == "ray":
+    classes: list[type] = [{"serial": SerialExecutor, "process": ProcessExecutor}.get(executor, SerialExecutor)]
+    if executor == "ray":  # its local worker is a ProcessExecutor: marked once, as the ray executor's
         from archbench.execute.executors.ray import RayExecutor
-        classes.append(RayExecutor)
+        classes = [RayExecutor]
+        close = RayExecutor.close
+
+        def closing(self, close=close):
+            mark("ray use", local_groups=self.local_groups, ray_started=self.ray_started)
+            return close(self)
+        RayExecutor.close = closing  # type: ignore[method-assign]
     for cls in classes:
         wrap(cls, "check", "check")
         wrap(cls, "close", "close")
@@ -213,7 +219,8 @@ def summary(run: dict, points_cpu: float | None) -> dict:
             "cpu_total_s": sum(v["cpu_s"] for v in by_kind.values()),
             "cpu_workers_s": sum(v["cpu_s"] for k, v in by_kind.items() if k.startswith("worker")),
             "cpu_ray_s": sum(v["cpu_s"] for k, v in by_kind.items() if k.startswith("ray")),
-            "serial_points_cpu_s": points_cpu}
+            "serial_points_cpu_s": points_cpu,
+            "ray_use": next(({k: x[k] for k in ("local_groups", "ray_started")} for x in m if x["what"] == "ray use"), None)}
 
 
 def show(run: dict, s: dict) -> None:
@@ -222,6 +229,8 @@ def show(run: dict, s: dict) -> None:
           f"{s['run_cpu_outside_run_points_s']:.2f} outside run_points and {s['run_cpu_per_point_ms']:.1f} ms per point in "
           f"it, workers {s['cpu_workers_s']:.1f}, Ray's processes {s['cpu_ray_s']:.1f}{ref}; {s['points']} points, "
           f"{s['points_wall_s']:.1f} s of their own wall")
+    if s["ray_use"]:
+        print(f"   groups on the local worker: {s['ray_use']['local_groups']}; Ray started: {s['ray_use']['ray_started']}")
     print(f"   {'stage':32} {'from s':>7} {'wall s':>7} {'run CPU s':>9}")
     for name, st in s["stages"].items():
         cpu = f"{st['run_cpu_s']:9.2f}" if "run_cpu_s" in st else f"{'':9}"

@@ -66,6 +66,33 @@ def test_only_cpu_points_without_timing_begin_locally(tmp_path):
     assert not local_first.fits([point(tmp_path, device="cuda")])
 
 
+def test_once_worth_it_ray_is_started_when_the_local_queue_covers_its_start(monkeypatch):
+    """The groups queued locally for ray.init no longer count as left for Ray: the decision stands."""
+    pytest.importorskip("ray")
+    from archbench.execute.executors.ray import RayExecutor
+
+    class Local:
+        retired, queued = False, 0
+
+        def seconds_per_point(self) -> float:
+            return 2.0
+
+        def depth(self) -> int:
+            return 6
+
+        def idle(self) -> bool:
+            return self.queued == 0
+
+    ex, local, started = RayExecutor(2), Local(), []
+    local.executor = type("Pending", (), {"pending": lambda _: local.queued})()
+    ex._local, ex._left = local, 11  # 22 s left: worth it
+    monkeypatch.setattr(ex, "_start", lambda: started.append(ex._left))
+    monkeypatch.setattr(ex, "_warm_up", lambda n: None)
+    while ex.has_room():  # what run_points does: each group queued on the local worker
+        ex._left, local.queued = ex._left - 1, local.queued + 1
+    assert local.queued == 6 and started == [5]  # 10 s left then, and started all the same
+
+
 @pytest.fixture
 def seen(monkeypatch):
     """What each Ray executor of the test did: its local groups, whether Ray started, and for each

@@ -193,6 +193,7 @@ class RayExecutor(Executor):
         self._tasks: dict[str, Any] = {}  # options -> the remote function with them (``_task``)
         self._local: LocalFirst | None = None  # the first groups' worker, while Ray is not warm
         self._left = 0  # points still to submit
+        self._wanted = False  # a local-first run found its points worth Ray's start
         self._cpus: dict = {}  # the warm tasks' CPUs
         if not local:
             self._start()
@@ -270,9 +271,13 @@ class RayExecutor(Executor):
             return True
         if local.retired:
             return False
-        if not self._up and worth_starting(self._left, local.seconds_per_point()):
-            if local.executor.pending() < local.depth():
+        # decided once: the groups queued for ray.init below are no longer "left", but Ray is still wanted
+        self._wanted = self._wanted or worth_starting(self._left, local.seconds_per_point())
+        if not self._up and self._wanted:
+            if local.executor.pending() < local.depth() and self._left:
                 return True  # work queued locally for the while ray.init blocks this process
+            if not self._left:
+                return False  # nothing left for Ray: the local worker has it all
             self._start()
             self._warm_up(min(self.workers, self._left))
             return False
