@@ -8,7 +8,8 @@ against them. Run it alone on a quiet machine: each figure is a wall time.
 - **ci**: ``archbench run suites/ci.yaml`` with Valgrind (instruction counts) and without
   (``ARCHBENCH_NO_VALGRIND=1``: the ``instructions`` rows are ``skipped``); target <= 120 s with it.
 - **sweep**: ``benchmarks/executor_speed.yaml`` (16 trained points of a few seconds) serial, process and
-  ray, ``--workers 2``; the speed-up of each over serial (target >= 1.8x).
+  ray, ``--workers 2``; the speed-up of each over serial (target >= 1.8x for process; for ray on 2 cores
+  not below serial, at most about 1.5x by its CPU s: docs/execution.md).
 - **quick**: ``archbench run suites/quick.yaml``, report included: wall and CPU time (target <= 60 s) and
   the median, over its latency points, of the relative half-width of the median's 95 % CI
   (``Measurement.rel_ci``: the farther end from the median; target <= the suite's ``target``), how many
@@ -95,7 +96,9 @@ def sweep(repeat: int, workers: int) -> list[dict]:
             serial = wall if name == "serial" else serial
             speedup = f"{serial / wall:.2f}x" if serial else "-"
             rows.append({"figure": f"16-point sweep, {name}" + (f" x{workers}" if extra else ""), "wall_s": wall, "rc": rc,
-                         "target": ">= 1.8x" if extra else "", "load": f"{before} -> {_load()}",
+                         # ray on 2 cores: at most about 1.5x by its CPU s (docs/execution.md), 1.8x out of reach
+                         "target": {"process": ">= 1.8x", "ray": ">= 1.0x (<= 1.5x on 2 cores)"}.get(name, ""),
+                         "load": f"{before} -> {_load()}",
                          "note": (f"speed-up {speedup}" if extra else last) + f"; {cpu:.1f} CPU s"})
     return rows
 
