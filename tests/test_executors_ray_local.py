@@ -23,7 +23,7 @@ from archbench.errors import BadInput
 from archbench.execute.executors import local_first
 from archbench.suite.point import Point
 
-pytestmark = pytest.mark.heavy(30)  # s of the run on one core: started first (conftest.py)
+pytestmark = pytest.mark.heavy(50)  # s of the run on one core: started first (conftest.py)
 
 SUITE = """
 name: local_first
