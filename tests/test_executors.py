@@ -103,7 +103,8 @@ def stand_ins():
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, resources={"archbench_timing": 1},
+    # "local": a cluster of the test's own, not one named in /tmp/ray/ray_current_cluster while some GCS runs here
+    ray.init(address="local", num_cpus=2, include_dashboard=False, resources={"archbench_timing": 1},
              _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
     try:
         yield ray
