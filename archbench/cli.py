@@ -120,7 +120,8 @@ def cli() -> None:
                    "[default: the suite's executor:, else serial].")
 @click.option("--workers", type=int, default=None, help="Groups run at once by process or ray [default: 1].")
 @click.option("--address", default=None, metavar="HOST:PORT",
-              help="With --executor ray: join the Ray cluster there (else a local one is started).")
+              help="With --executor ray: join the Ray cluster there; 'local': start a local one at once "
+                   "[default: a local one, started only when the points are worth it].")
 @click.option("--resume", "resume", default=None, type=click.Path(path_type=Path), metavar="RESULTS_DIR",
               help="Append to RESULTS_DIR, an earlier run of SUITE, running only the points it has not "
                    "finished (--out is not used).")

@@ -236,3 +236,23 @@ def test_sigterm_after_ray_started_late_leaves_no_process(tmp_path):
     while (left := [p for p in seen if _alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, "outlived the run: " + "; ".join(f"{pid} {_cmdline(pid)[:120]}" for pid, _ in left)
+
+
+def test_address_local_starts_a_cluster_of_its_own_at_once(monkeypatch):
+    """``--address local``: no local first, Ray started when the executor is made (a Ray setup checked
+    on a small suite), a local cluster with the timing resource, and no runtime_env per task."""
+    ray = pytest.importorskip("ray")
+    from archbench.execute.executors.ray import RayExecutor
+
+    if ray.is_initialized():
+        pytest.skip("a Ray of this process is running")
+    asked: dict = {}
+
+    def init(**kwargs):
+        asked.update(kwargs)
+        raise RuntimeError("no cluster today")
+
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(BadInput, match="^cannot start a local Ray cluster: no cluster today$"):
+        RayExecutor(1, address="local")  # at once: before any point is seen
+    assert asked["address"] == "local" and asked["resources"] == {"archbench_timing": 1}

@@ -1,7 +1,8 @@
 """Each group a Ray task: a sweep across the cores and GPUs of a cluster, into one results folder.
 
     pip install 'archbench[ray]'
-    archbench run SUITE --executor ray --workers 8                       # a local Ray on this machine
+    archbench run SUITE --executor ray --workers 8                       # a local Ray on this machine, when worth it
+    archbench run SUITE --executor ray --workers 8 --address local       # a local Ray, started at once
     archbench run SUITE --executor ray --workers 8 --address HEAD:6379   # join a running cluster
 
 A task runs its group on a resident worker process of the Ray worker that took it
@@ -80,14 +81,14 @@ def _installed() -> bool:
 
 
 def _check_address(address: str) -> None:
-    """BadInput unless ``address`` is ``auto`` or HOST:PORT (ray://HOST:PORT) where something answers:
-    Ray itself waits minutes for a head that is not there."""
-    if address == "auto":
+    """BadInput unless ``address`` is ``auto``, ``local`` or HOST:PORT (ray://HOST:PORT) where something
+    answers: Ray itself waits minutes for a head that is not there."""
+    if address in ("auto", "local"):
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise BadInput(f"--address {address}: give HOST:PORT of the Ray head (port 6379 unless it said otherwise), "
-                       "ray://HOST:PORT, or auto")
+                       "ray://HOST:PORT, auto, or local (a cluster of the run's own, started at once)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as exc:
@@ -140,13 +141,13 @@ def _terminated() -> Iterator[None]:
 
 
 def _init(ray: Any, address: str | None) -> None:
-    """``ray.init``: join the cluster at ``address``, or start a local one whose processes (the Ray
-    workers among them) have this process's ``sys.path`` as PYTHONPATH; BadInput when it fails."""
+    """``ray.init``: join the cluster at ``address``, or (None, "local") start a local one whose processes
+    (the Ray workers among them) have this process's ``sys.path`` as PYTHONPATH; BadInput when it fails."""
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     before = os.environ.get("PYTHONPATH")
     try:
         with _signals_kept():
-            if address:
+            if address and address != "local":
                 ray.init(address=address, **options)
             else:
                 os.environ["PYTHONPATH"] = python_path()
@@ -155,7 +156,8 @@ def _init(ray: Any, address: str | None) -> None:
                 ray.init(address="local", resources={TIMING: 1}, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        what = f"--address {address}: cannot join a Ray cluster there" if address else "cannot start a local Ray cluster"
+        joins = address and address != "local"
+        what = f"--address {address}: cannot join a Ray cluster there" if joins else "cannot start a local Ray cluster"
         raise BadInput(f"{what}: {first}"[:500]) from None
     finally:
         if before is None:
@@ -185,7 +187,7 @@ class RayExecutor(Executor):
         self._up = False  # ray.init done (or Ray was running already)
         # a local cluster started here has this process's PYTHONPATH (_init): a task with a runtime_env
         # would need Ray workers of its own, started on first use, and the ones Ray started wait idle
-        local = self._owner and not address
+        local = self._owner and address in (None, "local")
         self._env: dict = {} if local else {"runtime_env": {"env_vars": {"PYTHONPATH": python_path()}}}
         self._refs: dict = {}  # ObjectRef -> group
         self._warming: list = []  # the warm_resident tasks not seen finished
@@ -195,7 +197,7 @@ class RayExecutor(Executor):
         self._left = 0  # points still to submit
         self._wanted = False  # a local-first run found its points worth Ray's start
         self._cpus: dict = {}  # the warm tasks' CPUs
-        if not local:
+        if not local or address == "local":  # "local": started at once, no local first (checks a Ray setup)
             self._start()
 
     def _start(self) -> None:
