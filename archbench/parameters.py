@@ -100,7 +100,10 @@ def validate_params(factory: Callable, skip: tuple[str, ...], params: dict[str, 
     check = getattr(factory, "check_params", None)
     if check is not None:
         check(values)  # cross-parameter rules, e.g. d_model divisible by heads
-    return values
+    # Added after point ids were published (a class's ``ADDED``: name -> default): left out while at
+    # the default, so that the ids of the points that do not set them stay as they were.
+    added = getattr(factory, "ADDED", {})
+    return {k: v for k, v in values.items() if k not in added or v != added[k]}
 
 
 def _range(name: str, field: Any) -> tuple[int | None, int]:
