@@ -172,13 +172,19 @@ def test_the_ci_suite_counts_and_gates_instructions():
     assert rules["instructions"]["threshold"] <= 0.02 < rules["latency"]["threshold"]
 
 
-def test_the_slowed_architectures_do_the_extra_work(monkeypatch):
+def test_the_slowed_architectures_do_the_extra_work(monkeypatch, tmp_path):
     from plugins.slowed import ENV, extra_positions
 
     monkeypatch.delenv(ENV, raising=False)
     assert extra_positions(256) == 0
     monkeypatch.setenv(ENV, "0.05")
     assert extra_positions(256) == 13 and extra_positions(10) == 1
+    extra = tmp_path / "extra"  # @FILE: read at each call, so one process counts runs of different fractions
+    extra.write_text("")
+    monkeypatch.setenv(ENV, f"@{extra}")
+    assert extra_positions(256) == 0
+    extra.write_text("0.05\n")
+    assert extra_positions(256) == 13
 
 
 @needs_valgrind
