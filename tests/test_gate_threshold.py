@@ -7,12 +7,15 @@ and ``archbench compare`` matches it with the unchanged run).
   what the clock's rule in ci.yaml (20 %) can see; this one needs Valgrind and skips without it.
 
 One point each (a TCN forward; a transformer's training step); each run is a real ``archbench.run``
-(serial executor). The two counted runs share one Callgrind process (its start, importing torch under
-Valgrind, was most of this file's CPU time when each run had its own).
+(serial executor). Before it, the ``instructions`` metric's own real count (tests/test_instructions.py
+has the rest of its tests): steady, and twice the work counted about twice. Every count of the module
+is made by one Callgrind process (``counter``): each start imports torch under Valgrind, which was most
+of the CPU time of these tests when each run (and test_instructions) started its own.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +25,11 @@ from conftest import needs_valgrind
 import archbench
 from archbench.cli import cli
 from archbench.execute import callgrind as server
+from archbench.execute.group import Settings, run_group
+from archbench.instruments import callgrind
 from archbench.results.load import load_results
 
-pytestmark = pytest.mark.heavy(60)  # s of the run on one core: started first (conftest.py)
+pytestmark = pytest.mark.heavy(70)  # s of the run on one core: started first (conftest.py)
 
 # tests/plugins on the path as `plugins.slowed` (as test_instructions and test_executors import it)
 sys.path.insert(0, str(Path(__file__).parent))
@@ -94,27 +99,69 @@ def test_thirty_percent_more_work_fails_the_gate_on_latency(tmp_path, monkeypatc
     assert _verdict(output, "latency") == "regressed", (ratio, output)
 
 
+@pytest.fixture(scope="module")
+def extra_work(tmp_path_factory) -> Path:
+    """The file ARCHBENCH_EXTRA_WORK names for the module's Callgrind process (tests/plugins/slowed.py):
+    each test writes its fraction there before it counts."""
+    path = tmp_path_factory.mktemp("extra") / "extra_work"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture(scope="module")
+def counter(extra_work) -> Iterator[server.Counter]:
+    """One Callgrind process for the module's counts, started by the first test that counts (each start
+    imports torch under Valgrind, most of a count's cost); it reads the fraction from ``extra_work``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV, f"@{extra_work}")  # the child inherits it when it starts
+        made = server.Counter()
+        patch.setattr(server, "_COUNTER", made)
+        try:
+            yield made
+        finally:
+            made.close()
+
+
 @needs_valgrind
-@pytest.mark.timeout(900)  # a Callgrind process imports torch (about a minute on a busy machine)
-def test_a_few_percent_more_work_is_caught_by_the_count(tmp_path, monkeypatch):
-    """One Callgrind process counts both runs, one after the other: ARCHBENCH_EXTRA_WORK names a file
-    that the child reads at each forward (tests/plugins/slowed.py), empty for the base run and the
-    fraction for the slowed one; each run asks for its own count (nothing is kept between runs)."""
-    extra = tmp_path / "extra_work"
-    extra.write_text("")
-    monkeypatch.setenv(ENV, f"@{extra}")
-    counter = server.Counter()
-    monkeypatch.setattr(server, "_COUNTER", counter)
+@pytest.mark.timeout(900)  # the Callgrind process imports torch (about a minute on a busy machine)
+def test_counts_under_callgrind_are_steady_and_scale_with_the_work(counter, extra_work):
+    """One Callgrind process counts both points of the group; the slowed LSTM runs its forward twice
+    (ARCHBENCH_EXTRA_WORK=1: the whole sequence again), so its count is about twice the LSTM's."""
+    from test_instructions import _points
+
+    extra_work.write_text("1.0")
+    assert counter.proc is None  # the module's first count: launched here
+    assert server.launch_for(_points())  # started early, as a serial run does: the first count waits for it
+    assert counter.proc is not None and counter.started_in is None
+    assert counter.requests == 2  # one request per point, asked for at once
+    results = run_group(_points(), Settings())
+    again = counter.count([_points()[0]], Settings().rule)  # asked again: the same process
+    assert counter.requests == 3
+    plain, slowed = ([r for r in res.rows if r.metric == "instructions"][0] for res in results)
+    for row in (plain, slowed):
+        assert row.status == "ok", row.error
+        assert row.unit == "instructions" and len(row.samples) == callgrind.SAMPLES
+        assert (max(row.samples) - min(row.samples)) / row.value < 0.03  # steady within a run (malloc varies)
+        assert row.stats["cold"] > row.value  # the first call does more (allocations, first dispatch)
+    assert 1.9 < slowed.value / plain.value < 2.3
+    [[row]] = again
+    assert row.status == "ok" and abs(row.value / plain.value - 1) < 0.01  # the same count, asked again
+
+
+@needs_valgrind
+@pytest.mark.timeout(900)  # the Callgrind process imports torch (about a minute on a busy machine)
+def test_a_few_percent_more_work_is_caught_by_the_count(tmp_path, counter, extra_work):
+    """One Callgrind process counts both runs, one after the other (the module's, when the test above
+    started it): the child reads the fraction from ``extra_work`` at each forward, empty for the base
+    run and FRACTION for the slowed one; each run asks for its own count (nothing is kept between runs)."""
+    asked = counter.requests
+    counter.launch()  # (where not running yet) it imports torch while the base run's latency is timed
     runs = []
-    try:
-        counter.launch()  # it imports torch while the base run's latency is timed
-        for f in ("", FRACTION):
-            extra.write_text(f)
-            runs.append(_run(tmp_path, f"run{len(runs)}", TRANSFORMER, "latency, instructions",
-                             "compare: {latency: {threshold: 0.20, alpha: 0.01}}"))  # ci.yaml's rules
-        assert counter.requests == 2  # one count each, by the same process
-    finally:
-        counter.close()
+    for f in ("", FRACTION):
+        extra_work.write_text(f)
+        runs.append(_run(tmp_path, f"run{len(runs)}", TRANSFORMER, "latency, instructions",
+                         "compare: {latency: {threshold: 0.20, alpha: 0.01}}"))  # ci.yaml's rules
+    assert counter.requests == asked + 2  # one count each, by the same process
     base, slow = runs
     more = _value(slow, "instructions") / _value(base, "instructions") - 1
     assert 0.02 < more < 0.08, more  # about 5 % more work (4.7 % counted by the portable kernels)
