@@ -7,7 +7,6 @@ import math
 import pandas as pd
 import pytest
 import torch
-from scipy.stats import kendalltau
 from torch import nn
 
 from archbench import build_architecture
@@ -240,6 +239,8 @@ def test_selection_follows_validation_not_test():
     ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]), ([1, 2, 3, 4], [1, 3, 2, 4]), ([0.5, 0.5, 0.2, 0.9], [0.1, 0.3, 0.3, 0.8]),
     ([3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8])])
 def test_kendall_tau_is_scipys_tau_b(x, y):
+    from scipy.stats import kendalltau  # here, not at the top: scipy.stats costs each test worker 1.4 s to collect
+
     assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic, abs=1e-12)
     assert math.isnan(kendall_tau([1, 1], [1, 2]))
 
@@ -279,6 +280,8 @@ def test_every_trained_point_has_val_accuracy_parameters_and_state(small_run):
 
 
 def test_scores_rank_and_seed_agreement(small_run):
+    from scipy.stats import kendalltau
+
     _, frame, table = small_run
     assert table.groupby(["arch", "param.pairs"]).selected.sum().eq(1).all()
     scores = task_scores(table).set_index("arch")

@@ -12,10 +12,15 @@ The real extra work is measured, not assumed: the instruction counts give it per
 more than f, often much more: the second call has the fixed costs of a whole forward (and backward),
 which at the CI suite's small sizes (d_model 32, batch 4) are most of a call. At f = 0.02 the counts
 rose 4.7 % (transformer, n=256, train_step) to 67 % (tcn, n=64, forward); see docs/instructions.md.
+
+``ARCHBENCH_EXTRA_WORK=@PATH`` reads f from the file PATH at each forward (empty: 0), so that one
+process (a Callgrind process that took a minute to import torch) counts runs of different f, the file
+rewritten between them (tests/test_gate_threshold.py).
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -28,8 +33,10 @@ ENV = "ARCHBENCH_EXTRA_WORK"
 
 
 def extra_positions(seq_len: int) -> int:
-    """How many leading positions run a second time: round(f x seq_len), f from ARCHBENCH_EXTRA_WORK."""
-    f = float(os.environ.get(ENV, "0") or 0)
+    """How many leading positions run a second time: round(f x seq_len), f from ARCHBENCH_EXTRA_WORK
+    (or from the file it names after an @)."""
+    text = os.environ.get(ENV, "")
+    f = float((Path(text[1:]).read_text() if text.startswith("@") else text).strip() or 0)
     return max(1, round(f * seq_len)) if f > 0 else 0
 
 
