@@ -142,7 +142,10 @@ def _none_left(seen: set) -> None:
 
 
 def _options(executor: str) -> tuple[str, ...]:
-    return ("--executor", executor) + (("--workers", "1") if executor != "serial" else ())
+    """Ray with ``--address local``: its cluster started at once, so that Ray's own processes are
+    among those that must be gone (without it these small suites run on the local worker: local_first)."""
+    return (("--executor", executor) + (("--workers", "1") if executor != "serial" else ())
+            + (("--address", "local") if executor == "ray" else ()))
 
 
 def _skip_without(executor: str) -> None:
@@ -183,6 +186,8 @@ def test_a_signalled_run_leaves_no_process(executor, how, code, tmp_path):
             _wait_until(proc, lambda: any("archbench.execute.callgrind" in _cmdline(p) for p, _ in seen), seen)
         if executor != "serial":
             assert seen, f"the {executor} executor started no process"
+        if executor == "ray":  # Ray's own processes among them (a cluster of the run's own: --address local)
+            assert any("raylet" in _cmdline(p) for p, _ in seen), "no raylet below the run"
         _, stderr = _stop(proc, how)
     finally:
         if proc.poll() is None:
