@@ -163,11 +163,13 @@ def _stop(proc: subprocess.Popen, how: str) -> tuple[str, str]:
     return proc.communicate(timeout=WAIT)
 
 
-# every executor and signal but SIGTERM to the process executor, which
-# tests/test_session.py::test_sigterm_keeps_what_finished_releases_the_lock_and_leaves_no_process checks
-# already (the same suite and executor, one worker, exit 143, no process below the run left, and more)
+# every executor and signal but SIGTERM to the process and ray executors, which other tests check
+# already: tests/test_session.py::test_sigterm_keeps_what_finished_releases_the_lock_and_leaves_no_process
+# (the same suite and executor, one worker, exit 143, no process below the run left, and more) and
+# tests/test_executors_ray_local.py::test_sigterm_after_ray_started_late_leaves_no_process (Ray's
+# processes and a local worker, exit 143, none left)
 SIGNALLED = [(executor, how, code) for executor in ("serial", "process", "ray")
-             for how, code in (("sigterm", 143), ("sigint", 130)) if (executor, how) != ("process", "sigterm")]
+             for how, code in (("sigterm", 143), ("sigint", 130)) if executor == "serial" or how == "sigint"]
 
 
 @pytest.mark.parametrize("executor, how, code", SIGNALLED)
