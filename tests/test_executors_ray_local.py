@@ -153,19 +153,25 @@ def test_ray_gets_a_group_only_when_a_warm_ray_worker_is_free(tmp_path, seen, mo
     pd.testing.assert_series_equal(values(ray_run.folder), values(serial.folder))
 
 
-def test_ray_init_starts_a_cluster_of_its_own(monkeypatch):
+@pytest.fixture
+def asked(monkeypatch):
+    """What ``ray.init`` was asked for; it then fails, so no cluster starts."""
     ray = pytest.importorskip("ray")
-    from archbench.execute.executors.ray import RayExecutor
-
     if ray.is_initialized():
         pytest.skip("a Ray of this process is running")
-    asked: dict = {}
+    kwargs: dict = {}
 
-    def init(**kwargs):
-        asked.update(kwargs)
+    def init(**given):
+        kwargs.update(given)
         raise RuntimeError("no cluster today")
 
     monkeypatch.setattr(ray, "init", init)
+    return kwargs
+
+
+def test_ray_init_starts_a_cluster_of_its_own(asked):
+    from archbench.execute.executors.ray import RayExecutor
+
     ex = RayExecutor(2)
     assert not ex.ray_started  # a cluster of its own: started when worth it, not when made
     with pytest.raises(BadInput, match="^cannot start a local Ray cluster: no cluster today$"):
@@ -238,21 +244,11 @@ def test_sigterm_after_ray_started_late_leaves_no_process(tmp_path):
     assert not left, "outlived the run: " + "; ".join(f"{pid} {_cmdline(pid)[:120]}" for pid, _ in left)
 
 
-def test_address_local_starts_a_cluster_of_its_own_at_once(monkeypatch):
+def test_address_local_starts_a_cluster_of_its_own_at_once(asked):
     """``--address local``: no local first, Ray started when the executor is made (a Ray setup checked
-    on a small suite), a local cluster with the timing resource, and no runtime_env per task."""
-    ray = pytest.importorskip("ray")
+    on a small suite), a local cluster with the timing resource."""
     from archbench.execute.executors.ray import RayExecutor
 
-    if ray.is_initialized():
-        pytest.skip("a Ray of this process is running")
-    asked: dict = {}
-
-    def init(**kwargs):
-        asked.update(kwargs)
-        raise RuntimeError("no cluster today")
-
-    monkeypatch.setattr(ray, "init", init)
     with pytest.raises(BadInput, match="^cannot start a local Ray cluster: no cluster today$"):
         RayExecutor(1, address="local")  # at once: before any point is seen
     assert asked["address"] == "local" and asked["resources"] == {"archbench_timing": 1}
