@@ -294,7 +294,7 @@ def test_retry_failed_runs_again_only_the_failed_points_and_the_newest_record_wi
     (["--retry-failed"], "--retry-failed runs the failed points of an earlier run again: give it with --resume"),
     (["--workers", "2"], "--workers 2: the serial executor runs one group at a time"),
     (["--executor", "process", "--workers", "0"], "--workers 0: give a whole number of 1 or more"),
-    (["--executor", "process", "--address", "h:1"], "--address h:1: joins a Ray cluster, so it needs --executor ray"),
+    (["--executor", "process", "--address", "h:1"], "--address h:1: where Ray runs, so it needs --executor ray"),
     (["--resume", "nowhere"], "--resume 'nowhere': not a results folder (no meta.json)"),
     (["--executor", "ray", "--address", "nohost"], "--address nohost: give HOST:PORT of the Ray head"),
     (["--executor", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: nothing answers there"),

@@ -20,7 +20,7 @@ def make(name: str, workers: int | None = None, address: str | None = None) -> E
     if workers is not None and workers < 1:
         raise BadInput(f"--workers {workers}: give a whole number of 1 or more")
     if address is not None and name != "ray":
-        raise BadInput(f"--address {address}: joins a Ray cluster, so it needs --executor ray (got {name})")
+        raise BadInput(f"--address {address}: where Ray runs, so it needs --executor ray (got {name})")
     if name == "serial":
         if workers not in (None, 1):
             raise BadInput(f"--workers {workers}: the serial executor runs one group at a time; "
