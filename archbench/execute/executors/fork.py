@@ -1,6 +1,6 @@
 """A resident worker forked from this process: torch and archbench already imported, at no cost.
 
-    proc = Fork.start(log)          # None where forking is not safe here (see ``safe``)
+    proc = Fork.start(log)          # None where forking is not safe here (``fork_safety.fork_is_safe``)
     proc.stdin.write(...); proc.stdout.read(...); proc.poll(); proc.kill(); proc.wait(timeout=1.0)
 
 A fresh worker (``python -m archbench.execute.executors.worker --serve``) spends seconds of CPU
@@ -21,19 +21,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 
-
-def safe() -> bool:
-    """Whether this process may fork a worker now: one thread (a lock held by another would stay
-    held in the child for ever) and no CUDA context (a child cannot use its parent's)."""
-    if not hasattr(os, "fork") or threading.active_count() != 1:
-        return False
-    torch = sys.modules.get("torch")
-    return torch is None or not torch.cuda.is_initialized()
+from archbench.fork_safety import fork_is_safe
 
 
 def _own_fds() -> list[int]:
@@ -85,8 +77,8 @@ class Fork:
 
     @classmethod
     def start(cls, log: Path) -> Fork | None:
-        """A worker forked from this process, or None when that is not safe (``safe``)."""
-        if not safe():
+        """A worker forked from this process, or None when that is not safe (``fork_safety.fork_is_safe``)."""
+        if not fork_is_safe():
             return None
         requests, to_child = os.pipe()
         from_child, answers = os.pipe()

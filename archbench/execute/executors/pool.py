@@ -174,7 +174,7 @@ class WorkerPool:
 
     def warm(self, n: int, forked: bool = False) -> None:
         """Start up to ``n`` workers now (they import torch while the caller goes on); ``forked``:
-        forked from this process where that is safe (``fork.safe``), their imports done."""
+        forked from this process where that is safe (``fork_safety.fork_is_safe``), their imports done."""
         with self._lock:
             while len(self._idle) < min(n, self.size) and not self.children.stopped.is_set():
                 self.started += 1
