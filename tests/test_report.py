@@ -106,6 +106,12 @@ def test_the_report_is_drawn_from_files_alone_without_torch(results, tmp_path):
     assert done.returncode == 0, done.stderr
     md = (tmp_path / "again" / "report.md").read_text()
     assert md.startswith("# archbench report: rep")
+    # one thread there: its figures were rendered by forked children (figure_writer), here in this
+    # process (pytest-timeout's thread): the same images
+    report = results[1].parent
+    assert referenced_images_are_valid(tmp_path / "again") == len(list(report.glob("*.png")))
+    for png in report.glob("*.png"):
+        assert (tmp_path / "again" / png.name).read_bytes() == png.read_bytes(), png.name
     assert "forward latency grows with sequence length" in md and "n^" in md
     assert "## Environment" in md and "## Suite" in md and "name: rep" in md
 

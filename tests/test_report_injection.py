@@ -55,8 +55,8 @@ def poisoned(tmp_path_factory, secret) -> Path:
     shutil.copytree(FIXTURE, folder)
     _poison(folder, secret[0])
     with pytest.MonkeyPatch.context() as mp:  # the figures drawn, not rendered: what is checked is the text
-        mp.setattr(plots, "_write", lambda fig, out, stem: [(out / f"{stem}.{e}").write_bytes(b"\x89PNG")
-                                                            for e in ("png", "svg")])
+        mp.setattr(plots, "_write", lambda fig, out, stem, formats, dpi: [
+            (out / f"{stem}.{e}").write_bytes(b"\x89PNG") for e in formats])
         return write_report(folder, out=folder.parent.parent / "report")
 
 

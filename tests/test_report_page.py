@@ -13,7 +13,7 @@ import pytest
 from matplotlib.text import Text
 from test_history import make_history
 
-from archbench.report import plots, write_report
+from archbench.report import figure_writer, plots, write_report
 from archbench.report.history_page import write_history
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_v1"
@@ -48,11 +48,11 @@ def report(tmp_path_factory):
     seen: dict[str, list[str]] = {}
     write = plots._write
 
-    def checked(fig, out, stem):  # every figure of the report, as it is saved
+    def checked(fig, out, stem, formats, dpi):  # every figure of the report, as it is saved
         seen[stem] = clipped(fig)
-        write(fig, out, stem)
+        write(fig, out, stem, formats, dpi)
 
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, figure_writer.open_writer(most=0):  # rendered here: seen is this process's
         mp.setattr(plots, "_write", checked)
         folder = write_report(FIXTURE, out=tmp_path_factory.mktemp("report") / "r")
     return folder, seen

@@ -27,8 +27,8 @@ def traceback_mode(monkeypatch):
 
 @pytest.fixture
 def figures_not_rendered(monkeypatch):
-    monkeypatch.setattr(plots, "_write", lambda fig, out, stem: [(out / f"{stem}.{e}").write_bytes(b"\x89PNG")
-                                                                 for e in ("png", "svg")])
+    monkeypatch.setattr(plots, "_write", lambda fig, out, stem, formats, dpi: [
+        (out / f"{stem}.{e}").write_bytes(b"\x89PNG") for e in formats])
 
 
 def _invoke(*args: str):
@@ -144,7 +144,8 @@ import os, signal, sys
 sys.path.insert(0, {root!r})
 from archbench.report import plots
 from archbench.results import store
-kill = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+main = os.getpid()  # the run's process, also from a child rendering a figure (report/figure_writer.py)
+kill = lambda *a, **k: os.kill(main, signal.SIGKILL)
 if sys.argv[1] == "merge":
     store.ResultStore.consolidate = kill
     from archbench.results.merge import merge

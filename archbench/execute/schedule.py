@@ -211,8 +211,12 @@ def run_points(
     """
     from tqdm import tqdm
 
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread: it outlives the bar, and a process with a second thread
+        #                       cannot fork safely (the report's figures are rendered in forked children)
+
     executor = executor or SerialExecutor()
-    bar = tqdm(total=len(points), desc=suite_name, unit="pt", file=sys.stderr, disable=not progress,
+    bar = Bar(total=len(points), desc=suite_name, unit="pt", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     flight = _Flight(executor, store, suite_name, skips or OomSkips(), bar, on_result)
     with _interrupt_after_flight() as stop:

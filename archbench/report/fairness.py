@@ -163,9 +163,7 @@ def against(accuracy: pd.DataFrame, column: str, label: str, colour: dict[str, s
     ax.set_ylabel("test accuracy (mean over settings)")
     ax.set_title(f"Accuracy against {label} (selected on validation; marker: experiment)", fontsize=9)
     plots.fit_titles(fig)
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}", dpi=110)
-    plt.close(fig)
+    plots.write(fig, out, stem)
     return stem
 
 

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.report import plots
+from archbench.report import figure_writer, plots
 from archbench.report.page import html_page
 from archbench.report.section import Markup, literal, table
 from archbench.results.history import Found, History, Series, read_history
@@ -61,7 +61,8 @@ def write_history(paths: Sequence[str | Path], out: str | Path, penalty: float =
     folder = Path(out)
     with staged_folder(folder, "history folder", REPORT_FILES) as staging:
         found = history.steps(penalty, min_change)
-        text, figures = _markdown(history, staging, found, penalty, min_change)
+        with figure_writer.open_writer():  # every figure written on leaving: index.html inlines them
+            text, figures = _markdown(history, staging, found, penalty, min_change)
         write_file(staging / "history.md", text)
         write_file(staging / "index.html", html_page(text, staging, f"{history.suite} history", figures))
     return folder / "index.html"
@@ -133,8 +134,7 @@ def _figure(history: History, group: str, members: list[Series], found: list[Fou
     stem = _stem(group)
     plots.literal_labels(fig)
     plots.fit_titles(fig)
-    fig.savefig(folder / f"{stem}.png", dpi=100)
-    plt.close(fig)
+    plots.write(fig, folder, stem, formats=("png",), dpi=100)
     return stem
 
 

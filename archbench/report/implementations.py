@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.report import plots  # noqa: F401  (matplotlib on its Agg backend)
+from archbench.report import plots
 from archbench.report.section import ReportData, Section, literal
 from archbench.results.values import format_value
 
@@ -72,9 +72,7 @@ def _figure(table: pd.DataFrame, colour: dict[str, str], out: Path, experiment: 
     ax.legend(fontsize=6, ncol=2)
     stem = f"implementations_{experiment}"
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}", dpi=110)
-    plt.close(fig)
+    plots.write(fig, out, stem)
     return stem
 
 

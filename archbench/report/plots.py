@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from archbench.report import figure_writer
 from archbench.report.labels import literal_labels, plain_log_ticks
 from archbench.results import fits
 from archbench.results.selection import chosen
@@ -45,15 +46,21 @@ def _save(fig: plt.Figure, out: Path, stem: str) -> str:
     plain_log_ticks(fig)
     literal_labels(fig)
     fit_titles(fig)
-    _write(fig, out, stem)
-    plt.close(fig)
+    write(fig, out, stem)
     return stem
 
 
-def _write(fig: plt.Figure, out: Path, stem: str) -> None:
-    fig.savefig(out / f"{stem}.png", dpi=110)
-    with plt.rc_context({"svg.fonttype": "none"}):  # text as text, not each glyph drawn as a path
-        fig.savefig(out / f"{stem}.svg", dpi=110)
+def write(fig: plt.Figure, out: Path, stem: str, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 110) -> None:
+    """Write the laid-out figure to ``out/stem.<format>`` for each format, then close it: in a child
+    of this process while a report is drawn (``figure_writer.open_writer``), else here."""
+    figure_writer.submit(stem, lambda: _write(fig, out, stem, formats, dpi))
+    plt.close(fig)
+
+
+def _write(fig: plt.Figure, out: Path, stem: str, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 110) -> None:
+    for ext in formats:
+        with plt.rc_context({"svg.fonttype": "none"}):  # SVG text as text, not each glyph drawn as a path
+            fig.savefig(out / f"{stem}.{ext}", dpi=dpi)
 
 
 def _layout(fig: plt.Figure) -> None:

@@ -19,6 +19,7 @@ from archbench.errors import BadInput
 from archbench.report import (
     accuracy,
     fairness,
+    figure_writer,
     generalization,
     generation,
     implementations,
@@ -126,14 +127,15 @@ def _draw(data: ReportData) -> None:
     """The figures, report.md and index.html of a checked results table, into its folder."""
     df, meta, results_dir = data.df, data.meta, data.results_dir
     sections: list[Section] = []
-    for function in SECTIONS:
-        found = as_section(function(data))
-        if found is not None:
-            sections.append(found)
-            data.figures.update(found.figures)
-    rest = other.section(data, [m for s in sections for m in s.metrics])
-    if rest is not None:
-        sections.append(rest)
+    with figure_writer.open_writer():  # every figure's files written on leaving: index.html inlines them
+        for function in SECTIONS:
+            found = as_section(function(data))
+            if found is not None:
+                sections.append(found)
+                data.figures.update(found.figures)
+        rest = other.section(data, [m for s in sections for m in s.metrics])
+        if rest is not None:
+            sections.append(rest)
 
     problems = _problems(df)
     env = meta.get("environment") or {}

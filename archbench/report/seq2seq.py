@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from archbench.report import plots
 from archbench.report.section import ReportData, Section, literal
 from archbench.results.selection import chosen
 from archbench.results.values import format_value
@@ -91,9 +92,7 @@ def _figure(trained: pd.DataFrame, colour: dict[str, str], folder: Path) -> str 
         ax.set_title(f"{experiment} ({g.task.iloc[0]})", fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(folder / f"{STEM}.{ext}", dpi=110)
-    plt.close(fig)
+    plots.write(fig, folder, STEM)
     return STEM
 
 
