@@ -97,20 +97,23 @@ class Costs:
             self._rates[_kind(result.point)] = (total + result.seconds / cost, n + 1)
 
     def rate(self, point: Point) -> float:
-        """Seconds per unit of estimate of the point's kind; the mean of the kinds seen for a kind not
-        yet seen (1.0 before any)."""
+        """Seconds per unit of estimate of the point's kind; for a kind not yet seen, that of the
+        costliest kind seen (1.0 before any): it may be the costliest, and a long point left to the
+        end keeps the other workers waiting, where a short one run early only fills a gap."""
         known = self._rates.get(_kind(point))
         if known:
             return known[0] / known[1]
-        rates = [total / n for total, n in self._rates.values()]
-        return sum(rates) / len(rates) if rates else 1.0
+        return max((total / n for total, n in self._rates.values()), default=1.0)
+
+    def seen(self, point: Point) -> bool:
+        return _kind(point) in self._rates
 
 
 class _Queue:
     """The groups still to submit. Without ``costs``, in order; with them (several workers), the
-    costliest estimated group next (``estimate`` x the kind's measured ``Costs.rate``), so that
-    the workers end together, then those with no estimate, in order; before any point finished,
-    as ``units`` came. ``groups`` sorts each kind's estimated groups costliest first, so only the
+    costliest estimated group next (``estimate`` x the kind's measured ``Costs.rate``; of equals, a
+    kind not yet measured), so that the workers end together, then those with no estimate, in
+    order; before any point finished, as ``units`` came. ``groups`` sorts each kind's estimated groups costliest first, so only the
     head of each kind is compared."""
 
     def __init__(self, units: list[list[Point]], costs: Costs | None):
@@ -131,11 +134,11 @@ class _Queue:
             return self.rest.popleft()
         costs = self.costs
 
-        def head(kind: tuple) -> tuple[float, int]:
+        def head(kind: tuple) -> tuple[float, bool, int]:
             place, [point] = self.kinds[kind][0]
-            return estimate(point) * costs.rate(point), -place  # type: ignore[operator]
+            return estimate(point) * costs.rate(point), not costs.seen(point), -place  # type: ignore[operator]
 
-        kind = max(self.kinds, key=head)  # the costliest; of equals, the first in ``units``
+        kind = max(self.kinds, key=head)  # the costliest; of equals, one not yet seen, then the first in ``units``
         _, unit = self.kinds[kind].popleft()
         if not self.kinds[kind]:
             del self.kinds[kind]
