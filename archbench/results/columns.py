@@ -94,23 +94,30 @@ def parse_column(frame: pd.DataFrame, col: str, kind: str, label: str) -> pd.Ser
     column = frame[col]
     empty = column.isna()
     if kind == "text":
+        if isinstance(column.dtype, pd.StringDtype):  # read as text already: str, or NaN where empty
+            return column
         return column.where(empty, column.astype(str))
     if kind.startswith("boolean"):
+        if pd.api.types.is_bool_dtype(column.dtype):  # read as booleans already: nothing to check
+            return column.astype(bool) if kind == "boolean" else column.astype(object)
         parsed = column.map(_boolean)
         bad = parsed.isna() & (~empty | (kind == "boolean"))
         if bad.any():
             raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} holds {_shown(column[bad].iloc[0])}, "
                            "not True or False")
         return parsed.astype(bool) if kind == "boolean" else parsed.astype(object).where(~empty, None)
-    numbers = pd.to_numeric(column.map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
-    bad = numbers.isna() & ~empty
-    if bad.any():
-        raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} holds {_shown(column[bad].iloc[0])}, "
-                       "not a number")
-    numbers = numbers.astype(float)
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        numbers = column.astype(float)  # read as numbers already (the common case): no value to look at one by one
+    else:
+        numbers = pd.to_numeric(column.map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
+        bad = numbers.isna() & ~empty
+        if bad.any():
+            raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} holds {_shown(column[bad].iloc[0])}, "
+                           "not a number")
+        numbers = numbers.astype(float)
     if kind == "whole":
         least = WHOLE_COLUMNS.get(col)
-        bad = ~empty & ((numbers % 1 != 0) | ~numbers.map(math.isfinite) | (numbers < least if least is not None else False))
+        bad = ~empty & ((numbers % 1 != 0) | ~np.isfinite(numbers) | (numbers < least if least is not None else False))
         if bad.any():
             at_least = f" of at least {least}" if least is not None else ""
             raise BadInput(f"{label}: line {_line(frame, bad)}: column {col!r} holds {_shown(column[bad].iloc[0])}, "
