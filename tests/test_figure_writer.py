@@ -108,3 +108,14 @@ def test_a_block_inside_another_writes_its_own_figures_on_leaving_and_most_0_ren
         assert (tmp_path / "forked").is_file() and not outer._children
     assert figure_writer._open is None
 
+
+
+def test_with_one_child_at_a_time_a_failure_is_raised_before_the_next_figure_is_rendered(tmp_path):
+    def broken() -> None:
+        raise OSError("No space left on device")
+
+    with pytest.raises(figure_writer.FigureWriteError, match="'broken' could not be written: OSError: No space"):
+        with figure_writer.open_writer(most=1) as writer:
+            figure_writer.submit("broken", broken)
+            figure_writer.submit("next", _pid_render(tmp_path, "next"))  # waits for "broken" first
+    assert not (tmp_path / "next").exists() and not writer._children

@@ -53,7 +53,9 @@ class FigureWriter:
             render()
             return
         while len(self._children) >= self.most:
-            self._reap(self._children.pop(0))
+            failure = self._reap(self._children.pop(0))
+            if failure:
+                raise failure
         for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice by the child
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
@@ -68,31 +70,33 @@ class FigureWriter:
         """Wait for every child; raise FigureWriteError for the first that failed."""
         failures = []
         while self._children:
-            failure = self._reap(self._children.pop(0), raise_=False)
+            failure = self._reap(self._children.pop(0))
             if failure:
                 failures.append(failure)
         if failures:
             raise failures[0]
 
     def kill(self) -> None:
-        for pid, _, errors in self._children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+        """Kill every child still running, and reap it."""
+        while self._children:
+            pid, _, errors = self._children.pop(0)
             os.close(errors)
-        self._children.clear()
+            _kill(pid)
 
     @staticmethod
-    def _reap(child: tuple[int, str, int], raise_: bool = True) -> FigureWriteError | None:
+    def _reap(child: tuple[int, str, int]) -> FigureWriteError | None:
+        """Wait for the child; its failure, or None. Interrupted (Ctrl-C) while waiting, it kills it."""
         pid, stem, errors = child
         message = b""
         try:
             while chunk := os.read(errors, 65536):
                 message += chunk
+            _, status = os.waitpid(pid, 0)
+        except BaseException:
+            _kill(pid)
+            raise
         finally:
             os.close(errors)
-        _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if code == 0:
             return None
@@ -100,9 +104,14 @@ class FigureWriter:
         why = text.splitlines()[-1] if text else f"killed by signal {-code}" if code < 0 else f"exit {code}"
         failure = FigureWriteError(f"figure {stem!r} could not be written: {why}")
         failure.child_traceback = text  # the child's whole traceback, for a reader who needs the line
-        if raise_:
-            raise failure
         return failure
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _child(render: Render, errors: int, report: int) -> None:
