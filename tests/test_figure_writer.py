@@ -112,10 +112,47 @@ def test_a_block_inside_another_writes_its_own_figures_on_leaving_and_most_0_ren
 
 def test_with_one_child_at_a_time_a_failure_is_raised_before_the_next_figure_is_rendered(tmp_path):
     def broken() -> None:
-        raise OSError("No space left on device")
+        raise RuntimeError("the font cache is damaged")
 
-    with pytest.raises(figure_writer.FigureWriteError, match="'broken' could not be written: OSError: No space"):
+    with pytest.raises(figure_writer.FigureWriteError, match="'broken' could not be written: RuntimeError: the font"):
         with figure_writer.open_writer(most=1) as writer:
             figure_writer.submit("broken", broken)
             figure_writer.submit("next", _pid_render(tmp_path, "next"))  # waits for "broken" first
     assert not (tmp_path / "next").exists() and not writer._children
+
+
+def test_an_os_error_in_a_child_is_raised_as_itself(tmp_path):
+    """A full disk in a child reaches the report's staged folder as the OSError it is (its one line)."""
+    import errno
+
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "f.png"))
+
+    with pytest.raises(OSError) as raised:
+        with figure_writer.open_writer(most=2):
+            figure_writer.submit("f", full)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "f.png")
+
+
+def test_ctrl_c_while_waiting_at_the_end_kills_every_child(tmp_path, monkeypatch):
+    def slow() -> None:
+        threading.Event().wait(60)
+
+    reaped = figure_writer.FigureWriter._reap
+
+    def interrupted(child):  # as if Ctrl-C came while the first child was waited for
+        reaped_pid = child[0]
+        os.kill(reaped_pid, 9)
+        reaped(child)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with figure_writer.open_writer(most=2) as writer:
+            figure_writer.submit("a", slow)
+            figure_writer.submit("b", slow)
+            children = [pid for pid, _, _ in writer._children]
+            monkeypatch.setattr(figure_writer.FigureWriter, "_reap", staticmethod(interrupted))
+    assert not writer._children
+    for pid in children:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

@@ -129,6 +129,33 @@ def test_an_export_that_fails_keeps_the_old_file(tmp_path, monkeypatch):
     assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["export.json"]
 
 
+FULL = """
+import os, sys
+sys.path.insert(0, {root!r})
+from archbench.report import plots
+def full(fig, out, stem, formats, dpi):
+    if os.getpid() == main:
+        raise SystemExit("rendered in the report's own process: no child was forked")
+    raise OSError(28, "No space left on device")
+main = os.getpid()
+plots._write = full
+from archbench.cli import cli
+cli(["report", {fixture!r}, "--out", sys.argv[1]], prog_name="archbench")
+"""
+
+
+def test_a_full_disk_in_a_child_rendering_a_figure_is_one_line_and_leaves_nothing(tmp_path):
+    """In a process of its own (one thread: report/figure_writer.py forks a child per figure), the
+    child's OSError comes back as itself and the report's staged folder makes it one line."""
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-c", FULL.format(root=str(ROOT), fixture=str(FIXTURE)), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "cannot write the report folder" in lines[0] and "no space left on device" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("where", ["same", "inside"])
 def test_merge_never_writes_into_its_inputs(where, tmp_path):
     run = tmp_path / "run"

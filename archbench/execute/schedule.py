@@ -106,6 +106,7 @@ class Costs:
         return max((total / n for total, n in self._rates.values()), default=1.0)
 
     def seen(self, point: Point) -> bool:
+        """Whether a point of this point's kind has finished alone here (its rate is measured)."""
         return _kind(point) in self._rates
 
 

@@ -98,7 +98,7 @@ def parse_column(frame: pd.DataFrame, col: str, kind: str, label: str) -> pd.Ser
             return column
         return column.where(empty, column.astype(str))
     if kind.startswith("boolean"):
-        if pd.api.types.is_bool_dtype(column.dtype):  # read as booleans already: nothing to check
+        if column.dtype == bool:  # read as numpy booleans already (no missing value possible): nothing to check
             return column.astype(bool) if kind == "boolean" else column.astype(object)
         parsed = column.map(_boolean)
         bad = parsed.isna() & (~empty | (kind == "boolean"))
