@@ -21,6 +21,7 @@ import pytest
 import archbench
 from archbench.errors import BadInput
 from archbench.execute.executors import local_first
+from archbench.execute.group import Settings
 from archbench.suite.point import Point
 
 pytestmark = pytest.mark.heavy(50)  # s of the run on one core: started first (conftest.py)
@@ -59,10 +60,10 @@ def test_the_local_queue_covers_ray_init():
     assert local_first.depth(0.001) == 1 + local_first.MAX_DEPTH
 
 
-def test_only_cpu_points_without_timing_begin_locally(tmp_path):
+def test_only_cpu_points_begin_locally(tmp_path):
     assert local_first.fits([point(tmp_path), point(tmp_path, seq_len=64)])
+    assert local_first.fits([point(tmp_path), point(tmp_path, metrics=("latency",))])  # timing too (one at a time)
     assert not local_first.fits([])
-    assert not local_first.fits([point(tmp_path), point(tmp_path, metrics=("latency",))])  # the device alone
     assert not local_first.fits([point(tmp_path, device="cuda")])
 
 
@@ -86,11 +87,54 @@ def test_once_worth_it_ray_is_started_when_the_local_queue_covers_its_start(monk
     ex, local, started = RayExecutor(2), Local(), []
     local.executor = type("Pending", (), {"pending": lambda _: local.queued})()
     ex._local, ex._left = local, 11  # 22 s left: worth it
+    ex._left_untimed = 11
     monkeypatch.setattr(ex, "_start", lambda: started.append(ex._left))
     monkeypatch.setattr(ex, "_warm_up", lambda n: None)
     while ex.has_room():  # what run_points does: each group queued on the local worker
-        ex._left, local.queued = ex._left - 1, local.queued + 1
+        ex._left, ex._left_untimed, local.queued = ex._left - 1, ex._left_untimed - 1, local.queued + 1
     assert local.queued == 6 and started == [5]  # 10 s left then, and started all the same
+
+
+def test_timing_points_do_not_make_ray_worth_starting_and_never_run_beside_a_local_one(tmp_path, monkeypatch):
+    """Timing groups run one at a time whatever runs them: 22 s of them alone never start Ray, and
+    once Ray is up a timing group goes there only after the local worker's timing groups are done."""
+    pytest.importorskip("ray")
+    from archbench.execute.executors.ray import RayExecutor
+
+    class Local:
+        retired, queued, waited, submitted = False, 0, 0, 0
+
+        def seconds_per_point(self) -> float:
+            return 2.0
+
+        def depth(self) -> int:
+            return 6
+
+        def idle(self) -> bool:
+            return True
+
+        def wait_timing(self) -> None:
+            self.waited += 1
+
+        def submit(self, group, settings) -> None:
+            self.submitted += 1
+
+    ex, local = RayExecutor(2), Local()
+    local.executor = type("Pending", (), {"pending": lambda _: 0})()
+    ex._local, ex._left, ex._left_untimed = local, 11, 0  # 22 s left, all of it timing
+    monkeypatch.setattr(ex, "_start", lambda: pytest.fail("Ray started for timing points"))
+    assert ex.has_room() and not ex._wanted
+    timing, untimed = point(tmp_path, metrics=("latency",)), point(tmp_path)
+    ex.submit([timing], Settings())  # Ray not up: here
+    assert (local.submitted, local.waited) == (1, 0)
+    sent = []
+    monkeypatch.setattr(ex, "_task", lambda options: type("Task", (), {"remote": lambda *a: sent.append(options) or object()})())
+    ex._up, ex._warmed = True, 0  # Ray up, no Ray worker warm yet: an untimed group still goes here
+    monkeypatch.setattr(ex, "_free", lambda: 0)
+    ex.submit([untimed], Settings())
+    assert (local.submitted, local.waited, sent) == (2, 0, [])
+    ex.submit([timing], Settings())  # a timing group: to Ray, after the local timing groups
+    assert (local.submitted, local.waited) == (2, 1) and sent == [{"num_cpus": 1, "resources": {"archbench_timing": 1}}]
 
 
 @pytest.fixture
@@ -201,6 +245,7 @@ experiments:
 RUN = """
 import sys
 from archbench.execute.executors import local_first
+from archbench.execute.group import Settings
 local_first.RAY_WORTH_S = 0.0
 local_first.INIT_S = 0.0
 from archbench.cli import cli

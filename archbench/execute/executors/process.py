@@ -102,8 +102,14 @@ class ProcessExecutor(Executor):
         self.pool.warm(min(self.workers, len(points)), forked=all(p.threads == 1 for p in points))
 
     def submit(self, group: list[Point], settings: Settings) -> None:
+        self.queue(group, settings)
+
+    def queue(self, group: list[Point], settings: Settings) -> cf.Future:
+        """``submit``, returning the group's future (done once its results are in)."""
         plugins = plugins_of(group)
-        self._futures.add(self._threads.submit(self._run, group, settings, plugins))
+        future = self._threads.submit(self._run, group, settings, plugins)
+        self._futures.add(future)
+        return future
 
     def next_finished(self) -> list[PointResult]:
         return self.finished(None) or []

@@ -195,6 +195,7 @@ class RayExecutor(Executor):
         self._tasks: dict[str, Any] = {}  # options -> the remote function with them (``_task``)
         self._local: LocalFirst | None = None  # the first groups' worker, while Ray is not warm
         self._left = 0  # points still to submit
+        self._left_untimed = 0  # of them, those that time nothing (what a second core can take)
         self._wanted = False  # a local-first run found its points worth Ray's start
         self._cpus: dict = {}  # the warm tasks' CPUs
         if not local or address == "local":  # "local": started at once, no local first (checks a Ray setup)
@@ -218,6 +219,7 @@ class RayExecutor(Executor):
         can be imported by name."""
         plugins_of(points)
         self._left = len(points)
+        self._left_untimed = sum(not is_timing(p) for p in points)
         self._cpus = {"num_cpus": points[0].threads} if points else {}
         if not self._up and fits(points):
             self._local = LocalFirst(points)  # Ray starts later, if the points are worth it (has_room)
@@ -274,7 +276,8 @@ class RayExecutor(Executor):
         if local.retired:
             return False
         # decided once: the groups queued for ray.init below are no longer "left", but Ray is still wanted
-        self._wanted = self._wanted or worth_starting(self._left, local.seconds_per_point())
+        # timing groups run one at a time whatever runs them: only the untimed points can gain from Ray
+        self._wanted = self._wanted or worth_starting(self._left_untimed, local.seconds_per_point())
         if not self._up and self._wanted:
             if local.executor.pending() < local.depth() and self._left:
                 return True  # work queued locally for the while ray.init blocks this process
@@ -287,11 +290,16 @@ class RayExecutor(Executor):
 
     def submit(self, group: list[Point], settings: Settings) -> None:
         self._left -= len(group)
+        self._left_untimed -= sum(not is_timing(p) for p in group)
         local = self._local
         with _terminated():
             ray_free = self._up and self._free() > 0
-        if local is not None and not local.retired and not ray_free:
-            local.submit(group, settings)
+        here = local is not None and not local.retired and not ray_free
+        if local is not None and self._up and any(is_timing(p) for p in group):
+            local.wait_timing()  # a timing group goes to Ray once it is up, never beside one running here
+            here = False
+        if here:
+            local.submit(group, settings)  # type: ignore[union-attr]
             return
         whole, alone = jobs_of(group, settings, plugins_of(group))
         ref = self._task(resources(group)).remote(whole, alone, settings.timeout)
