@@ -20,7 +20,7 @@ time), and on Ray once it is, under its ``archbench_timing`` resource (one per n
 sent to Ray waits until the local worker's timing groups are done (``wait_timing``), so that two
 timings never share the cores. As timing groups run one at a time whatever runs them, Ray is worth
 starting for the untimed points only: ``worth_starting`` counts those. (Before, a suite with a
-timing point started Ray at once: the quick suite, whose untimed points are some 12 s of its 39,
+timing point started Ray at once: the quick suite, whose untimed points are some 18 s of its 39,
 then ran 14 % slower under ``ray`` than serial, 43.8 s against 38.6.)
 """
 from __future__ import annotations
