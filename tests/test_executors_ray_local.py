@@ -47,34 +47,10 @@ def point(tmp_path: Path, **changes) -> Point:
 
 
 def test_ray_is_worth_starting_from_twenty_seconds_of_points_left():
-    assert not local_first.worth_starting(None)  # no group has finished: nothing known yet
-    assert local_first.worth_starting(20.0)
-    assert not local_first.worth_starting(18.0)
-
-
-def test_the_seconds_left_count_trained_points_by_their_estimate_and_the_others_by_their_mean(tmp_path):
-    """A long trained point finished first does not make a hundred short analytic points look long."""
-    from archbench.execute.estimate import estimate
-    from archbench.execute.executors.local_first import LocalFirst
-    from archbench.execute.group import PointResult
-
-    trained = point(tmp_path, metrics=("accuracy",), training=(("steps", 100),))
-    longer = dataclasses.replace(trained, seq_len=2 * trained.seq_len)
-    analytic = point(tmp_path, metrics=("flops",))
-    done: list = [[PointResult(trained, [], "", 3.0)]]
-
-    class Finished:
-        def finished(self, timeout):
-            return done.pop(0) if done else None
-
-    local = LocalFirst([], executor=Finished())  # type: ignore[arg-type]
-    assert local.seconds_left([longer, analytic]) is None  # nothing finished: not known
-    local.finished(0)
-    assert estimate(longer) == 2 * estimate(trained)
-    assert local.seconds_left([longer] + [analytic] * 100) == pytest.approx(6.0)  # the analytic ones not known yet
-    done.append([PointResult(analytic, [], "", 0.1)])
-    local.finished(0)
-    assert local.seconds_left([longer] + [analytic] * 100) == pytest.approx(6.0 + 10.0)
+    assert not local_first.worth_starting(100, None)  # no group has finished: nothing known yet
+    assert local_first.worth_starting(10, 2.0)  # 20 s
+    assert not local_first.worth_starting(9, 2.0)  # 18 s
+    assert not local_first.worth_starting(0, 5.0)
 
 
 def test_the_local_queue_covers_ray_init():
@@ -99,8 +75,8 @@ def test_once_worth_it_ray_is_started_when_the_local_queue_covers_its_start(monk
     class Local:
         retired, queued = False, 0
 
-        def seconds_left(self, points) -> float:
-            return 2.0 * len(list(points))
+        def seconds_per_point(self) -> float:
+            return 2.0
 
         def depth(self) -> int:
             return 6
@@ -111,12 +87,11 @@ def test_once_worth_it_ray_is_started_when_the_local_queue_covers_its_start(monk
     ex, local, started = RayExecutor(2), Local(), []
     local.executor = type("Pending", (), {"pending": lambda _: local.queued})()
     ex._local, ex._left = local, 11  # 22 s left: worth it
-    ex._untimed = {str(k): None for k in range(11)}  # type: ignore[misc]
+    ex._left_untimed = 11
     monkeypatch.setattr(ex, "_start", lambda: started.append(ex._left))
     monkeypatch.setattr(ex, "_warm_up", lambda n: None)
     while ex.has_room():  # what run_points does: each group queued on the local worker
-        ex._left, local.queued = ex._left - 1, local.queued + 1
-        ex._untimed.popitem()
+        ex._left, ex._left_untimed, local.queued = ex._left - 1, ex._left_untimed - 1, local.queued + 1
     assert local.queued == 6 and started == [5]  # 10 s left then, and started all the same
 
 
@@ -129,8 +104,8 @@ def test_timing_points_do_not_make_ray_worth_starting_and_never_run_beside_a_loc
     class Local:
         retired, queued, waited, submitted = False, 0, 0, 0
 
-        def seconds_left(self, points) -> float:
-            return 2.0 * len(list(points))
+        def seconds_per_point(self) -> float:
+            return 2.0
 
         def depth(self) -> int:
             return 6
@@ -146,7 +121,7 @@ def test_timing_points_do_not_make_ray_worth_starting_and_never_run_beside_a_loc
 
     ex, local = RayExecutor(2), Local()
     local.executor = type("Pending", (), {"pending": lambda _: 0})()
-    ex._local, ex._left, ex._untimed = local, 11, {}  # 22 s left, all of it timing
+    ex._local, ex._left, ex._left_untimed = local, 11, 0  # 22 s left, all of it timing
     monkeypatch.setattr(ex, "_start", lambda: pytest.fail("Ray started for timing points"))
     assert ex.has_room() and not ex._wanted
     timing, untimed = point(tmp_path, metrics=("latency",)), point(tmp_path)

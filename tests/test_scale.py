@@ -16,12 +16,11 @@ from click.testing import CliRunner
 
 from archbench import registry
 from archbench.cli import cli
-from archbench.execute.estimate import estimate
 from archbench.execute.executors.pool import WorkerPool
 from archbench.execute.executors.process import jobs_of, results_of
 from archbench.execute.executors.worker import plugins_of
 from archbench.execute.group import Settings
-from archbench.execute.schedule import groups
+from archbench.execute.schedule import estimate, groups
 from archbench.execute.shard import parse_shard, shard_points
 from archbench.suite.load import parse_suite
 from archbench.suite.plan import expand

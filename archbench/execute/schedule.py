@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archbench import registry
-from archbench.execute.estimate import estimate
 from archbench.execute.executors.base import Executor, is_timing
 from archbench.execute.executors.serial import SerialExecutor
 from archbench.execute.group import PointResult, Settings, status_rows
@@ -44,6 +43,17 @@ def measured_together(point: Point) -> bool:
     measures a group together (``GroupMetric``: latency, generation, instructions) or one that needs
     the device alone (``base.is_timing``: latency, peak_memory). Trained and analytic points are not."""
     return is_timing(point) or any(issubclass(registry.metrics.get(m), GroupMetric) for m in point.metrics)
+
+
+def estimate(point: Point) -> float | None:
+    """A point's relative cost where the plan can tell it: a trained point's steps (its ``max_steps``
+    under ``until: converged``) x batch x seq_len x d_model^2; None for the others."""
+    training = dict(point.training)
+    steps = training.get("max_steps") or training.get("steps")
+    if not steps:
+        return None
+    d_model = point.params.get("d_model") or 1
+    return float(steps) * point.batch * point.seq_len * float(d_model) ** 2
 
 
 def groups(points: list[Point], interleave: bool = True, longest_first: bool = False) -> list[list[Point]]:

@@ -6,7 +6,7 @@
 The slices are made of what runs together (``schedule.groups``: the architectures of one shape that
 are measured together stay in one shard), dealt out so that each shard gets about the same work:
 first the trained points, the costliest first, each to the shard with the least estimated work so
-far (``estimate.estimate``), then the other groups, each to the shard with the fewest points so
+far (``schedule.estimate``), then the other groups, each to the shard with the fewest points so
 far. The same suite on the same device gives the same slices on every machine; together they hold
 every point once. ``archbench merge`` joins their folders (archbench.results.merge).
 """
@@ -15,8 +15,7 @@ from __future__ import annotations
 import re
 
 from archbench.errors import BadInput
-from archbench.execute.estimate import estimate
-from archbench.execute.schedule import groups
+from archbench.execute.schedule import estimate, groups
 from archbench.suite.point import Point
 
 FORM = "I/N with whole numbers 1 <= I <= N, such as 1/4"

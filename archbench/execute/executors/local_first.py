@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-from collections.abc import Iterable
 
-from archbench.execute.estimate import estimate
 from archbench.execute.executors.base import is_timing
 from archbench.execute.executors.process import ProcessExecutor
 from archbench.execute.group import PointResult, Settings
@@ -45,10 +43,10 @@ def fits(points: list[Point]) -> bool:
     return bool(points) and all(p.device == "cpu" for p in points)
 
 
-def worth_starting(seconds_left: float | None) -> bool:
-    """Whether Ray's cluster is worth starting for points worth ``seconds_left`` s here (None: not
-    known yet, as no group has finished)."""
-    return seconds_left is not None and seconds_left >= RAY_WORTH_S
+def worth_starting(points_left: int, seconds_per_point: float | None) -> bool:
+    """Whether Ray's cluster is worth starting for ``points_left`` points of ``seconds_per_point``
+    each (None: not known yet, as no group has finished)."""
+    return seconds_per_point is not None and points_left * seconds_per_point >= RAY_WORTH_S
 
 
 def depth(seconds_per_group: float | None) -> int:
@@ -62,35 +60,17 @@ def depth(seconds_per_group: float | None) -> int:
 class LocalFirst:
     """The local worker of a Ray run and what it has learnt: its groups, their seconds."""
 
-    def __init__(self, points: list[Point], executor: ProcessExecutor | None = None):
-        if executor is None:
-            executor = ProcessExecutor(1)
-            executor.check(points)  # footprint.prepare, then the worker forked (as under --executor process)
-        self.executor = executor
+    def __init__(self, points: list[Point]):
+        self.executor = ProcessExecutor(1)
+        self.executor.check(points)  # footprint.prepare, then the worker forked (as under --executor process)
         self.retired = False  # set when every Ray worker is warm: no more groups here
         self.groups = 0       # groups run here
         self.points = 0       # their points
         self.seconds = 0.0    # their seconds, as the groups measured them
         self._timing: list = []  # the futures of the timing groups submitted here
-        self._estimated = [0.0, 0.0]  # s and units of ``estimate.estimate`` of the points with one
-        self._plain = [0.0, 0]  # s and count of the points without one
 
-    def seconds_left(self, points: Iterable[Point]) -> float | None:
-        """What ``points`` would take here, as far as the points finished tell: the trained ones by
-        their estimate (steps x batch x seq_len x d_model^2) at the rate measured, the others at the
-        mean of those finished; a kind with none finished yet counts nothing. None before any.
-        (The first groups are the costliest trained points: their seconds per point would make a
-        hundred analytic points of a tenth of a second each look like minutes.)"""
-        if not self.points:
-            return None
-        seconds = 0.0
-        for point in points:
-            units = estimate(point)
-            if units is not None and self._estimated[1]:
-                seconds += units * self._estimated[0] / self._estimated[1]
-            elif units is None and self._plain[1]:
-                seconds += self._plain[0] / self._plain[1]
-        return seconds
+    def seconds_per_point(self) -> float | None:
+        return self.seconds / self.points if self.points else None
 
     def depth(self) -> int:
         return depth(self.seconds / self.groups if self.groups else None)
@@ -116,14 +96,6 @@ class LocalFirst:
             self.groups += 1
             self.points += len(results)
             self.seconds += results[0].seconds  # a group's seconds, on each of its points
-            for r in results:
-                units = estimate(r.point)
-                if units is not None:
-                    self._estimated[0] += r.seconds / len(results)
-                    self._estimated[1] += units
-                elif not is_timing(r.point):
-                    self._plain[0] += r.seconds / len(results)
-                    self._plain[1] += 1
         return results
 
     def close(self) -> None:

@@ -195,7 +195,7 @@ class RayExecutor(Executor):
         self._tasks: dict[str, Any] = {}  # options -> the remote function with them (``_task``)
         self._local: LocalFirst | None = None  # the first groups' worker, while Ray is not warm
         self._left = 0  # points still to submit
-        self._untimed: dict[str, Point] = {}  # of them, those that time nothing (what a second core can take)
+        self._left_untimed = 0  # of them, those that time nothing (what a second core can take)
         self._wanted = False  # a local-first run found its points worth Ray's start
         self._cpus: dict = {}  # the warm tasks' CPUs
         if not local or address == "local":  # "local": started at once, no local first (checks a Ray setup)
@@ -219,7 +219,7 @@ class RayExecutor(Executor):
         can be imported by name."""
         plugins_of(points)
         self._left = len(points)
-        self._untimed = {p.id: p for p in points if not is_timing(p)}
+        self._left_untimed = sum(not is_timing(p) for p in points)
         self._cpus = {"num_cpus": points[0].threads} if points else {}
         if not self._up and fits(points):
             self._local = LocalFirst(points)  # Ray starts later, if the points are worth it (has_room)
@@ -277,7 +277,7 @@ class RayExecutor(Executor):
             return False
         # decided once: the groups queued for ray.init below are no longer "left", but Ray is still wanted
         # timing groups run one at a time whatever runs them: only the untimed points can gain from Ray
-        self._wanted = self._wanted or worth_starting(local.seconds_left(self._untimed.values()))
+        self._wanted = self._wanted or worth_starting(self._left_untimed, local.seconds_per_point())
         if not self._up and self._wanted:
             if local.executor.pending() < local.depth() and self._left:
                 return True  # work queued locally for the while ray.init blocks this process
@@ -290,8 +290,7 @@ class RayExecutor(Executor):
 
     def submit(self, group: list[Point], settings: Settings) -> None:
         self._left -= len(group)
-        for p in group:
-            self._untimed.pop(p.id, None)
+        self._left_untimed -= sum(not is_timing(p) for p in group)
         local = self._local
         with _terminated():
             ray_free = self._up and self._free() > 0
